@@ -1,0 +1,130 @@
+//! The operators' side: admin API keys and the extractor that guards the admin API. (The
+//! dashboard and setup links will live here too.)
+
+mod auth;
+mod keys;
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::StatusCode,
+    middleware::from_extractor_with_state,
+    routing::{delete, get},
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use auth::AdminAuth;
+pub use keys::{IssuedKey, digest, issue_key, validate_supplied_key};
+
+/// The record of an operator-supplied first key.
+pub fn keys_record_for(key: &str, now: OffsetDateTime) -> admin_keys::AdminKeyRecord {
+    keys::record_for(key, "bootstrap key".into(), now)
+}
+
+use crate::{
+    app::AppState,
+    http::{ApiError, ApiJson},
+    ids::AdminKeyId,
+    store::{StoreError, admin_keys},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no admin credentials")]
+    MissingCredentials,
+    #[error("invalid admin credentials")]
+    InvalidCredentials,
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("no admin key {0}")]
+    KeyNotFound(String),
+    #[error("the last active admin key cannot be revoked")]
+    LastKey,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The admin API's own routes; every one needs an admin API key.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin-keys", get(list_keys).post(create_key))
+        .route("/admin-keys/{id}", delete(revoke_key))
+        .route_layer(from_extractor_with_state::<AdminAuth, _>(state))
+}
+
+#[derive(Debug, Serialize)]
+struct AdminKeyView {
+    id: AdminKeyId,
+    name: String,
+    prefix: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<admin_keys::AdminKeyRecord> for AdminKeyView {
+    fn from(r: admin_keys::AdminKeyRecord) -> Self {
+        Self { id: r.id, name: r.name, prefix: r.prefix, created_at: r.created_at, revoked_at: r.revoked_at }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct KeyList {
+    items: Vec<AdminKeyView>,
+}
+
+async fn list_keys(State(state): State<AppState>) -> Result<ApiJson<KeyList>, ApiError> {
+    let keys = state.store.read(|tx| admin_keys::all(tx)).await?;
+    Ok(ApiJson(KeyList { items: keys.into_iter().map(Into::into).collect() }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CreatedKey {
+    #[serde(flatten)]
+    view: AdminKeyView,
+    /// The key itself: shown in this response only.
+    key: String,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<CreateKey>,
+) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
+    let name = keys::validate_name(&input.name)?;
+    let issued = issue_key(name, state.clock.now());
+    let record = issued.record.clone();
+    state.store.write(move |tx| admin_keys::insert(tx, &record)).await?;
+    tracing::info!(key_id = %issued.record.id, "admin API key created");
+    Ok((StatusCode::CREATED, ApiJson(CreatedKey { view: issued.record.into(), key: issued.key })))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let key_id: AdminKeyId = id.parse().map_err(|_| AdminError::KeyNotFound(id.clone()))?;
+    let now = state.clock.now();
+    state
+        .store
+        .write(move |tx| {
+            let key = admin_keys::get(tx, key_id)?.ok_or_else(|| AdminError::KeyNotFound(key_id.to_string()))?;
+            let others_active =
+                admin_keys::all(tx)?.iter().any(|k| k.id != key_id && k.revoked_at.is_none());
+            if key.revoked_at.is_none() && !others_active {
+                return Err(AdminError::LastKey);
+            }
+            admin_keys::revoke(tx, key_id, now)?;
+            Ok(())
+        })
+        .await?;
+    tracing::info!(key_id = %key_id, "admin API key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

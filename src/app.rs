@@ -1,0 +1,89 @@
+//! The shared state and the router that mounts every feature.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{StatusCode, Uri},
+    middleware,
+    response::{IntoResponse, Response},
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
+};
+
+use crate::{
+    admin,
+    clock::SharedClock,
+    config::Config,
+    http::{ApiError, health, middleware as mw},
+    store::Store,
+    tenants,
+};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    /// The base URL this server is reached at, without a trailing slash.
+    pub public_url: Arc<str>,
+    draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Arc<Config>, clock: SharedClock, public_url: String) -> Self {
+        Self {
+            store,
+            config,
+            clock,
+            public_url: public_url.into(),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// From now on `/readyz` answers 503, so load balancers stop sending new work.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new().merge(admin::router(state.clone())).merge(tenants::router(state.clone()));
+    let mut app = Router::new()
+        .merge(health::router())
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    // Layers run outside-in in the reverse of the order they are added here: the request id
+    // wraps everything (so even a panic's 500 carries one), then the security headers (so they
+    // are on every response, errors included), then panic isolation, then the time and size
+    // limits closest to the handlers.
+    app = app
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout))
+        .layer(CatchPanicLayer::custom(|_| -> Response {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }));
+    for (name, value) in mw::security_headers() {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    app.layer(middleware::from_fn(mw::request_id)).with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("nothing is served at {}", uri.path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

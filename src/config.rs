@@ -1,0 +1,478 @@
+//! Settings: built-in defaults, overridden by an optional TOML file, then by `PORTCULLIS_*`
+//! environment variables, then by command-line flags. Loaded once at start and passed around as
+//! `Arc<Config>`; a bad value stops the start with a message naming the setting, where it came
+//! from and what is wrong with it.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use url::Url;
+
+/// The prefix of every environment variable Portcullis reads.
+pub const ENV_PREFIX: &str = "PORTCULLIS_";
+/// The environment variable that names the TOML file (the `--config` flag wins over it).
+pub const CONFIG_FILE_ENV: &str = "PORTCULLIS_CONFIG";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The URL browsers and IdPs reach this server at; derived from the listen address if unset.
+    pub public_url: Option<Url>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+    pub db_cache_mb: usize,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    /// The first admin API key, used only when the database is created.
+    pub bootstrap_admin_key: Option<Secret>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./portcullis-data"),
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            public_url: None,
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+            max_body_bytes: 1 << 20,
+            db_cache_mb: 64,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            bootstrap_admin_key: None,
+        }
+    }
+}
+
+impl Config {
+    /// The public base URL (no trailing slash): the configured one, or one derived from the
+    /// address the server actually bound (which matters when the configured port is 0).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => {
+                let ip = match bound.ip() {
+                    IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    ip => ip,
+                };
+                format!("http://{}", SocketAddr::new(ip, bound.port()))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A secret setting: its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where a setting's effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Environment(String),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Environment(name) => write!(f, "environment variable {name}"),
+            Origin::Flag(flag) => write!(f, "flag --{flag}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting `{key}` (from {origin}): {message}")]
+    Invalid { key: &'static str, origin: Origin, message: String },
+    #[error("unknown setting `{key}` in {origin}; known settings: {known}")]
+    Unknown { key: String, origin: Origin, known: String },
+    #[error("cannot read the config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// One setting: its name (the TOML key; upper-cased with the prefix, the environment variable),
+/// how to parse it, and how to show it.
+struct Setting {
+    key: &'static str,
+    secret: bool,
+    parse: fn(&mut Config, &str) -> Result<(), String>,
+    show: fn(&Config) -> Option<String>,
+}
+
+const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        secret: false,
+        parse: |c, v| {
+            if v.trim().is_empty() {
+                return Err("must not be empty".into());
+            }
+            c.data_dir = PathBuf::from(v);
+            Ok(())
+        },
+        show: |c| Some(c.data_dir.display().to_string()),
+    },
+    Setting {
+        key: "listen",
+        secret: false,
+        parse: |c, v| {
+            c.listen = v
+                .parse()
+                .map_err(|_| format!("`{v}` is not an IP address and port such as 127.0.0.1:8080"))?;
+            Ok(())
+        },
+        show: |c| Some(c.listen.to_string()),
+    },
+    Setting {
+        key: "public_url",
+        secret: false,
+        parse: |c, v| {
+            c.public_url = Some(parse_public_url(v)?);
+            Ok(())
+        },
+        show: |c| c.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
+    },
+    Setting {
+        key: "log_level",
+        secret: false,
+        parse: |c, v| {
+            tracing_subscriber::EnvFilter::try_new(v)
+                .map_err(|e| format!("`{v}` is not a log filter such as `info` or `portcullis=debug`: {e}"))?;
+            c.log_level = v.to_owned();
+            Ok(())
+        },
+        show: |c| Some(c.log_level.clone()),
+    },
+    Setting {
+        key: "log_format",
+        secret: false,
+        parse: |c, v| {
+            c.log_format = match v {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(format!("`{v}` is not one of `text`, `json`")),
+            };
+            Ok(())
+        },
+        show: |c| Some(match c.log_format {
+            LogFormat::Text => "text".into(),
+            LogFormat::Json => "json".into(),
+        }),
+    },
+    Setting {
+        key: "max_body_bytes",
+        secret: false,
+        parse: |c, v| {
+            c.max_body_bytes = parse_in_range(v, 1024, 64 << 20)?;
+            Ok(())
+        },
+        show: |c| Some(c.max_body_bytes.to_string()),
+    },
+    Setting {
+        key: "db_cache_mb",
+        secret: false,
+        parse: |c, v| {
+            c.db_cache_mb = parse_in_range(v, 1, 1 << 16)?;
+            Ok(())
+        },
+        show: |c| Some(c.db_cache_mb.to_string()),
+    },
+    Setting {
+        key: "request_timeout_secs",
+        secret: false,
+        parse: |c, v| {
+            c.request_timeout = Duration::from_secs(parse_in_range(v, 1, 3600)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.request_timeout.as_secs().to_string()),
+    },
+    Setting {
+        key: "shutdown_grace_secs",
+        secret: false,
+        parse: |c, v| {
+            c.shutdown_grace = Duration::from_secs(parse_in_range(v, 0, 3600)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.shutdown_grace.as_secs().to_string()),
+    },
+    Setting {
+        key: "bootstrap_admin_key",
+        secret: true,
+        parse: |c, v| {
+            crate::admin::validate_supplied_key(v)?;
+            c.bootstrap_admin_key = Some(Secret(v.to_owned()));
+            Ok(())
+        },
+        show: |c| c.bootstrap_admin_key.as_ref().map(|s| s.0.clone()),
+    },
+];
+
+fn parse_in_range(value: &str, min: usize, max: usize) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{value}` is not a whole number from {min} to {max}")),
+    }
+}
+
+fn parse_public_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("`{value}` is not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{value}` must start with https:// (or http:// for local testing)"));
+    }
+    if url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{value}` must name a host and carry no user or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        return Err(format!(
+            "`{value}` must be a bare origin such as https://id.example.com (no path, query or fragment)"
+        ));
+    }
+    Ok(url)
+}
+
+/// The raw inputs of a load: the config file (if any), the environment, and the flags given.
+#[derive(Debug, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub flags: Vec<(&'static str, String)>,
+}
+
+impl Sources {
+    /// The process environment's `PORTCULLIS_*` variables, with the file named by `--config`
+    /// or `PORTCULLIS_CONFIG`.
+    pub fn from_process(config_flag: Option<PathBuf>, flags: Vec<(&'static str, String)>) -> Self {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        let file = config_flag.or_else(|| {
+            env.iter().find(|(k, _)| k == CONFIG_FILE_ENV).map(|(_, v)| PathBuf::from(v))
+        });
+        Self { file, env, flags }
+    }
+}
+
+/// The effective settings and where each came from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub origins: BTreeMap<&'static str, Origin>,
+}
+
+pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    let mut loaded = Loaded { config: Config::default(), origins: BTreeMap::new() };
+    if let Some(path) = &sources.file {
+        for (key, value) in read_file(path)? {
+            loaded.apply(&key, &value, Origin::File(path.clone()))?;
+        }
+    }
+    for (name, value) in &sources.env {
+        if name == CONFIG_FILE_ENV {
+            continue;
+        }
+        let key = name.trim_start_matches(ENV_PREFIX).to_ascii_lowercase();
+        loaded.apply(&key, value, Origin::Environment(name.clone()))?;
+    }
+    for (key, value) in &sources.flags {
+        loaded.apply(key, value, Origin::Flag(flag_name(key)))?;
+    }
+    Ok(loaded)
+}
+
+fn flag_name(key: &'static str) -> &'static str {
+    match key {
+        "data_dir" => "data-dir",
+        "public_url" => "public-url",
+        "log_level" => "log-level",
+        "log_format" => "log-format",
+        other => other,
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(file_error(format!(
+                        "`{key}` must be a string or a number, not a {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
+impl Loaded {
+    fn apply(&mut self, key: &str, value: &str, origin: Origin) -> Result<(), ConfigError> {
+        let Some(setting) = SETTINGS.iter().find(|s| s.key == key) else {
+            let known = SETTINGS.iter().map(|s| s.key).collect::<Vec<_>>().join(", ");
+            let key = match &origin {
+                Origin::Environment(name) => name.clone(),
+                _ => key.to_owned(),
+            };
+            return Err(ConfigError::Unknown { key, origin, known });
+        };
+        (setting.parse)(&mut self.config, value).map_err(|message| ConfigError::Invalid {
+            key: setting.key,
+            origin: origin.clone(),
+            message,
+        })?;
+        self.origins.insert(setting.key, origin);
+        Ok(())
+    }
+
+    /// The effective settings as TOML, secrets masked, each with its origin.
+    pub fn render(&self) -> String {
+        let mut out = String::from("# Effective Portcullis settings (secrets masked)\n");
+        for setting in SETTINGS {
+            let origin = self.origins.get(setting.key).cloned().unwrap_or(Origin::Default);
+            let line = match (setting.show)(&self.config) {
+                Some(_) if setting.secret => format!("{} = \"***\"", setting.key),
+                Some(value) => format!("{} = {}", setting.key, toml::Value::String(value)),
+                None if setting.key == "public_url" => {
+                    let derived = self.config.public_url_for(self.config.listen);
+                    format!("# public_url = {}  (derived from listen)", toml::Value::String(derived))
+                }
+                None => format!("# {} is not set", setting.key),
+            };
+            out.push_str(&format!("{line:<60} # {origin}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let loaded = load(&Sources::default()).unwrap();
+        assert_eq!(loaded.config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(loaded.config.data_dir, PathBuf::from("./portcullis-data"));
+        assert_eq!(loaded.config.public_url_for(loaded.config.listen), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portcullis.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 4096\n")
+            .unwrap();
+        let sources = Sources {
+            file: Some(path.clone()),
+            env: env(&[("PORTCULLIS_LISTEN", "127.0.0.1:2000"), ("PORTCULLIS_LOG_LEVEL", "debug")]),
+            flags: vec![("log_level", "warn".into())],
+        };
+        let loaded = load(&sources).unwrap();
+        assert_eq!(loaded.config.listen.port(), 2000);
+        assert_eq!(loaded.config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(loaded.config.max_body_bytes, 4096);
+        assert_eq!(loaded.config.log_level, "warn");
+        assert_eq!(loaded.origins["data_dir"], Origin::File(path));
+        assert_eq!(loaded.origins["log_level"], Origin::Flag("log-level"));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_and_its_source() {
+        let sources = Sources { env: env(&[("PORTCULLIS_LISTEN", "localhost")]), ..Default::default() };
+        let message = load(&sources).unwrap_err().to_string();
+        assert!(message.contains("`listen`"), "{message}");
+        assert!(message.contains("PORTCULLIS_LISTEN"), "{message}");
+        assert!(message.contains("localhost"), "{message}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let sources = Sources { env: env(&[("PORTCULLIS_LISTN", "x")]), ..Default::default() };
+        assert!(matches!(load(&sources), Err(ConfigError::Unknown { .. })));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let sources = Sources { file: Some(path), ..Default::default() };
+        assert!(matches!(load(&sources), Err(ConfigError::Unknown { .. })));
+    }
+
+    #[test]
+    fn public_urls_must_be_bare_http_origins() {
+        for bad in ["ftp://x.test", "https://x.test/path", "https://u:p@x.test", "x.test", "https://x.test/?q"] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+        let sources = Sources { env: env(&[("PORTCULLIS_PUBLIC_URL", "https://id.acme.test/")]), ..Default::default() };
+        let config = load(&sources).unwrap().config;
+        assert_eq!(config.public_url_for(config.listen), "https://id.acme.test");
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        let sources = Sources { env: env(&[("PORTCULLIS_MAX_BODY_BYTES", "12")]), ..Default::default() };
+        let message = load(&sources).unwrap_err().to_string();
+        assert!(message.contains("max_body_bytes") && message.contains("1024"), "{message}");
+    }
+
+    #[test]
+    fn rendering_masks_secrets() {
+        let key = "k".repeat(40);
+        let sources = Sources { env: env(&[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", &key)]), ..Default::default() };
+        let loaded = load(&sources).unwrap();
+        let shown = loaded.render();
+        assert!(!shown.contains(&key), "{shown}");
+        assert!(shown.contains("bootstrap_admin_key = \"***\""), "{shown}");
+        assert!(!format!("{:?}", loaded.config).contains(&key));
+        // What is rendered is itself a valid config file (comments aside).
+        shown.parse::<toml::Table>().unwrap();
+    }
+
+    #[test]
+    fn unspecified_listen_addresses_derive_a_loopback_url() {
+        let config = Config::default();
+        assert_eq!(config.public_url_for("0.0.0.0:9000".parse().unwrap()), "http://127.0.0.1:9000");
+        assert_eq!(config.public_url_for("[::]:9000".parse().unwrap()), "http://[::1]:9000");
+    }
+}

@@ -1,0 +1,91 @@
+//! Middleware every response passes through.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, header},
+    middleware::Next,
+    response::Response,
+};
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served, in its extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives each request an id (a caller's own `x-request-id` is kept if it is short and plain,
+/// so ids can follow a request across a proxy), serves it inside a span carrying that id,
+/// logs its outcome, and returns the id in the response. Only the path is logged: query
+/// strings can hold codes and tokens.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_plain_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, elapsed_ms, "served");
+        } else {
+            tracing::debug!(status, elapsed_ms, "served");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+fn is_plain_id(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Headers that make responses safe by default: nothing is sniffed, framed, cached or leaked in
+/// a referrer. Features that serve pages set their own Content-Security-Policy and caching.
+pub fn security_headers() -> [(HeaderName, HeaderValue); 6] {
+    [
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(is_plain_id("abc-123_x.y"));
+        assert!(!is_plain_id(""));
+        assert!(!is_plain_id("a b"));
+        assert!(!is_plain_id("a\nb"));
+        assert!(!is_plain_id(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,12 @@
+//! What every feature's HTTP face shares: the admin API's error type and its mapping to
+//! responses, extractors that turn rejections into that error, bearer-token parsing, and the
+//! middleware stack (request ids, security headers, limits).
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+
+pub use error::ApiError;
+pub use extract::{ApiJson, ApiQuery};

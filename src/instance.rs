@@ -1,0 +1,88 @@
+//! What a first start creates: the instance's keys and the first operator credential. Runs at
+//! every start and creates only what is missing, so a start interrupted half-way completes on
+//! the next one.
+
+use time::OffsetDateTime;
+
+use crate::{
+    admin,
+    config::Config,
+    provider,
+    saml,
+    store::{
+        Store, StoreError,
+        admin_keys::{self, AdminKeyRecord},
+        instance_keys::{self, InstanceKeyRecord, KeyPurpose},
+    },
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    TokenKey(#[from] provider::keys::KeyGenerationError),
+    #[error(transparent)]
+    SamlCertificate(#[from] saml::sp_cert::CertificateError),
+}
+
+/// The first admin API key, if this start generated one: shown once, never stored in clear.
+pub struct GeneratedAdminKey(pub String);
+
+pub async fn initialise(
+    store: &Store,
+    config: &Config,
+    public_url: &str,
+    now: OffsetDateTime,
+) -> Result<Option<GeneratedAdminKey>, InitError> {
+    let (keys, admin_key_count) = store
+        .read(|tx| Ok::<_, StoreError>((instance_keys::all(tx)?, admin_keys::all(tx)?.len())))
+        .await?;
+    let has = |purpose| keys.iter().any(|k: &InstanceKeyRecord| k.purpose == purpose && k.retired_at.is_none());
+
+    let mut new_keys = Vec::new();
+    if !has(KeyPurpose::TokenSigning) {
+        new_keys.push(provider::keys::generate_es256(now)?);
+        tracing::info!("generated the token signing key");
+    }
+    if !has(KeyPurpose::SamlServiceProvider) {
+        let host = url::Url::parse(public_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        let generated = tokio::task::spawn_blocking(move || saml::sp_cert::generate(&host, now))
+            .await
+            .map_err(|_| StoreError::Panicked)??;
+        new_keys.push(generated);
+        tracing::info!("generated the SAML service provider certificate");
+    }
+
+    let (first_admin_key, shown): (Option<AdminKeyRecord>, Option<GeneratedAdminKey>) = match (admin_key_count, &config.bootstrap_admin_key) {
+        (0, Some(supplied)) => {
+            tracing::info!("the first admin API key is the one given in PORTCULLIS_BOOTSTRAP_ADMIN_KEY");
+            (Some(admin::keys_record_for(supplied.expose(), now)), None)
+        }
+        (0, None) => {
+            let issued = admin::issue_key("first admin key".into(), now);
+            (Some(issued.record), Some(GeneratedAdminKey(issued.key)))
+        }
+        (_, Some(_)) => {
+            tracing::info!("PORTCULLIS_BOOTSTRAP_ADMIN_KEY is ignored: the database already has admin API keys");
+            (None, None)
+        }
+        (_, None) => (None, None),
+    };
+
+    if new_keys.is_empty() && first_admin_key.is_none() {
+        return Ok(None);
+    }
+    store
+        .write(move |tx| {
+            for key in &new_keys {
+                instance_keys::put(tx, key)?;
+            }
+            if let Some(record) = &first_admin_key {
+                admin_keys::insert(tx, record)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(shown)
+}

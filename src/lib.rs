@@ -1,0 +1,98 @@
+//! Portcullis: enterprise SSO (SAML 2.0, OpenID Connect) and SCIM 2.0 provisioning for a B2B
+//! SaaS app, in one binary with its state in redb.
+//!
+//! `run` is what both `main` and the integration tests call: it opens the data directory,
+//! finishes first-start initialisation, serves until `shutdown` resolves, then drains.
+
+pub mod admin;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod instance;
+pub mod provider;
+pub mod saml;
+pub mod store;
+pub mod tenants;
+
+use std::{future::Future, io, path::Path, sync::Arc};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::Notify};
+
+use crate::{app::AppState, clock::SharedClock, config::Config, store::Store};
+
+/// Opens the data directory and its database, creating them if needed (readable by their owner
+/// only: the database holds private keys).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    create_private_dir(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {} (setting data_dir)", config.data_dir.display()))?;
+    let (dir, cache) = (config.data_dir.clone(), config.db_cache_mb << 20);
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, cache)).await??;
+    Ok(store)
+}
+
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Serves on `listener` until `shutdown` resolves; then stops taking connections, lets requests
+/// in flight finish (for at most `shutdown_grace`), and commits what the writer has queued.
+pub async fn run(
+    config: Config,
+    clock: SharedClock,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let bound = listener.local_addr()?;
+    let public_url = config.public_url_for(bound);
+    let store = open_store(&config).await?;
+    if let Some(key) = instance::initialise(&store, &config, &public_url, clock.now()).await? {
+        announce_first_admin_key(&key.0);
+    }
+
+    let config = Arc::new(config);
+    let grace = config.shutdown_grace;
+    let state = AppState::new(store.clone(), config, clock, public_url.clone());
+    let router = app::router(state.clone());
+
+    let stopping = Arc::new(Notify::new());
+    let signal = {
+        let (stopping, state) = (Arc::clone(&stopping), state.clone());
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            state.start_draining();
+            stopping.notify_waiters();
+        }
+    };
+    println!("Portcullis listening on {public_url} (bound to {bound})");
+    tracing::info!(%bound, %public_url, "listening");
+
+    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let deadline = async {
+        stopping.notified().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served.context("the HTTP server failed")?,
+        () = deadline => tracing::warn!(?grace, "requests still in flight after the shutdown grace period; stopping anyway"),
+    }
+    drop(state);
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn announce_first_admin_key(key: &str) {
+    println!(
+        "\nPortcullis created its database and the first admin API key.\n\
+         It is shown this once and stored only as a digest; keep it somewhere safe:\n\n    {key}\n\n\
+         Use it as `Authorization: Bearer <key>` on /api/v1.\n"
+    );
+}

@@ -1,0 +1,159 @@
+//! The `portcullis` command: parses the command line, loads the settings, starts logging and
+//! calls into the library.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Args, Parser, Subcommand};
+use portcullis::{
+    clock::SystemClock,
+    config::{self, Config, LogFormat, Sources},
+};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Enterprise SSO and SCIM provisioning for B2B SaaS apps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the defaults need no configuration).
+    Serve(SettingsArgs),
+    /// Print the effective settings, secrets masked, with where each came from.
+    Config(SettingsArgs),
+    /// Create the data directory, database and keys without serving, printing the first admin
+    /// API key if one was generated.
+    Init(SettingsArgs),
+}
+
+/// Flags override `PORTCULLIS_*` environment variables, which override the config file.
+#[derive(Args)]
+struct SettingsArgs {
+    /// A TOML file of settings (also PORTCULLIS_CONFIG).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the database and the audit index live [default: ./portcullis-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The URL users and IdPs reach this server at [default: derived from --listen].
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// A log filter such as `info` or `portcullis=debug` [default: info].
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// `text` or `json` [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+}
+
+impl SettingsArgs {
+    fn sources(self) -> Sources {
+        let flags = [
+            ("data_dir", self.data_dir),
+            ("listen", self.listen),
+            ("public_url", self.public_url),
+            ("log_level", self.log_level),
+            ("log_format", self.log_format),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| (key, v)))
+        .collect();
+        Sources::from_process(self.config, flags)
+    }
+}
+
+fn main() -> ExitCode {
+    let (args, command) = match Cli::parse().command {
+        Command::Serve(args) => (args, "serve"),
+        Command::Config(args) => (args, "config"),
+        Command::Init(args) => (args, "init"),
+    };
+    let loaded = match config::load(&args.sources()) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("portcullis: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if command == "config" {
+        print!("{}", loaded.render());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&loaded.config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("portcullis: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match command {
+            "init" => init(loaded.config).await,
+            _ => serve(loaded.config).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("portcullis: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|err| {
+        anyhow::anyhow!("cannot listen on {} (setting listen): {err}", config.listen)
+    })?;
+    portcullis::run(config, Arc::new(SystemClock), listener, shutdown_signal()).await
+}
+
+async fn init(config: Config) -> anyhow::Result<()> {
+    let store = portcullis::open_store(&config).await?;
+    let public_url = config.public_url_for(config.listen);
+    let now = time::OffsetDateTime::now_utc();
+    match portcullis::instance::initialise(&store, &config, &public_url, now).await? {
+        Some(key) => println!("The first admin API key (shown once, store it now):\n\n    {}\n", key.0),
+        None => println!("The data directory {} is initialised.", config.data_dir.display()),
+    }
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,72 @@
+//! The instance's own key material: JWT signing keys and the SAML service provider certificate.
+//! `instance_keys` (key id → record).
+//!
+//! Private keys are stored as PKCS#8 PEM inside the database file, which is why the data
+//! directory is created readable by its owner only.
+
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Record, Source, StoreError, WriteTx, codec};
+
+const INSTANCE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("instance_keys");
+
+pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
+    tx.table_mut(INSTANCE_KEYS)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPurpose {
+    /// Signs the tokens Portcullis issues as an OpenID Provider.
+    TokenSigning,
+    /// Signs SAML requests and decrypts assertions, as every tenant's service provider.
+    SamlServiceProvider,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceKeyRecord {
+    /// The key id (for token signing keys, the RFC 7638 thumbprint of the public key).
+    pub kid: String,
+    pub purpose: KeyPurpose,
+    /// A JOSE algorithm name such as `ES256` or `RS256`.
+    pub algorithm: String,
+    pub private_key_pem: String,
+    /// The public key as a JWK (token signing keys).
+    pub public_jwk: Option<serde_json::Value>,
+    /// The self-signed certificate (SAML keys).
+    pub certificate_pem: Option<String>,
+    pub created_at: OffsetDateTime,
+    /// Retired keys no longer sign; they stay published until what they signed has expired.
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for InstanceKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceKeyRecord")
+            .field("kid", &self.kid)
+            .field("purpose", &self.purpose)
+            .field("algorithm", &self.algorithm)
+            .field("private_key_pem", &"***")
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Record for InstanceKeyRecord {
+    const KIND: &'static str = "instance key";
+}
+
+pub fn all(src: &impl Source) -> Result<Vec<InstanceKeyRecord>, StoreError> {
+    let table = src.table(INSTANCE_KEYS)?;
+    let range = table.range::<&str>(..)?;
+    range.map(|entry| codec::decode(entry?.1.value())).collect()
+}
+
+pub fn put(tx: &WriteTx<'_>, key: &InstanceKeyRecord) -> Result<(), StoreError> {
+    tx.table_mut(INSTANCE_KEYS)?.insert(key.kid.as_str(), codec::encode(key)?.as_slice())?;
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The storage boundary: redb tables, their encoding, the schema version and the transactions
+//! through which every other module reads and writes. Nothing outside this module names a table.
+//!
+//! Writes go through one writer thread that batches the operations of concurrent requests into a
+//! single durable commit (group commit): each request is answered after the fsync that made its
+//! change durable, and a busy server pays one fsync per batch rather than one per request. Reads
+//! run on their own snapshots in parallel and never wait for the writer.
+
+pub mod admin_keys;
+mod codec;
+pub mod directory;
+mod error;
+pub mod instance_keys;
+mod schema;
+pub mod sessions;
+pub mod tenants;
+mod tx;
+mod writer;
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, RwLock, mpsc},
+    thread::JoinHandle,
+};
+
+use redb::{Database, ReadableDatabase};
+
+pub use codec::Record;
+pub use error::StoreError;
+pub use schema::{Opened, SCHEMA_VERSION};
+pub use tx::{ReadTx, Source, WriteTx};
+use writer::Job;
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "portcullis.redb";
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    opened: Opened,
+    jobs: RwLock<Option<mpsc::Sender<Box<dyn Job>>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `data_dir`, brings its schema up to date and starts
+    /// the writer thread.
+    pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(data_dir.join(DATABASE_FILE))
+            .map_err(|err| match err {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Database(format!(
+                    "{} is in use by another process (is another Portcullis running on this data directory?)",
+                    data_dir.join(DATABASE_FILE).display()
+                )),
+                other => other.into(),
+            })?;
+        let opened = schema::prepare(&db)?;
+        let db = Arc::new(db);
+        let (sender, receiver) = mpsc::channel();
+        let writer = writer::spawn(Arc::clone(&db), receiver)
+            .map_err(|err| StoreError::Database(format!("cannot start the writer thread: {err}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                opened,
+                jobs: RwLock::new(Some(sender)),
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// Whether this start created the database.
+    pub fn opened(&self) -> Opened {
+        self.inner.opened
+    }
+
+    /// Runs `op` on a snapshot, on a blocking thread.
+    pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&ReadTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.inner.db);
+        let task = tokio::task::spawn_blocking(move || {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            op(&ReadTx::new(tx))
+        });
+        task.await.map_err(|_| StoreError::Panicked)?
+    }
+
+    /// Runs `op` in the next batch's write transaction and answers after that batch has been
+    /// committed durably. If `op` fails, none of its changes are committed and its error is
+    /// returned. `op` may run more than once (a batch is re-run when another operation in it
+    /// fails), so it must not have effects outside the transaction.
+    pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: Fn(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (job, answer) = writer::job(op);
+        {
+            let jobs = self.inner.jobs.read().map_err(|_| StoreError::Closed)?;
+            let sender = jobs.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Whether the database answers a read.
+    pub fn is_healthy(&self) -> bool {
+        self.inner.db.begin_read().is_ok() && self.writer_running()
+    }
+
+    fn writer_running(&self) -> bool {
+        self.inner
+            .writer
+            .lock()
+            .map(|w| w.as_ref().is_some_and(|h| !h.is_finished()))
+            .unwrap_or(false)
+    }
+
+    /// Stops accepting writes, lets the writer commit what it has queued, and waits for it.
+    pub fn shutdown(&self) {
+        if let Ok(mut jobs) = self.inner.jobs.write() {
+            jobs.take();
+        }
+        let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!("the store writer thread panicked");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// A store in a temporary directory, for unit tests of the typed operations.
+    pub fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16 << 20).unwrap();
+        (dir, store)
+    }
+}

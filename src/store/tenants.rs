@@ -1,0 +1,193 @@
+//! Tenants and their email domains.
+//!
+//! Tables: `tenants` (id → record), `tenant_slugs` (slug → id, the vanity-URL index), `domains`
+//! ((tenant, domain) → record) and `domain_owners` (domain → tenant, which makes a domain belong
+//! to at most one tenant). The indexes change in the same transaction as the records.
+
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Record, Source, StoreError, WriteTx, codec, directory, sessions};
+use crate::ids::TenantId;
+
+const TENANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("tenants");
+const TENANT_SLUGS: TableDefinition<&str, u128> = TableDefinition::new("tenant_slugs");
+const DOMAINS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("domains");
+const DOMAIN_OWNERS: TableDefinition<&str, u128> = TableDefinition::new("domain_owners");
+
+pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
+    tx.table_mut(TENANTS)?;
+    tx.table_mut(TENANT_SLUGS)?;
+    tx.table_mut(DOMAINS)?;
+    tx.table_mut(DOMAIN_OWNERS)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub slug: String,
+    pub display_name: String,
+    pub status: TenantStatus,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Record for TenantRecord {
+    const KIND: &'static str = "tenant";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainStatus {
+    Unverified,
+    Verified,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    /// The domain in lower-case ASCII (IDNA) form.
+    pub domain: String,
+    pub tenant: TenantId,
+    pub status: DomainStatus,
+    /// The random value the owner publishes in a DNS TXT record to prove control.
+    pub verification_token: String,
+    pub created_at: OffsetDateTime,
+    pub verified_at: Option<OffsetDateTime>,
+}
+
+impl Record for DomainRecord {
+    const KIND: &'static str = "domain";
+}
+
+pub fn get(src: &impl Source, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
+    let table = src.table(TENANTS)?;
+    let value = table.get(id.key())?;
+    value.map(|v| codec::decode(v.value())).transpose()
+}
+
+pub fn id_by_slug(src: &impl Source, slug: &str) -> Result<Option<TenantId>, StoreError> {
+    let table = src.table(TENANT_SLUGS)?;
+    Ok(table.get(slug)?.map(|v| TenantId::from_key(v.value())))
+}
+
+/// Up to `limit` tenants in creation order, starting after `after`.
+pub fn list(
+    src: &impl Source,
+    after: Option<TenantId>,
+    limit: usize,
+) -> Result<Vec<TenantRecord>, StoreError> {
+    let table = src.table(TENANTS)?;
+    let range = match after {
+        Some(after) => table.range((after.key() + 1)..)?,
+        None => table.range(0..)?,
+    };
+    range
+        .take(limit)
+        .map(|entry| {
+            let (_, value) = entry?;
+            codec::decode(value.value())
+        })
+        .collect()
+}
+
+/// Writes the record; the slug index is kept by `claim_slug` and `release_slug`.
+pub fn put(tx: &WriteTx<'_>, tenant: &TenantRecord) -> Result<(), StoreError> {
+    tx.table_mut(TENANTS)?.insert(tenant.id.key(), codec::encode(tenant)?.as_slice())?;
+    Ok(())
+}
+
+/// Points `slug` at `tenant`, unless another tenant holds it. Returns whether it now does.
+pub fn claim_slug(tx: &WriteTx<'_>, slug: &str, tenant: TenantId) -> Result<bool, StoreError> {
+    let mut table = tx.table_mut(TENANT_SLUGS)?;
+    if let Some(holder) = table.get(slug)?.map(|v| v.value()) {
+        return Ok(holder == tenant.key());
+    }
+    table.insert(slug, tenant.key())?;
+    Ok(true)
+}
+
+pub fn release_slug(tx: &WriteTx<'_>, slug: &str) -> Result<(), StoreError> {
+    tx.table_mut(TENANT_SLUGS)?.remove(slug)?;
+    Ok(())
+}
+
+pub fn domains(src: &impl Source, tenant: TenantId) -> Result<Vec<DomainRecord>, StoreError> {
+    let table = src.table(DOMAINS)?;
+    let mut out = Vec::new();
+    for entry in table.range((tenant.key(), "")..)? {
+        let (key, value) = entry?;
+        if key.value().0 != tenant.key() {
+            break;
+        }
+        out.push(codec::decode(value.value())?);
+    }
+    Ok(out)
+}
+
+pub fn domain(
+    src: &impl Source,
+    tenant: TenantId,
+    domain: &str,
+) -> Result<Option<DomainRecord>, StoreError> {
+    let table = src.table(DOMAINS)?;
+    let value = table.get((tenant.key(), domain))?;
+    value.map(|v| codec::decode(v.value())).transpose()
+}
+
+/// The tenant a domain belongs to, verified or not.
+pub fn domain_owner(src: &impl Source, domain: &str) -> Result<Option<TenantId>, StoreError> {
+    let table = src.table(DOMAIN_OWNERS)?;
+    Ok(table.get(domain)?.map(|v| TenantId::from_key(v.value())))
+}
+
+/// Adds the domain to its tenant unless a tenant already holds it; returns that holder if so.
+pub fn claim_domain(tx: &WriteTx<'_>, record: &DomainRecord) -> Result<Option<TenantId>, StoreError> {
+    let mut owners = tx.table_mut(DOMAIN_OWNERS)?;
+    if let Some(owner) = owners.get(record.domain.as_str())?.map(|v| v.value()) {
+        return Ok(Some(TenantId::from_key(owner)));
+    }
+    owners.insert(record.domain.as_str(), record.tenant.key())?;
+    drop(owners);
+    put_domain(tx, record)?;
+    Ok(None)
+}
+
+/// Overwrites a domain's record (its verification state).
+pub fn put_domain(tx: &WriteTx<'_>, record: &DomainRecord) -> Result<(), StoreError> {
+    tx.table_mut(DOMAINS)?
+        .insert((record.tenant.key(), record.domain.as_str()), codec::encode(record)?.as_slice())?;
+    Ok(())
+}
+
+/// Removes a tenant's domain; returns whether it had it.
+pub fn remove_domain(tx: &WriteTx<'_>, tenant: TenantId, domain: &str) -> Result<bool, StoreError> {
+    let removed = tx.table_mut(DOMAINS)?.remove((tenant.key(), domain))?.is_some();
+    if removed {
+        tx.table_mut(DOMAIN_OWNERS)?.remove(domain)?;
+    }
+    Ok(removed)
+}
+
+/// Deletes a tenant and everything that belongs to it, in the caller's transaction.
+pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
+    let Some(tenant) = get(tx, id)? else {
+        return Ok(None);
+    };
+    for domain in domains(tx, id)? {
+        remove_domain(tx, id, &domain.domain)?;
+    }
+    release_slug(tx, &tenant.slug)?;
+    directory::delete_tenant(tx, id)?;
+    sessions::delete_tenant(tx, id)?;
+    tx.table_mut(TENANTS)?.remove(id.key())?;
+    Ok(Some(tenant))
+}

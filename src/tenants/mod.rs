@@ -1,0 +1,125 @@
+//! Tenants (the app's customer organisations) and their email domains, managed through the
+//! admin API under `/api/v1/tenants`. Domain verification and the sign-in routing that uses
+//! slugs and verified domains come with the sign-in work.
+
+mod service;
+mod validate;
+mod views;
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::from_extractor_with_state,
+    routing::{delete, get},
+};
+
+pub use service::{CreateTenant, UpdateTenant};
+pub use views::{DomainView, TenantPage, TenantView};
+
+use crate::{
+    admin::AdminAuth,
+    app::AppState,
+    http::{ApiError, ApiJson, ApiQuery},
+    ids::TenantId,
+    store::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("no tenant {0}")]
+    NotFound(String),
+    #[error("the slug {0} is taken")]
+    SlugTaken(String),
+    #[error("the domain {domain} belongs to tenant {owner}")]
+    DomainTaken { domain: String, owner: TenantId },
+    #[error("the tenant already has the domain {0}")]
+    DomainAlreadyAdded(String),
+    #[error("the tenant has no domain {0}")]
+    DomainNotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/tenants", get(list).post(create))
+        .route("/tenants/{tenant}", get(show).patch(update).delete(remove))
+        .route("/tenants/{tenant}/domains", get(list_domains).post(add_domain))
+        .route("/tenants/{tenant}/domains/{domain}", delete(remove_domain))
+        .route_layer(from_extractor_with_state::<AdminAuth, _>(state))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<CreateTenant>,
+) -> Result<(StatusCode, HeaderMap, ApiJson<TenantView>), ApiError> {
+    let (tenant, domains) = service::create(&state, input).await?;
+    let view = TenantView::new(tenant, domains, &state.public_url);
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tenants/{}", view.id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::CREATED, headers, ApiJson(view)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<service::PageRequest>,
+) -> Result<ApiJson<TenantPage>, ApiError> {
+    let (tenants, next) = service::list(&state, page).await?;
+    let items = tenants
+        .into_iter()
+        .map(|(tenant, domains)| TenantView::new(tenant, domains, &state.public_url))
+        .collect();
+    Ok(ApiJson(TenantPage { items, next_cursor: next.map(|id| id.to_string()) }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<ApiJson<TenantView>, ApiError> {
+    let (tenant, domains) = service::get(&state, reference).await?;
+    Ok(ApiJson(TenantView::new(tenant, domains, &state.public_url)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    ApiJson(input): ApiJson<UpdateTenant>,
+) -> Result<ApiJson<TenantView>, ApiError> {
+    let (tenant, domains) = service::update(&state, reference, input).await?;
+    Ok(ApiJson(TenantView::new(tenant, domains, &state.public_url)))
+}
+
+async fn remove(State(state): State<AppState>, Path(reference): Path<String>) -> Result<StatusCode, ApiError> {
+    service::delete(&state, reference).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_domains(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<ApiJson<views::DomainList>, ApiError> {
+    let (_, domains) = service::get(&state, reference).await?;
+    Ok(ApiJson(views::DomainList { items: domains.into_iter().map(DomainView::from).collect() }))
+}
+
+async fn add_domain(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+    ApiJson(input): ApiJson<service::AddDomain>,
+) -> Result<(StatusCode, ApiJson<DomainView>), ApiError> {
+    let domain = service::add_domain(&state, reference, input).await?;
+    Ok((StatusCode::CREATED, ApiJson(domain.into())))
+}
+
+async fn remove_domain(
+    State(state): State<AppState>,
+    Path((reference, domain)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    service::remove_domain(&state, reference, domain).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,251 @@
+//! What the tenant endpoints do, in terms of the store. Every change is one write transaction:
+//! the record, its slug and its domains commit together or not at all.
+
+use std::collections::BTreeSet;
+
+use rand::RngCore;
+use serde::Deserialize;
+
+use super::{TenantError, validate};
+use crate::{
+    app::AppState,
+    ids::TenantId,
+    store::{
+        Source,
+        tenants::{self, DomainRecord, DomainStatus, TenantRecord, TenantStatus},
+    },
+};
+
+const MAX_DOMAINS: usize = 100;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub slug: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub status: Option<TenantStatus>,
+}
+
+/// A partial update: absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub slug: Option<String>,
+    pub display_name: Option<String>,
+    pub status: Option<TenantStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddDomain {
+    pub domain: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageRequest {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+type TenantWithDomains = (TenantRecord, Vec<DomainRecord>);
+
+pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithDomains, TenantError> {
+    let slug = validate::slug(&input.slug)?;
+    let display_name = validate::display_name(&input.display_name)?;
+    let domain_names: BTreeSet<String> = input.domains.iter().map(|d| validate::domain(d)).collect::<Result<_, _>>()?;
+    if domain_names.len() > MAX_DOMAINS {
+        return Err(TenantError::Invalid { field: "domains", message: format!("at most {MAX_DOMAINS} domains") });
+    }
+    let now = state.clock.now();
+    let tenant = TenantRecord {
+        id: TenantId::generate(),
+        slug,
+        display_name,
+        status: input.status.unwrap_or(TenantStatus::Active),
+        created_at: now,
+        updated_at: now,
+    };
+    let domains: Vec<DomainRecord> = domain_names.into_iter().map(|d| new_domain(d, tenant.id, now)).collect();
+    let (t, ds) = (tenant.clone(), domains.clone());
+    state
+        .store
+        .write(move |tx| {
+            if !tenants::claim_slug(tx, &t.slug, t.id)? {
+                return Err(TenantError::SlugTaken(t.slug.clone()));
+            }
+            tenants::put(tx, &t)?;
+            for domain in &ds {
+                claim_domain(tx, domain)?;
+            }
+            Ok(())
+        })
+        .await?;
+    tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "tenant created");
+    Ok((tenant, domains))
+}
+
+pub async fn list(state: &AppState, page: PageRequest) -> Result<(Vec<TenantWithDomains>, Option<TenantId>), TenantError> {
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(TenantError::Invalid { field: "limit", message: format!("must be 1 to {MAX_PAGE}") });
+    }
+    let after = page
+        .cursor
+        .map(|c| c.parse::<TenantId>())
+        .transpose()
+        .map_err(|_| TenantError::Invalid { field: "cursor", message: "is not a cursor from a previous page".into() })?;
+    state
+        .store
+        .read(move |tx| {
+            let mut records = tenants::list(tx, after, limit + 1)?;
+            let next = if records.len() > limit {
+                records.truncate(limit);
+                records.last().map(|t| t.id)
+            } else {
+                None
+            };
+            let with_domains = records
+                .into_iter()
+                .map(|t| {
+                    let domains = tenants::domains(tx, t.id)?;
+                    Ok((t, domains))
+                })
+                .collect::<Result<_, TenantError>>()?;
+            Ok((with_domains, next))
+        })
+        .await
+}
+
+pub async fn get(state: &AppState, reference: String) -> Result<TenantWithDomains, TenantError> {
+    state
+        .store
+        .read(move |tx| {
+            let tenant = resolve(tx, &reference)?;
+            let domains = tenants::domains(tx, tenant.id)?;
+            Ok((tenant, domains))
+        })
+        .await
+}
+
+pub async fn update(state: &AppState, reference: String, input: UpdateTenant) -> Result<TenantWithDomains, TenantError> {
+    let slug = input.slug.as_deref().map(validate::slug).transpose()?;
+    let display_name = input.display_name.as_deref().map(validate::display_name).transpose()?;
+    let now = state.clock.now();
+    let updated = state
+        .store
+        .write(move |tx| {
+            let mut tenant = resolve(tx, &reference)?;
+            if let Some(slug) = slug.as_ref().filter(|s| **s != tenant.slug) {
+                if !tenants::claim_slug(tx, slug, tenant.id)? {
+                    return Err(TenantError::SlugTaken(slug.clone()));
+                }
+                tenants::release_slug(tx, &tenant.slug)?;
+                tenant.slug = slug.clone();
+            }
+            if let Some(name) = &display_name {
+                tenant.display_name = name.clone();
+            }
+            if let Some(status) = input.status {
+                tenant.status = status;
+            }
+            tenant.updated_at = now;
+            tenants::put(tx, &tenant)?;
+            let domains = tenants::domains(tx, tenant.id)?;
+            Ok((tenant, domains))
+        })
+        .await?;
+    tracing::info!(tenant = %updated.0.id, "tenant updated");
+    Ok(updated)
+}
+
+pub async fn delete(state: &AppState, reference: String) -> Result<(), TenantError> {
+    let deleted = state
+        .store
+        .write(move |tx| {
+            let tenant = resolve(tx, &reference)?;
+            tenants::delete(tx, tenant.id)?;
+            Ok::<_, TenantError>(tenant.id)
+        })
+        .await?;
+    tracing::info!(tenant = %deleted, "tenant deleted");
+    Ok(())
+}
+
+pub async fn add_domain(state: &AppState, reference: String, input: AddDomain) -> Result<DomainRecord, TenantError> {
+    let name = validate::domain(&input.domain)?;
+    let now = state.clock.now();
+    let token = verification_token();
+    state
+        .store
+        .write(move |tx| {
+            let tenant = resolve(tx, &reference)?;
+            if tenants::domains(tx, tenant.id)?.len() >= MAX_DOMAINS {
+                return Err(TenantError::Invalid { field: "domain", message: format!("a tenant has at most {MAX_DOMAINS} domains") });
+            }
+            let domain = DomainRecord { verification_token: token.clone(), ..new_domain(name.clone(), tenant.id, now) };
+            claim_domain(tx, &domain)?;
+            tenants::put(tx, &TenantRecord { updated_at: now, ..tenant })?;
+            Ok(domain)
+        })
+        .await
+}
+
+pub async fn remove_domain(state: &AppState, reference: String, domain: String) -> Result<(), TenantError> {
+    let name = validate::domain(&domain).map_err(|_| TenantError::DomainNotFound(domain.clone()))?;
+    let now = state.clock.now();
+    state
+        .store
+        .write(move |tx| {
+            let tenant = resolve(tx, &reference)?;
+            if !tenants::remove_domain(tx, tenant.id, &name)? {
+                return Err(TenantError::DomainNotFound(name.clone()));
+            }
+            tenants::put(tx, &TenantRecord { updated_at: now, ..tenant })?;
+            Ok(())
+        })
+        .await
+}
+
+/// Finds a tenant by id or by slug.
+fn resolve(src: &impl Source, reference: &str) -> Result<TenantRecord, TenantError> {
+    let id = match reference.parse::<TenantId>() {
+        Ok(id) => Some(id),
+        Err(_) => tenants::id_by_slug(src, reference)?,
+    };
+    let tenant = match id {
+        Some(id) => tenants::get(src, id)?,
+        None => None,
+    };
+    tenant.ok_or_else(|| TenantError::NotFound(reference.to_owned()))
+}
+
+fn claim_domain(tx: &crate::store::WriteTx<'_>, domain: &DomainRecord) -> Result<(), TenantError> {
+    match tenants::claim_domain(tx, domain)? {
+        None => Ok(()),
+        Some(owner) if owner == domain.tenant => Err(TenantError::DomainAlreadyAdded(domain.domain.clone())),
+        Some(owner) => Err(TenantError::DomainTaken { domain: domain.domain.clone(), owner }),
+    }
+}
+
+fn new_domain(domain: String, tenant: TenantId, now: time::OffsetDateTime) -> DomainRecord {
+    DomainRecord {
+        domain,
+        tenant,
+        status: DomainStatus::Unverified,
+        verification_token: verification_token(),
+        created_at: now,
+        verified_at: None,
+    }
+}
+
+fn verification_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,99 @@
+//! The JSON shapes of tenants and domains in the admin API.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::{
+    ids::TenantId,
+    store::tenants::{DomainRecord, DomainStatus, TenantRecord, TenantStatus},
+};
+
+/// The DNS name under which a domain's owner publishes the verification record.
+pub const VERIFICATION_LABEL: &str = "_portcullis-challenge";
+/// The text of the verification record, before the token.
+pub const VERIFICATION_PREFIX: &str = "portcullis-domain-verification=";
+
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    pub id: TenantId,
+    pub slug: String,
+    pub display_name: String,
+    pub status: TenantStatus,
+    pub domains: Vec<DomainView>,
+    /// What the tenant's IdP administrator needs to configure provisioning and sign-in.
+    pub urls: TenantUrls,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantUrls {
+    pub scim_base_url: String,
+}
+
+impl TenantView {
+    pub fn new(tenant: TenantRecord, domains: Vec<DomainRecord>, public_url: &str) -> Self {
+        Self {
+            urls: TenantUrls { scim_base_url: format!("{public_url}/scim/v2/{}", tenant.id) },
+            id: tenant.id,
+            slug: tenant.slug,
+            display_name: tenant.display_name,
+            status: tenant.status,
+            domains: domains.into_iter().map(DomainView::from).collect(),
+            created_at: tenant.created_at,
+            updated_at: tenant.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TenantPage {
+    pub items: Vec<TenantView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DomainView {
+    pub domain: String,
+    pub status: DomainStatus,
+    /// The DNS record whose presence proves the tenant controls the domain.
+    pub verification: Verification,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub method: &'static str,
+    pub record_type: &'static str,
+    pub record_name: String,
+    pub record_value: String,
+}
+
+impl From<DomainRecord> for DomainView {
+    fn from(d: DomainRecord) -> Self {
+        Self {
+            verification: Verification {
+                method: "dns_txt",
+                record_type: "TXT",
+                record_name: format!("{VERIFICATION_LABEL}.{}", d.domain),
+                record_value: format!("{VERIFICATION_PREFIX}{}", d.verification_token),
+            },
+            domain: d.domain,
+            status: d.status,
+            created_at: d.created_at,
+            verified_at: d.verified_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DomainList {
+    pub items: Vec<DomainView>,
+}
