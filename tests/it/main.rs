@@ -1,0 +1,12 @@
+//! End-to-end tests: each starts the real `portcullis serve` on an ephemeral port with its own
+//! temporary data directory and talks HTTP to it. One binary (modules below) to keep link time
+//! down; tests run in parallel and share nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin_keys;
+mod bad_input;
+mod cli;
+mod http_basics;
+mod lifecycle;
+mod server;
+mod tenants;
