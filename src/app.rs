@@ -12,9 +12,7 @@ use axum::{
     middleware,
     response::{IntoResponse, Response},
 };
-use tower_http::{
-    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
-};
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
 
 use crate::{
     admin,

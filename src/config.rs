@@ -167,8 +167,9 @@ const SETTINGS: &[Setting] = &[
         key: "log_level",
         secret: false,
         parse: |c, v| {
-            tracing_subscriber::EnvFilter::try_new(v)
-                .map_err(|e| format!("`{v}` is not a log filter such as `info` or `portcullis=debug`: {e}"))?;
+            tracing_subscriber::EnvFilter::try_new(v).map_err(|e| {
+                format!("`{v}` is not a log filter such as `info` or `portcullis=debug`: {e}")
+            })?;
             c.log_level = v.to_owned();
             Ok(())
         },
@@ -185,10 +186,12 @@ const SETTINGS: &[Setting] = &[
             };
             Ok(())
         },
-        show: |c| Some(match c.log_format {
-            LogFormat::Text => "text".into(),
-            LogFormat::Json => "json".into(),
-        }),
+        show: |c| {
+            Some(match c.log_format {
+                LogFormat::Text => "text".into(),
+                LogFormat::Json => "json".into(),
+            })
+        },
     },
     Setting {
         key: "max_body_bytes",
@@ -277,9 +280,8 @@ impl Sources {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .collect();
-        let file = config_flag.or_else(|| {
-            env.iter().find(|(k, _)| k == CONFIG_FILE_ENV).map(|(_, v)| PathBuf::from(v))
-        });
+        let file = config_flag
+            .or_else(|| env.iter().find(|(k, _)| k == CONFIG_FILE_ENV).map(|(_, v)| PathBuf::from(v)));
         Self { file, env, flags }
     }
 }
@@ -403,8 +405,11 @@ mod tests {
     fn file_then_environment_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("portcullis.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 4096\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\nmax_body_bytes = 4096\n",
+        )
+        .unwrap();
         let sources = Sources {
             file: Some(path.clone()),
             env: env(&[("PORTCULLIS_LISTEN", "127.0.0.1:2000"), ("PORTCULLIS_LOG_LEVEL", "debug")]),
@@ -441,10 +446,13 @@ mod tests {
 
     #[test]
     fn public_urls_must_be_bare_http_origins() {
-        for bad in ["ftp://x.test", "https://x.test/path", "https://u:p@x.test", "x.test", "https://x.test/?q"] {
+        for bad in
+            ["ftp://x.test", "https://x.test/path", "https://u:p@x.test", "x.test", "https://x.test/?q"]
+        {
             assert!(parse_public_url(bad).is_err(), "{bad}");
         }
-        let sources = Sources { env: env(&[("PORTCULLIS_PUBLIC_URL", "https://id.acme.test/")]), ..Default::default() };
+        let sources =
+            Sources { env: env(&[("PORTCULLIS_PUBLIC_URL", "https://id.acme.test/")]), ..Default::default() };
         let config = load(&sources).unwrap().config;
         assert_eq!(config.public_url_for(config.listen), "https://id.acme.test");
     }

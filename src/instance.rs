@@ -7,8 +7,7 @@ use time::OffsetDateTime;
 use crate::{
     admin,
     config::Config,
-    provider,
-    saml,
+    provider, saml,
     store::{
         Store, StoreError,
         admin_keys::{self, AdminKeyRecord},
@@ -35,10 +34,10 @@ pub async fn initialise(
     public_url: &str,
     now: OffsetDateTime,
 ) -> Result<Option<GeneratedAdminKey>, InitError> {
-    let (keys, admin_key_count) = store
-        .read(|tx| Ok::<_, StoreError>((instance_keys::all(tx)?, admin_keys::all(tx)?.len())))
-        .await?;
-    let has = |purpose| keys.iter().any(|k: &InstanceKeyRecord| k.purpose == purpose && k.retired_at.is_none());
+    let (keys, admin_key_count) =
+        store.read(|tx| Ok::<_, StoreError>((instance_keys::all(tx)?, admin_keys::all(tx)?.len()))).await?;
+    let has =
+        |purpose| keys.iter().any(|k: &InstanceKeyRecord| k.purpose == purpose && k.retired_at.is_none());
 
     let mut new_keys = Vec::new();
     if !has(KeyPurpose::TokenSigning) {
@@ -46,7 +45,10 @@ pub async fn initialise(
         tracing::info!("generated the token signing key");
     }
     if !has(KeyPurpose::SamlServiceProvider) {
-        let host = url::Url::parse(public_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        let host = url::Url::parse(public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
         let generated = tokio::task::spawn_blocking(move || saml::sp_cert::generate(&host, now))
             .await
             .map_err(|_| StoreError::Panicked)??;
@@ -54,21 +56,24 @@ pub async fn initialise(
         tracing::info!("generated the SAML service provider certificate");
     }
 
-    let (first_admin_key, shown): (Option<AdminKeyRecord>, Option<GeneratedAdminKey>) = match (admin_key_count, &config.bootstrap_admin_key) {
-        (0, Some(supplied)) => {
-            tracing::info!("the first admin API key is the one given in PORTCULLIS_BOOTSTRAP_ADMIN_KEY");
-            (Some(admin::keys_record_for(supplied.expose(), now)), None)
-        }
-        (0, None) => {
-            let issued = admin::issue_key("first admin key".into(), now);
-            (Some(issued.record), Some(GeneratedAdminKey(issued.key)))
-        }
-        (_, Some(_)) => {
-            tracing::info!("PORTCULLIS_BOOTSTRAP_ADMIN_KEY is ignored: the database already has admin API keys");
-            (None, None)
-        }
-        (_, None) => (None, None),
-    };
+    let (first_admin_key, shown): (Option<AdminKeyRecord>, Option<GeneratedAdminKey>) =
+        match (admin_key_count, &config.bootstrap_admin_key) {
+            (0, Some(supplied)) => {
+                tracing::info!("the first admin API key is the one given in PORTCULLIS_BOOTSTRAP_ADMIN_KEY");
+                (Some(admin::keys_record_for(supplied.expose(), now)), None)
+            }
+            (0, None) => {
+                let issued = admin::issue_key("first admin key".into(), now);
+                (Some(issued.record), Some(GeneratedAdminKey(issued.key)))
+            }
+            (_, Some(_)) => {
+                tracing::info!(
+                    "PORTCULLIS_BOOTSTRAP_ADMIN_KEY is ignored: the database already has admin API keys"
+                );
+                (None, None)
+            }
+            (_, None) => (None, None),
+        };
 
     if new_keys.is_empty() && first_admin_key.is_none() {
         return Ok(None);

@@ -26,8 +26,9 @@ use crate::{app::AppState, clock::SharedClock, config::Config, store::Store};
 /// Opens the data directory and its database, creating them if needed (readable by their owner
 /// only: the database holds private keys).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    create_private_dir(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {} (setting data_dir)", config.data_dir.display()))?;
+    create_private_dir(&config.data_dir).with_context(|| {
+        format!("cannot create the data directory {} (setting data_dir)", config.data_dir.display())
+    })?;
     let (dir, cache) = (config.data_dir.clone(), config.db_cache_mb << 20);
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, cache)).await??;
     Ok(store)

@@ -109,9 +109,9 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|err| {
-        anyhow::anyhow!("cannot listen on {} (setting listen): {err}", config.listen)
-    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {} (setting listen): {err}", config.listen))?;
     portcullis::run(config, Arc::new(SystemClock), listener, shutdown_signal()).await
 }
 

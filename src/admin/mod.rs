@@ -76,7 +76,7 @@ struct KeyList {
 }
 
 async fn list_keys(State(state): State<AppState>) -> Result<ApiJson<KeyList>, ApiError> {
-    let keys = state.store.read(|tx| admin_keys::all(tx)).await?;
+    let keys = state.store.read(admin_keys::all).await?;
     Ok(ApiJson(KeyList { items: keys.into_iter().map(Into::into).collect() }))
 }
 
@@ -106,18 +106,15 @@ async fn create_key(
     Ok((StatusCode::CREATED, ApiJson(CreatedKey { view: issued.record.into(), key: issued.key })))
 }
 
-async fn revoke_key(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn revoke_key(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let key_id: AdminKeyId = id.parse().map_err(|_| AdminError::KeyNotFound(id.clone()))?;
     let now = state.clock.now();
     state
         .store
         .write(move |tx| {
-            let key = admin_keys::get(tx, key_id)?.ok_or_else(|| AdminError::KeyNotFound(key_id.to_string()))?;
-            let others_active =
-                admin_keys::all(tx)?.iter().any(|k| k.id != key_id && k.revoked_at.is_none());
+            let key =
+                admin_keys::get(tx, key_id)?.ok_or_else(|| AdminError::KeyNotFound(key_id.to_string()))?;
+            let others_active = admin_keys::all(tx)?.iter().any(|k| k.id != key_id && k.revoked_at.is_none());
             if key.revoked_at.is_none() && !others_active {
                 return Err(AdminError::LastKey);
             }

@@ -21,15 +21,25 @@ use crate::{admin::AdminError, store::StoreError, tenants::TenantError};
 #[derive(Debug, PartialEq)]
 pub enum ApiError {
     /// The request is well-formed but a value is not acceptable.
-    Invalid { field: Option<&'static str>, message: String },
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
     /// The body or query could not be read as the endpoint's input.
     Malformed(String),
     /// No credentials, or credentials that are not (or no longer) valid.
-    Unauthenticated { code: &'static str, message: &'static str },
+    Unauthenticated {
+        code: &'static str,
+        message: &'static str,
+    },
     NotFound(String),
     MethodNotAllowed,
     /// The change contradicts the current state (a taken slug, a domain of another tenant).
-    Conflict { code: &'static str, field: Option<&'static str>, message: String },
+    Conflict {
+        code: &'static str,
+        field: Option<&'static str>,
+        message: String,
+    },
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// The server is shutting down or its store is not available.

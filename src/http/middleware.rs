@@ -69,10 +69,7 @@ pub fn security_headers() -> [(HeaderName, HeaderValue); 6] {
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        (
-            HeaderName::from_static("cross-origin-resource-policy"),
-            HeaderValue::from_static("same-origin"),
-        ),
+        (HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin")),
     ]
 }
 

@@ -25,7 +25,8 @@ pub fn generate_es256(now: OffsetDateTime) -> Result<InstanceKeyRecord, KeyGener
     // RFC 7638: the required members, in lexicographic order, without whitespace.
     let thumbprint_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
     let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint_input.as_bytes()));
-    let jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig", "alg": "ES256", "kid": kid });
+    let jwk =
+        json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig", "alg": "ES256", "kid": kid });
     Ok(InstanceKeyRecord {
         kid,
         purpose: KeyPurpose::TokenSigning,
@@ -58,9 +59,12 @@ mod tests {
         let claims = Claims { sub: "ada".into(), exp: 4_000_000_000 };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
-        let token = encode(&header, &claims, &EncodingKey::from_ec_pem(key.private_key_pem.as_bytes()).unwrap()).unwrap();
+        let token =
+            encode(&header, &claims, &EncodingKey::from_ec_pem(key.private_key_pem.as_bytes()).unwrap())
+                .unwrap();
 
-        let decoding = DecodingKey::from_ec_components(jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap()).unwrap();
+        let decoding =
+            DecodingKey::from_ec_components(jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap()).unwrap();
         let decoded = decode::<Claims>(&token, &decoding, &Validation::new(Algorithm::ES256)).unwrap();
         assert_eq!(decoded.claims, claims);
         assert_eq!(decoded.header.kid.as_deref(), Some(key.kid.as_str()));
@@ -75,7 +79,10 @@ mod tests {
         let mut ctx = openssl::bn::BigNumContext::new().unwrap();
         let (mut x, mut y) = (openssl::bn::BigNum::new().unwrap(), openssl::bn::BigNum::new().unwrap());
         ec.public_key().affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx).unwrap();
-        let (x, y) = (URL_SAFE_NO_PAD.encode(x.to_vec_padded(32).unwrap()), URL_SAFE_NO_PAD.encode(y.to_vec_padded(32).unwrap()));
+        let (x, y) = (
+            URL_SAFE_NO_PAD.encode(x.to_vec_padded(32).unwrap()),
+            URL_SAFE_NO_PAD.encode(y.to_vec_padded(32).unwrap()),
+        );
         let input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
         assert_eq!(key.kid, URL_SAFE_NO_PAD.encode(Sha256::digest(input.as_bytes())));
     }

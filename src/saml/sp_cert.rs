@@ -61,7 +61,7 @@ mod tests {
         assert!(cert.public_key().unwrap().public_eq(&key));
         assert!(cert.verify(&key).unwrap());
         assert_eq!(key.bits(), RSA_BITS);
-        let subject = cert.subject_name().entries().next().unwrap().data().to_string();
+        let subject = cert.subject_name().entries().next().unwrap().data().to_string().unwrap();
         assert_eq!(subject, "Portcullis SAML SP id.acme.test");
         assert_eq!(record.kid, hex::encode(Sha256::digest(cert.to_der().unwrap())));
     }

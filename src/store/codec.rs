@@ -17,35 +17,23 @@ pub trait Record: Serialize + DeserializeOwned {
 
     /// Reads a value written with an older layout version. No older layouts exist yet.
     fn upgrade(version: u8, _body: &[u8]) -> Result<Self, StoreError> {
-        Err(StoreError::Corrupt {
-            kind: Self::KIND,
-            message: format!("unknown layout version {version}"),
-        })
+        Err(StoreError::Corrupt { kind: Self::KIND, message: format!("unknown layout version {version}") })
     }
 }
 
 pub fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![R::VERSION];
-    rmp_serde::encode::write_named(&mut out, record).map_err(|err| StoreError::Corrupt {
-        kind: R::KIND,
-        message: err.to_string(),
-    })?;
+    rmp_serde::encode::write_named(&mut out, record)
+        .map_err(|err| StoreError::Corrupt { kind: R::KIND, message: err.to_string() })?;
     Ok(out)
 }
 
 pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
     match bytes.split_first() {
-        Some((&version, body)) if version == R::VERSION => {
-            rmp_serde::from_slice(body).map_err(|err| StoreError::Corrupt {
-                kind: R::KIND,
-                message: err.to_string(),
-            })
-        }
+        Some((&version, body)) if version == R::VERSION => rmp_serde::from_slice(body)
+            .map_err(|err| StoreError::Corrupt { kind: R::KIND, message: err.to_string() }),
         Some((&version, body)) => R::upgrade(version, body),
-        None => Err(StoreError::Corrupt {
-            kind: R::KIND,
-            message: "empty value".into(),
-        }),
+        None => Err(StoreError::Corrupt { kind: R::KIND, message: "empty value".into() }),
     }
 }
 
@@ -83,10 +71,8 @@ mod tests {
         fn upgrade(version: u8, body: &[u8]) -> Result<Self, StoreError> {
             match version {
                 1 => {
-                    let old: V1 = rmp_serde::from_slice(body).map_err(|e| StoreError::Corrupt {
-                        kind: Self::KIND,
-                        message: e.to_string(),
-                    })?;
+                    let old: V1 = rmp_serde::from_slice(body)
+                        .map_err(|e| StoreError::Corrupt { kind: Self::KIND, message: e.to_string() })?;
                     Ok(V2 { full_name: old.name })
                 }
                 _ => Err(StoreError::Corrupt { kind: Self::KIND, message: "unknown".into() }),

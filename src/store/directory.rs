@@ -138,7 +138,12 @@ pub fn delete_group(tx: &WriteTx<'_>, tenant: TenantId, id: GroupId) -> Result<b
 }
 
 /// Adds a member; returns false if it already was one.
-pub fn add_member(tx: &WriteTx<'_>, tenant: TenantId, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+pub fn add_member(
+    tx: &WriteTx<'_>,
+    tenant: TenantId,
+    group: GroupId,
+    user: UserId,
+) -> Result<bool, StoreError> {
     let (t, g, u) = (tenant.key(), group.key(), user.key());
     let added = tx.table_mut(GROUP_MEMBERS)?.insert((t, g, u), ())?.is_none();
     tx.table_mut(USER_GROUPS)?.insert((t, u, g), ())?;
@@ -146,7 +151,12 @@ pub fn add_member(tx: &WriteTx<'_>, tenant: TenantId, group: GroupId, user: User
 }
 
 /// Removes a member; returns false if it was not one.
-pub fn remove_member(tx: &WriteTx<'_>, tenant: TenantId, group: GroupId, user: UserId) -> Result<bool, StoreError> {
+pub fn remove_member(
+    tx: &WriteTx<'_>,
+    tenant: TenantId,
+    group: GroupId,
+    user: UserId,
+) -> Result<bool, StoreError> {
     let (t, g, u) = (tenant.key(), group.key(), user.key());
     let removed = tx.table_mut(GROUP_MEMBERS)?.remove((t, g, u))?.is_some();
     tx.table_mut(USER_GROUPS)?.remove((t, u, g))?;
@@ -232,7 +242,10 @@ mod tests {
         store.write(move |tx| put_user(tx, &renamed)).await.unwrap();
         let (old, new) = store
             .read(move |tx| {
-                Ok::<_, StoreError>((user_by_email(tx, a, "ada@acme.test")?, user_by_email(tx, a, "ada@new.test")?))
+                Ok::<_, StoreError>((
+                    user_by_email(tx, a, "ada@acme.test")?,
+                    user_by_email(tx, a, "ada@new.test")?,
+                ))
             })
             .await
             .unwrap();

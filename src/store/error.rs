@@ -9,7 +9,9 @@ pub enum StoreError {
     Database(String),
     #[error("could not decode a stored {kind} record: {message}")]
     Corrupt { kind: &'static str, message: String },
-    #[error("the database was written by a newer Portcullis (schema {found}, this build knows up to {known})")]
+    #[error(
+        "the database was written by a newer Portcullis (schema {found}, this build knows up to {known})"
+    )]
     SchemaTooNew { found: u64, known: u64 },
     #[error("the store is shut down")]
     Closed,

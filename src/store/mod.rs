@@ -121,11 +121,7 @@ impl Store {
     }
 
     fn writer_running(&self) -> bool {
-        self.inner
-            .writer
-            .lock()
-            .map(|w| w.as_ref().is_some_and(|h| !h.is_finished()))
-            .unwrap_or(false)
+        self.inner.writer.lock().map(|w| w.as_ref().is_some_and(|h| !h.is_finished())).unwrap_or(false)
     }
 
     /// Stops accepting writes, lets the writer commit what it has queued, and waits for it.

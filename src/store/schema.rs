@@ -129,9 +129,6 @@ mod tests {
     fn a_newer_database_is_refused() {
         let (_dir, db) = database();
         prepare_with(&db, 5, &[]).unwrap();
-        assert!(matches!(
-            prepare_with(&db, 1, &[]),
-            Err(StoreError::SchemaTooNew { found: 5, known: 1 })
-        ));
+        assert!(matches!(prepare_with(&db, 1, &[]), Err(StoreError::SchemaTooNew { found: 5, known: 1 })));
     }
 }

@@ -45,8 +45,7 @@ pub fn get(src: &impl Source, id: SessionId) -> Result<Option<SessionRecord>, St
 
 pub fn put(tx: &WriteTx<'_>, session: &SessionRecord) -> Result<(), StoreError> {
     tx.table_mut(SESSIONS)?.insert(session.id.key(), codec::encode(session)?.as_slice())?;
-    tx.table_mut(USER_SESSIONS)?
-        .insert((session.tenant.key(), session.user.key(), session.id.key()), ())?;
+    tx.table_mut(USER_SESSIONS)?.insert((session.tenant.key(), session.user.key(), session.id.key()), ())?;
     Ok(())
 }
 

@@ -133,11 +133,7 @@ pub fn domains(src: &impl Source, tenant: TenantId) -> Result<Vec<DomainRecord>,
     Ok(out)
 }
 
-pub fn domain(
-    src: &impl Source,
-    tenant: TenantId,
-    domain: &str,
-) -> Result<Option<DomainRecord>, StoreError> {
+pub fn domain(src: &impl Source, tenant: TenantId, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
     let table = src.table(DOMAINS)?;
     let value = table.get((tenant.key(), domain))?;
     value.map(|v| codec::decode(v.value())).transpose()

@@ -76,21 +76,19 @@ pub(super) fn spawn(
     db: Arc<Database>,
     jobs: mpsc::Receiver<Box<dyn Job>>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("store-writer".into())
-        .spawn(move || {
-            // Ends when every sender is gone, after the queue has been drained.
-            while let Ok(first) = jobs.recv() {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
+    std::thread::Builder::new().name("store-writer".into()).spawn(move || {
+        // Ends when every sender is gone, after the queue has been drained.
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
-                commit_batch(&db, batch);
             }
-        })
+            commit_batch(&db, batch);
+        }
+    })
 }
 
 fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
@@ -156,7 +154,9 @@ mod tests {
         store
             .write(move |tx| {
                 let mut table = tx.table_mut(COUNTERS)?;
-                let value = table.get(key).map_err(crate::store::StoreError::from)?.map(|v| v.value()).unwrap_or(0) + 1;
+                let value =
+                    table.get(key).map_err(crate::store::StoreError::from)?.map(|v| v.value()).unwrap_or(0)
+                        + 1;
                 table.insert(key, value).map_err(crate::store::StoreError::from)?;
                 if fail_after_writing {
                     return Err(TestError::Refused);

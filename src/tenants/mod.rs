@@ -94,7 +94,10 @@ async fn update(
     Ok(ApiJson(TenantView::new(tenant, domains, &state.public_url)))
 }
 
-async fn remove(State(state): State<AppState>, Path(reference): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<StatusCode, ApiError> {
     service::delete(&state, reference).await?;
     Ok(StatusCode::NO_CONTENT)
 }

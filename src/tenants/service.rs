@@ -58,9 +58,13 @@ type TenantWithDomains = (TenantRecord, Vec<DomainRecord>);
 pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithDomains, TenantError> {
     let slug = validate::slug(&input.slug)?;
     let display_name = validate::display_name(&input.display_name)?;
-    let domain_names: BTreeSet<String> = input.domains.iter().map(|d| validate::domain(d)).collect::<Result<_, _>>()?;
+    let domain_names: BTreeSet<String> =
+        input.domains.iter().map(|d| validate::domain(d)).collect::<Result<_, _>>()?;
     if domain_names.len() > MAX_DOMAINS {
-        return Err(TenantError::Invalid { field: "domains", message: format!("at most {MAX_DOMAINS} domains") });
+        return Err(TenantError::Invalid {
+            field: "domains",
+            message: format!("at most {MAX_DOMAINS} domains"),
+        });
     }
     let now = state.clock.now();
     let tenant = TenantRecord {
@@ -71,7 +75,8 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
         created_at: now,
         updated_at: now,
     };
-    let domains: Vec<DomainRecord> = domain_names.into_iter().map(|d| new_domain(d, tenant.id, now)).collect();
+    let domains: Vec<DomainRecord> =
+        domain_names.into_iter().map(|d| new_domain(d, tenant.id, now)).collect();
     let (t, ds) = (tenant.clone(), domains.clone());
     state
         .store
@@ -90,16 +95,18 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
     Ok((tenant, domains))
 }
 
-pub async fn list(state: &AppState, page: PageRequest) -> Result<(Vec<TenantWithDomains>, Option<TenantId>), TenantError> {
+pub async fn list(
+    state: &AppState,
+    page: PageRequest,
+) -> Result<(Vec<TenantWithDomains>, Option<TenantId>), TenantError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(TenantError::Invalid { field: "limit", message: format!("must be 1 to {MAX_PAGE}") });
     }
-    let after = page
-        .cursor
-        .map(|c| c.parse::<TenantId>())
-        .transpose()
-        .map_err(|_| TenantError::Invalid { field: "cursor", message: "is not a cursor from a previous page".into() })?;
+    let after = page.cursor.map(|c| c.parse::<TenantId>()).transpose().map_err(|_| TenantError::Invalid {
+        field: "cursor",
+        message: "is not a cursor from a previous page".into(),
+    })?;
     state
         .store
         .read(move |tx| {
@@ -133,7 +140,11 @@ pub async fn get(state: &AppState, reference: String) -> Result<TenantWithDomain
         .await
 }
 
-pub async fn update(state: &AppState, reference: String, input: UpdateTenant) -> Result<TenantWithDomains, TenantError> {
+pub async fn update(
+    state: &AppState,
+    reference: String,
+    input: UpdateTenant,
+) -> Result<TenantWithDomains, TenantError> {
     let slug = input.slug.as_deref().map(validate::slug).transpose()?;
     let display_name = input.display_name.as_deref().map(validate::display_name).transpose()?;
     let now = state.clock.now();
@@ -177,7 +188,11 @@ pub async fn delete(state: &AppState, reference: String) -> Result<(), TenantErr
     Ok(())
 }
 
-pub async fn add_domain(state: &AppState, reference: String, input: AddDomain) -> Result<DomainRecord, TenantError> {
+pub async fn add_domain(
+    state: &AppState,
+    reference: String,
+    input: AddDomain,
+) -> Result<DomainRecord, TenantError> {
     let name = validate::domain(&input.domain)?;
     let now = state.clock.now();
     let token = verification_token();
@@ -186,9 +201,15 @@ pub async fn add_domain(state: &AppState, reference: String, input: AddDomain) -
         .write(move |tx| {
             let tenant = resolve(tx, &reference)?;
             if tenants::domains(tx, tenant.id)?.len() >= MAX_DOMAINS {
-                return Err(TenantError::Invalid { field: "domain", message: format!("a tenant has at most {MAX_DOMAINS} domains") });
+                return Err(TenantError::Invalid {
+                    field: "domain",
+                    message: format!("a tenant has at most {MAX_DOMAINS} domains"),
+                });
             }
-            let domain = DomainRecord { verification_token: token.clone(), ..new_domain(name.clone(), tenant.id, now) };
+            let domain = DomainRecord {
+                verification_token: token.clone(),
+                ..new_domain(name.clone(), tenant.id, now)
+            };
             claim_domain(tx, &domain)?;
             tenants::put(tx, &TenantRecord { updated_at: now, ..tenant })?;
             Ok(domain)

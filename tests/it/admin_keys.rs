@@ -49,9 +49,24 @@ fn requests_without_a_valid_key_are_refused_and_change_nothing() {
     let body = json!({ "slug": "acme", "display_name": "Acme" });
     let attempts = [
         server.anonymous(Method::POST, "/api/v1/tenants").json(&body).send().unwrap(),
-        server.anonymous(Method::POST, "/api/v1/tenants").bearer_auth("pcak_wrong").json(&body).send().unwrap(),
-        server.anonymous(Method::POST, "/api/v1/tenants").header("authorization", "Basic YTpi").json(&body).send().unwrap(),
-        server.anonymous(Method::POST, "/api/v1/tenants").header("authorization", "Bearer").json(&body).send().unwrap(),
+        server
+            .anonymous(Method::POST, "/api/v1/tenants")
+            .bearer_auth("pcak_wrong")
+            .json(&body)
+            .send()
+            .unwrap(),
+        server
+            .anonymous(Method::POST, "/api/v1/tenants")
+            .header("authorization", "Basic YTpi")
+            .json(&body)
+            .send()
+            .unwrap(),
+        server
+            .anonymous(Method::POST, "/api/v1/tenants")
+            .header("authorization", "Bearer")
+            .json(&body)
+            .send()
+            .unwrap(),
     ];
     for (i, response) in attempts.into_iter().enumerate() {
         let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());

@@ -30,14 +30,21 @@ fn malformed_bodies_are_refused() {
         ("{\"display_name\": \"Acme\"}", "a missing field"),
         ("{\"slug\": \"acme\", \"display_name\": \"Acme\", \"colour\": \"red\"}", "an unknown field"),
         ("{\"slug\": \"acme\", \"display_name\": \"Acme\", \"status\": \"deleted\"}", "an unknown status"),
-        ("{\"slug\": \"acme\", \"display_name\": \"Acme\", \"domains\": \"acme.com\"}", "a string for a list"),
+        (
+            "{\"slug\": \"acme\", \"display_name\": \"Acme\", \"domains\": \"acme.com\"}",
+            "a string for a list",
+        ),
     ];
     for (body, what) in cases {
         let error = expect_error(raw_post(&server, "/api/v1/tenants", body), 400, "malformed_request");
         println!("{what}: {}", error["message"]);
     }
     let error = expect_error(
-        raw_post(&server, "/api/v1/tenants", "{\"slug\": \"acme\", \"display_name\": \"Acme\", \"colour\": \"red\"}"),
+        raw_post(
+            &server,
+            "/api/v1/tenants",
+            "{\"slug\": \"acme\", \"display_name\": \"Acme\", \"colour\": \"red\"}",
+        ),
         400,
         "malformed_request",
     );
@@ -67,11 +74,23 @@ fn invalid_values_name_the_field() {
     assert_eq!(tenant_count(&server), 0);
 
     server.create_tenant("acme", &[]);
-    let error = expect_error(server.patch("/api/v1/tenants/acme", json!({ "slug": "Not Valid" })), 400, "invalid_value");
+    let error = expect_error(
+        server.patch("/api/v1/tenants/acme", json!({ "slug": "Not Valid" })),
+        400,
+        "invalid_value",
+    );
     assert_eq!(error["field"], "slug");
-    let error = expect_error(server.post("/api/v1/tenants", json!({ "slug": "acme", "display_name": "Again" })), 409, "slug_taken");
+    let error = expect_error(
+        server.post("/api/v1/tenants", json!({ "slug": "acme", "display_name": "Again" })),
+        409,
+        "slug_taken",
+    );
     assert_eq!(error["field"], "slug");
-    let error = expect_error(server.post("/api/v1/tenants/acme/domains", json!({ "domain": "no_underscores.com" })), 400, "invalid_value");
+    let error = expect_error(
+        server.post("/api/v1/tenants/acme/domains", json!({ "domain": "no_underscores.com" })),
+        400,
+        "invalid_value",
+    );
     assert_eq!(error["field"], "domain");
     let tenant: Value = server.get("/api/v1/tenants/acme").json().unwrap();
     assert_eq!(tenant["display_name"], "acme Inc.");
@@ -83,7 +102,10 @@ fn oversized_and_mistyped_requests_are_refused() {
     let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let server = Server::start_with(
         data,
-        &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY), ("PORTCULLIS_MAX_BODY_BYTES", "4096")],
+        &[
+            ("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY),
+            ("PORTCULLIS_MAX_BODY_BYTES", "4096"),
+        ],
     );
     let huge = format!("{{\"slug\": \"acme\", \"display_name\": \"{}\"}}", "x".repeat(8192));
     expect_error(raw_post(&server, "/api/v1/tenants", &huge), 413, "payload_too_large");
@@ -108,5 +130,9 @@ fn unknown_paths_and_methods_answer_in_json() {
     expect_error(server.anonymous(Method::GET, "/no/such/page").send().unwrap(), 404, "not_found");
     expect_error(server.admin(Method::PUT, "/api/v1/tenants").send().unwrap(), 405, "method_not_allowed");
     expect_error(server.get("/api/v1/tenants/does-not-exist"), 404, "not_found");
-    expect_error(server.get("/api/v1/tenants/00000000-0000-7000-8000-000000000000/domains"), 404, "not_found");
+    expect_error(
+        server.get("/api/v1/tenants/00000000-0000-7000-8000-000000000000/domains"),
+        404,
+        "not_found",
+    );
 }

@@ -21,10 +21,17 @@ fn config_prints_effective_settings_with_their_origins_and_masks_secrets() {
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(!text.contains(secret), "{text}");
-    let line = |key: &str| text.lines().find(|l| l.starts_with(&format!("{key} ="))).unwrap_or_default().to_owned();
+    let line =
+        |key: &str| text.lines().find(|l| l.starts_with(&format!("{key} ="))).unwrap_or_default().to_owned();
     assert!(line("listen").contains("127.0.0.1:7000") && line("listen").contains("config file"), "{text}");
-    assert!(line("log_level").contains("\"warn\"") && line("log_level").contains("flag --log-level"), "{text}");
-    assert!(line("data_dir").contains("/srv/portcullis") && line("data_dir").contains("PORTCULLIS_DATA_DIR"), "{text}");
+    assert!(
+        line("log_level").contains("\"warn\"") && line("log_level").contains("flag --log-level"),
+        "{text}"
+    );
+    assert!(
+        line("data_dir").contains("/srv/portcullis") && line("data_dir").contains("PORTCULLIS_DATA_DIR"),
+        "{text}"
+    );
     assert!(line("bootstrap_admin_key").contains("\"***\""), "{text}");
     assert!(line("max_body_bytes").contains("default"), "{text}");
     assert!(text.contains("http://127.0.0.1:7000"), "the derived public URL is shown: {text}");
@@ -32,7 +39,9 @@ fn config_prints_effective_settings_with_their_origins_and_masks_secrets() {
 
 #[test]
 fn a_bad_setting_stops_the_start_and_says_which_and_why() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+    // (flags, environment, what the message must name)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         (&["--listen", "nowhere"], &[], "`listen`"),
         (&[], &[("PORTCULLIS_PUBLIC_URL", "ftp://id.acme.test")], "PORTCULLIS_PUBLIC_URL"),
         (&[], &[("PORTCULLIS_MAX_BODY_BYTES", "lots")], "max_body_bytes"),

@@ -11,7 +11,10 @@ use crate::server::{ADMIN_KEY, Server};
 fn what_was_acknowledged_survives_kill_9() {
     let server = Server::start();
     let tenant = server.create_tenant("acme", &["acme.com"]);
-    let renamed: Value = server.patch("/api/v1/tenants/acme", serde_json::json!({ "display_name": "Acme Renamed" })).json().unwrap();
+    let renamed: Value = server
+        .patch("/api/v1/tenants/acme", serde_json::json!({ "display_name": "Acme Renamed" }))
+        .json()
+        .unwrap();
     for i in 0..20 {
         server.create_tenant(&format!("bulk-{i}"), &[]);
     }
@@ -22,12 +25,21 @@ fn what_was_acknowledged_survives_kill_9() {
     // The restarted server listens on another port, so the URLs it derives differ.
     let after = without_urls(server.get("/api/v1/tenants?limit=200").json().unwrap());
     assert_eq!(after, before);
-    let acme: Value = server.get(&format!("/api/v1/tenants/{}", tenant["id"].as_str().unwrap())).json().unwrap();
+    let acme: Value =
+        server.get(&format!("/api/v1/tenants/{}", tenant["id"].as_str().unwrap())).json().unwrap();
     assert_eq!(acme["display_name"], renamed["display_name"]);
     // The indexes came back with the records: the slug and the domain are still held.
-    assert_eq!(server.post("/api/v1/tenants", serde_json::json!({ "slug": "acme", "display_name": "x" })).status(), 409);
     assert_eq!(
-        server.post("/api/v1/tenants", serde_json::json!({ "slug": "other", "display_name": "x", "domains": ["acme.com"] })).status(),
+        server.post("/api/v1/tenants", serde_json::json!({ "slug": "acme", "display_name": "x" })).status(),
+        409
+    );
+    assert_eq!(
+        server
+            .post(
+                "/api/v1/tenants",
+                serde_json::json!({ "slug": "other", "display_name": "x", "domains": ["acme.com"] })
+            )
+            .status(),
         409
     );
 }

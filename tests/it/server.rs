@@ -2,7 +2,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, mpsc},
     thread,
@@ -39,7 +39,10 @@ pub fn command() -> Command {
 impl Server {
     /// A fresh server whose first admin key is `ADMIN_KEY`.
     pub fn start() -> Server {
-        Self::start_with(Arc::new(tempfile::tempdir().unwrap()), &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)])
+        Self::start_with(
+            Arc::new(tempfile::tempdir().unwrap()),
+            &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)],
+        )
     }
 
     pub fn start_with(data: Arc<TempDir>, env: &[(&str, &str)]) -> Server {
@@ -127,12 +130,6 @@ impl Server {
         Arc::clone(&self.data)
     }
 
-    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        self.send_sigterm();
-        self.wait_exit()
-    }
-
     pub fn send_sigterm(&self) {
         let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
         assert!(status.success());
@@ -206,8 +203,4 @@ pub fn expect_error(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(value["error"]["code"], code, "body: {body}");
     assert!(value["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
     value["error"].clone()
-}
-
-pub fn temp_path(dir: &TempDir, name: &str) -> PathBuf {
-    dir.path().join(name)
 }

@@ -36,7 +36,8 @@ fn create_read_update_and_delete_a_tenant() {
     assert_eq!(server.get("/api/v1/tenants/acme").json::<Value>().unwrap(), tenant);
 
     // A partial update leaves the other fields alone.
-    let response = server.patch(&location, json!({ "display_name": "Acme Corporation", "status": "suspended" }));
+    let response =
+        server.patch(&location, json!({ "display_name": "Acme Corporation", "status": "suspended" }));
     assert_eq!(response.status(), 200);
     let updated: Value = response.json().unwrap();
     assert_eq!(updated["display_name"], "Acme Corporation");
@@ -66,12 +67,20 @@ fn domains_belong_to_one_tenant_at_a_time() {
     let globex = server.create_tenant("globex", &[]);
     let globex_domains = format!("/api/v1/tenants/{}/domains", globex["id"].as_str().unwrap());
 
-    let error = expect_error(server.post(&globex_domains, json!({ "domain": "ACME.com" })), 409, "domain_taken");
+    let error =
+        expect_error(server.post(&globex_domains, json!({ "domain": "ACME.com" })), 409, "domain_taken");
     assert_eq!(error["field"], "domain");
-    expect_error(server.post("/api/v1/tenants/acme/domains", json!({ "domain": "acme.com" })), 409, "domain_exists");
+    expect_error(
+        server.post("/api/v1/tenants/acme/domains", json!({ "domain": "acme.com" })),
+        409,
+        "domain_exists",
+    );
     // A tenant created with a taken domain is not created at all.
     expect_error(
-        server.post("/api/v1/tenants", json!({ "slug": "initech", "display_name": "Initech", "domains": ["initech.com", "acme.com"] })),
+        server.post(
+            "/api/v1/tenants",
+            json!({ "slug": "initech", "display_name": "Initech", "domains": ["initech.com", "acme.com"] }),
+        ),
         409,
         "domain_taken",
     );
@@ -129,7 +138,8 @@ fn concurrent_creations_of_one_slug_have_exactly_one_winner() {
                 let server = &server;
                 scope.spawn(move || {
                     let slug = format!("contested-{}", i % 4);
-                    let body = json!({ "slug": slug, "display_name": "x", "domains": [format!("d{i}.example")] });
+                    let body =
+                        json!({ "slug": slug, "display_name": "x", "domains": [format!("d{i}.example")] });
                     server.post("/api/v1/tenants", body).status().as_u16()
                 })
             })
