@@ -8,11 +8,11 @@ use std::sync::{
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{StatusCode, Uri},
+    http::Uri,
     middleware,
     response::{IntoResponse, Response},
 };
-use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer};
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use crate::{
     admin,
@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
     // limits closest to the handlers.
     app = app
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.request_timeout))
+        .layer(middleware::from_fn_with_state(state.config.request_timeout, mw::time_limit))
         .layer(CatchPanicLayer::custom(|_| -> Response {
             ApiError::Internal("a handler panicked".into()).into_response()
         }));

@@ -1,7 +1,7 @@
 //! The admin API's error: every failure of a JSON endpoint becomes one of these, and this file is
 //! the one place where each becomes a status code and a JSON body:
 //!
-//! ```json
+//! ```text
 //! {"error": {"code": "slug_taken", "message": "the slug `acme` is taken", "field": "slug"}}
 //! ```
 //!
@@ -44,6 +44,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// The server is shutting down or its store is not available.
     Unavailable,
+    /// The request took longer than the configured time limit.
+    TimedOut,
     /// A fault on this side; the cause is logged, never shown.
     Internal(String),
 }
@@ -66,6 +68,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TimedOut => (StatusCode::SERVICE_UNAVAILABLE, "timed_out"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::Unauthenticated { message, .. } => (*message).to_owned(),
             ApiError::MethodNotAllowed => "this method is not allowed on this resource".into(),
             ApiError::Unavailable => "the server is not ready; try again shortly".into(),
+            ApiError::TimedOut => "the request took longer than the server allows (setting request_timeout_secs)".into(),
             ApiError::Internal(_) => {
                 "the server failed to handle this request; the request id in the x-request-id header finds the cause in its log".into()
             }
@@ -216,6 +220,7 @@ mod tests {
             (ApiError::UnsupportedMediaType("x".into()), 415),
             (ApiError::Internal("disk on fire".into()), 500),
             (StoreError::Closed.into(), 503),
+            (ApiError::TimedOut, 503),
         ];
         for (error, status) in cases {
             assert_eq!(error.into_response().status().as_u16(), status);

@@ -1,14 +1,16 @@
 //! Middleware every response passes through.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, header},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use tracing::Instrument;
+
+use super::ApiError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -50,6 +52,16 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
+}
+
+/// Answers 503 in the admin API's error format when a request takes longer than
+/// `request_timeout_secs`. A write already queued still commits: the time limit bounds how long
+/// the client waits, not what the server finishes.
+pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TimedOut.into_response(),
+    }
 }
 
 fn is_plain_id(value: &str) -> bool {

@@ -103,3 +103,31 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     let restarted = Server::start_with(data, &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY)]);
     assert_eq!(restarted.get("/api/v1/tenants/in-flight").status(), 200);
 }
+
+#[test]
+fn a_request_that_outlasts_the_time_limit_gets_a_json_503() {
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let server = Server::start_with(
+        data,
+        &[
+            ("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY),
+            ("PORTCULLIS_REQUEST_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // A body that never finishes arriving.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/tenants HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"slug\"",
+        crate::server::ADMIN_KEY,
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("\"timed_out\""), "{response}");
+    assert!(response.to_ascii_lowercase().contains("x-request-id:"), "{response}");
+}
