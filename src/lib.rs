@@ -15,6 +15,7 @@ pub mod provider;
 pub mod saml;
 pub mod store;
 pub mod tenants;
+pub mod text;
 
 use std::{future::Future, io, path::Path, sync::Arc};
 

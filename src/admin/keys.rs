@@ -57,14 +57,7 @@ pub fn validate_supplied_key(key: &str) -> Result<(), String> {
 }
 
 pub fn validate_name(name: &str) -> Result<String, AdminError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(AdminError::Invalid {
-            field: "name",
-            message: format!("must be 1 to {MAX_NAME_CHARS} characters, without control characters"),
-        });
-    }
-    Ok(name.to_owned())
+    crate::text::label(name, MAX_NAME_CHARS).map_err(|message| AdminError::Invalid { field: "name", message })
 }
 
 #[cfg(test)]

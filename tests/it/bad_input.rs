@@ -99,14 +99,7 @@ fn invalid_values_name_the_field() {
 
 #[test]
 fn oversized_and_mistyped_requests_are_refused() {
-    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let server = Server::start_with(
-        data,
-        &[
-            ("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY),
-            ("PORTCULLIS_MAX_BODY_BYTES", "4096"),
-        ],
-    );
+    let server = Server::start_with_settings(&[("PORTCULLIS_MAX_BODY_BYTES", "4096")]);
     let huge = format!("{{\"slug\": \"acme\", \"display_name\": \"{}\"}}", "x".repeat(8192));
     expect_error(raw_post(&server, "/api/v1/tenants", &huge), 413, "payload_too_large");
     let no_type = server

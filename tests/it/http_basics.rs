@@ -106,14 +106,7 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
 
 #[test]
 fn a_request_that_outlasts_the_time_limit_gets_a_json_503() {
-    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let server = Server::start_with(
-        data,
-        &[
-            ("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY),
-            ("PORTCULLIS_REQUEST_TIMEOUT_SECS", "1"),
-        ],
-    );
+    let server = Server::start_with_settings(&[("PORTCULLIS_REQUEST_TIMEOUT_SECS", "1")]);
     let address = server.base.trim_start_matches("http://").to_owned();
     // A body that never finishes arriving.
     let mut stream = TcpStream::connect(&address).unwrap();

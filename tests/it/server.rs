@@ -45,6 +45,13 @@ impl Server {
         )
     }
 
+    /// A fresh server whose first admin key is `ADMIN_KEY`, with more settings.
+    pub fn start_with_settings(settings: &[(&str, &str)]) -> Server {
+        let mut env = vec![("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)];
+        env.extend_from_slice(settings);
+        Self::start_with(Arc::new(tempfile::tempdir().unwrap()), &env)
+    }
+
     pub fn start_with(data: Arc<TempDir>, env: &[(&str, &str)]) -> Server {
         let mut cmd = command();
         cmd.arg("serve")
