@@ -187,3 +187,115 @@ pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, St
     tx.table_mut(TENANTS)?.remove(id.key())?;
     Ok(Some(tenant))
 }
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+    use crate::{
+        ids::{GroupId, SessionId, UserId},
+        store::{
+            directory::{self, GroupRecord, UserRecord},
+            sessions::{self, SessionRecord},
+            testing,
+        },
+    };
+
+    /// A tenant with a domain, a user in a group, and a session of that user.
+    fn populate(
+        tx: &WriteTx<'_>,
+        slug: &str,
+        domain: &str,
+    ) -> Result<(TenantId, UserId, GroupId, SessionId), StoreError> {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let tenant = TenantRecord {
+            id: TenantId::generate(),
+            slug: slug.into(),
+            display_name: slug.into(),
+            status: TenantStatus::Active,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(claim_slug(tx, slug, tenant.id)?);
+        put(tx, &tenant)?;
+        let domain = DomainRecord {
+            domain: domain.into(),
+            tenant: tenant.id,
+            status: DomainStatus::Unverified,
+            verification_token: "t".into(),
+            created_at: now,
+            verified_at: None,
+        };
+        assert_eq!(claim_domain(tx, &domain)?, None);
+        let user = UserRecord {
+            id: UserId::generate(),
+            tenant: tenant.id,
+            user_name: "ada".into(),
+            email: Some(format!("ada@{}", domain.domain)),
+            display_name: None,
+            external_id: None,
+            active: true,
+            created_at: now,
+            updated_at: now,
+        };
+        directory::put_user(tx, &user)?;
+        let group = GroupRecord {
+            id: GroupId::generate(),
+            tenant: tenant.id,
+            display_name: "Staff".into(),
+            external_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        directory::put_group(tx, &group)?;
+        directory::add_member(tx, tenant.id, group.id, user.id)?;
+        let session = SessionRecord {
+            id: SessionId::generate(),
+            tenant: tenant.id,
+            user: user.id,
+            created_at: now,
+            expires_at: now + Duration::hours(1),
+            revoked_at: None,
+        };
+        sessions::put(tx, &session)?;
+        Ok((tenant.id, user.id, group.id, session.id))
+    }
+
+    #[tokio::test]
+    async fn deleting_a_tenant_removes_everything_it_owns_and_nothing_else() {
+        let (_dir, store) = testing::store();
+        let ((gone, gone_user, gone_group, gone_session), (kept, kept_user, kept_group, kept_session)) =
+            store
+                .write(|tx| {
+                    Ok::<_, StoreError>((
+                        populate(tx, "acme", "acme.test")?,
+                        populate(tx, "globex", "globex.test")?,
+                    ))
+                })
+                .await
+                .unwrap();
+        assert!(store.write(move |tx| delete(tx, gone)).await.unwrap().is_some());
+
+        let check = move |tx: &crate::store::ReadTx| -> Result<_, StoreError> {
+            Ok((
+                get(tx, gone)?.is_none()
+                    && id_by_slug(tx, "acme")?.is_none()
+                    && domain_owner(tx, "acme.test")?.is_none()
+                    && domains(tx, gone)?.is_empty()
+                    && directory::user(tx, gone, gone_user)?.is_none()
+                    && directory::user_by_email(tx, gone, "ada@acme.test")?.is_none()
+                    && directory::group(tx, gone, gone_group)?.is_none()
+                    && directory::groups_of(tx, gone, gone_user)?.is_empty()
+                    && sessions::get(tx, gone_session)?.is_none(),
+                get(tx, kept)?.is_some()
+                    && id_by_slug(tx, "globex")? == Some(kept)
+                    && domain_owner(tx, "globex.test")? == Some(kept)
+                    && directory::user_by_email(tx, kept, "ada@globex.test")?.is_some()
+                    && directory::members_of(tx, kept, kept_group)? == vec![kept_user]
+                    && sessions::get(tx, kept_session)?.is_some(),
+            ))
+        };
+        assert_eq!(store.read(check).await.unwrap(), (true, true));
+    }
+}
