@@ -111,7 +111,11 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            let challenge = format!("Bearer realm=\"portcullis\", error=\"{code}\"");
+            // RFC 6750 §3: a request without credentials gets a challenge without an error code.
+            let challenge = match code {
+                "unauthenticated" => "Bearer realm=\"portcullis\"".to_owned(),
+                code => format!("Bearer realm=\"portcullis\", error=\"{code}\""),
+            };
             if let Ok(value) = challenge.parse() {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
             }
@@ -182,7 +186,7 @@ impl From<AdminError> for ApiError {
     fn from(err: AdminError) -> Self {
         match err {
             AdminError::MissingCredentials => ApiError::Unauthenticated {
-                code: "invalid_request",
+                code: "unauthenticated",
                 message: "send an admin API key as `Authorization: Bearer <key>`",
             },
             AdminError::InvalidCredentials => ApiError::Unauthenticated {
@@ -240,6 +244,8 @@ mod tests {
     fn unauthenticated_answers_carry_a_bearer_challenge() {
         let response = ApiError::from(AdminError::InvalidCredentials).into_response();
         let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
-        assert!(challenge.starts_with("Bearer realm=\"portcullis\""), "{challenge}");
+        assert_eq!(challenge, "Bearer realm=\"portcullis\", error=\"invalid_token\"");
+        let response = ApiError::from(AdminError::MissingCredentials).into_response();
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer realm=\"portcullis\"");
     }
 }

@@ -70,12 +70,12 @@ fn requests_without_a_valid_key_are_refused_and_change_nothing() {
     ];
     for (i, response) in attempts.into_iter().enumerate() {
         let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
-        let code = if i == 0 { "invalid_request" } else { "invalid_token" };
+        let code = if i == 0 { "unauthenticated" } else { "invalid_token" };
         expect_error(response, 401, code);
         assert!(challenge.unwrap().starts_with("Bearer"));
     }
     for path in ["/api/v1/tenants", "/api/v1/tenants/acme", "/api/v1/admin-keys"] {
-        expect_error(server.anonymous(Method::GET, path).send().unwrap(), 401, "invalid_request");
+        expect_error(server.anonymous(Method::GET, path).send().unwrap(), 401, "unauthenticated");
     }
     let listed: Value = server.get("/api/v1/tenants").json().unwrap();
     assert!(listed["items"].as_array().unwrap().is_empty());
