@@ -1,11 +1,10 @@
 //! The writer thread: group commit.
 //!
 //! Operations queue up while the previous batch is committing; the writer takes all of them (up
-//! to `MAX_BATCH`), runs them in order in one write transaction and commits once. When one
-//! operation fails, the transaction is aborted, that operation gets its error, and the rest of
-//! the batch is run again without it, so a failed operation never leaves a partial change behind
-//! and never costs its neighbours theirs. The failed operation saw exactly the state the
-//! operations before it produced, which is the state it would have seen run alone in that order.
+//! to `MAX_BATCH`), runs them in order in one write transaction and commits once. A failed
+//! operation never leaves a partial change behind and never costs its neighbours theirs (see
+//! `commit_batch`). It saw exactly the state the operations before it produced, which is the
+//! state it would have seen run alone in that order.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -18,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::{StoreError, WriteTx};
 
-/// The most operations one commit carries. Bounds the work re-done when an operation fails.
+/// The most operations one commit carries.
 const MAX_BATCH: usize = 512;
 
 /// A queued write operation, with its caller's answer channel.
@@ -91,6 +90,11 @@ pub(super) fn spawn(
     })
 }
 
+/// Runs the operations in order in one transaction and commits. When one fails, the transaction
+/// is aborted; the operations before it run again and commit on their own, then the failed one is
+/// answered, and the operations after it make the next transaction. So each operation runs at
+/// most twice however many of its neighbours fail, and a refusal is answered only once the state
+/// it was judged against is durable.
 fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
     while !batch.is_empty() {
         let mut tx = match db.begin_write() {
@@ -104,24 +108,24 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
             let view = WriteTx::new(&tx);
             batch.iter_mut().position(|job| !job.run(&view))
         };
-        match failed {
-            Some(index) => {
-                if let Err(err) = tx.abort() {
-                    tracing::error!(error = %err, "aborting a write transaction failed");
+        let Some(index) = failed else {
+            match tx.commit() {
+                Ok(()) => batch.into_iter().for_each(|job| job.answer()),
+                Err(err) => {
+                    tracing::error!(error = %err, "a commit failed");
+                    fail_all(batch, err.into());
                 }
-                batch.remove(index).answer();
             }
-            None => {
-                match tx.commit() {
-                    Ok(()) => batch.into_iter().for_each(|job| job.answer()),
-                    Err(err) => {
-                        tracing::error!(error = %err, "a commit failed");
-                        fail_all(batch, err.into());
-                    }
-                }
-                return;
-            }
+            return;
+        };
+        if let Err(err) = tx.abort() {
+            tracing::error!(error = %err, "aborting a write transaction failed");
         }
+        let mut rest = batch.split_off(index);
+        let refused = rest.remove(0);
+        commit_batch(db, batch);
+        refused.answer();
+        batch = rest;
     }
 }
 
@@ -194,6 +198,42 @@ mod tests {
         }
         assert_eq!(ok, 180);
         assert_eq!(read(&store, "n").await, 180);
+    }
+
+    #[test]
+    fn each_operation_runs_at_most_twice_whatever_fails_around_it() {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        };
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("db.redb")).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (mut jobs, mut answers) = (Vec::new(), Vec::new());
+        for i in 0..100u64 {
+            let runs = Arc::clone(&runs);
+            let (job, answer) = super::job(move |tx| {
+                runs.fetch_add(1, Ordering::Relaxed);
+                let key = format!("k{i}");
+                tx.table_mut(COUNTERS)?.insert(key.as_str(), i).map_err(crate::store::StoreError::from)?;
+                if i % 2 == 1 { Err(TestError::Refused) } else { Ok(i) }
+            });
+            jobs.push(job);
+            answers.push(answer);
+        }
+        super::commit_batch(&db, jobs);
+        assert!(runs.load(Ordering::Relaxed) <= 150, "{} runs", runs.load(Ordering::Relaxed));
+        for (i, mut answer) in answers.into_iter().enumerate() {
+            let expected = if i % 2 == 1 { Err(TestError::Refused) } else { Ok(i as u64) };
+            assert_eq!(answer.try_recv().unwrap(), expected);
+        }
+        use redb::ReadableDatabase;
+        let tx = db.begin_read().unwrap();
+        let table = tx.open_table(COUNTERS).unwrap();
+        let keys: Vec<u64> = table.iter().unwrap().map(|e| e.unwrap().1.value()).collect();
+        assert_eq!(keys.len(), 50);
+        assert!(keys.iter().all(|v| v % 2 == 0));
     }
 
     #[tokio::test]
