@@ -81,19 +81,17 @@ impl Store {
         self.inner.opened
     }
 
-    /// Runs `op` on a snapshot, on a blocking thread.
+    /// Runs `op` on a snapshot, on the calling task's thread. Meant for what requests read: point
+    /// lookups and bounded pages, which take microseconds from redb's cache. Handing them to the
+    /// blocking pool instead cost two thirds of the throughput of a lookup endpoint (BENCHMARKS.md).
+    /// A long scan (an export, a reindex) belongs on a blocking thread, not here.
     pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnOnce(&ReadTx) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&ReadTx) -> Result<T, E>,
+        E: From<StoreError>,
     {
-        let db = Arc::clone(&self.inner.db);
-        let task = tokio::task::spawn_blocking(move || {
-            let tx = db.begin_read().map_err(StoreError::from)?;
-            op(&ReadTx::new(tx))
-        });
-        task.await.map_err(|_| StoreError::Panicked)?
+        let tx = self.inner.db.begin_read().map_err(StoreError::from)?;
+        op(&ReadTx::new(tx))
     }
 
     /// Runs `op` in the next batch's write transaction and answers after that batch has been
