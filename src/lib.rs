@@ -32,6 +32,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     })?;
     let (dir, cache) = (config.data_dir.clone(), config.db_cache_mb << 20);
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, cache)).await??;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = config.data_dir.join(store::DATABASE_FILE);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private to its owner", file.display()))?;
+    }
     Ok(store)
 }
 

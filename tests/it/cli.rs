@@ -94,6 +94,8 @@ fn init_creates_the_data_directory_and_prints_the_first_key() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "the data directory holds private keys");
+        let mode = std::fs::metadata(data.join("portcullis.redb")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
     let again = command().arg("init").env("PORTCULLIS_DATA_DIR", &data).output().unwrap();
     assert!(again.status.success());
