@@ -76,7 +76,7 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
         updated_at: now,
     };
     let domains: Vec<DomainRecord> =
-        domain_names.into_iter().map(|d| new_domain(d, tenant.id, now)).collect();
+        domain_names.into_iter().map(|d| new_domain(d, tenant.id, verification_token(), now)).collect();
     let (t, ds) = (tenant.clone(), domains.clone());
     state
         .store
@@ -206,10 +206,7 @@ pub async fn add_domain(
                     message: format!("a tenant has at most {MAX_DOMAINS} domains"),
                 });
             }
-            let domain = DomainRecord {
-                verification_token: token.clone(),
-                ..new_domain(name.clone(), tenant.id, now)
-            };
+            let domain = new_domain(name.clone(), tenant.id, token.clone(), now);
             claim_domain(tx, &domain)?;
             tenants::put(tx, &TenantRecord { updated_at: now, ..tenant })?;
             Ok(domain)
@@ -254,12 +251,12 @@ fn claim_domain(tx: &crate::store::WriteTx<'_>, domain: &DomainRecord) -> Result
     }
 }
 
-fn new_domain(domain: String, tenant: TenantId, now: time::OffsetDateTime) -> DomainRecord {
+fn new_domain(domain: String, tenant: TenantId, token: String, now: time::OffsetDateTime) -> DomainRecord {
     DomainRecord {
         domain,
         tenant,
         status: DomainStatus::Unverified,
-        verification_token: verification_token(),
+        verification_token: token,
         created_at: now,
         verified_at: None,
     }
