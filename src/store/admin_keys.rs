@@ -43,9 +43,7 @@ pub fn by_digest(src: &impl Source, digest: &[u8; 32]) -> Result<Option<AdminKey
 }
 
 pub fn get(src: &impl Source, id: AdminKeyId) -> Result<Option<AdminKeyRecord>, StoreError> {
-    let table = src.table(ADMIN_KEYS)?;
-    let value = table.get(id.key())?;
-    value.map(|v| codec::decode(v.value())).transpose()
+    codec::get(src, ADMIN_KEYS, id.key())
 }
 
 /// Every key, revoked ones included, oldest first.

@@ -4,9 +4,12 @@
 //! (`#[serde(default)]`) without a migration; the version byte is for the changes that cannot be
 //! expressed that way, and `Record::upgrade` reads the older layouts.
 
+use std::borrow::Borrow;
+
+use redb::{Key, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::StoreError;
+use super::{Source, StoreError};
 
 /// A value stored in a table.
 pub trait Record: Serialize + DeserializeOwned {
@@ -35,6 +38,17 @@ pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
         Some((&version, body)) => R::upgrade(version, body),
         None => Err(StoreError::Corrupt { kind: R::KIND, message: "empty value".into() }),
     }
+}
+
+/// The record stored under `key` in a table of encoded records, decoded.
+pub fn get<'k, K: Key + 'static, R: Record>(
+    src: &impl Source,
+    table: TableDefinition<'static, K, &'static [u8]>,
+    key: impl Borrow<K::SelfType<'k>>,
+) -> Result<Option<R>, StoreError> {
+    let table = src.table(table)?;
+    let value = table.get(key)?;
+    value.map(|v| decode(v.value())).transpose()
 }
 
 #[cfg(test)]

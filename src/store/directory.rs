@@ -60,9 +60,7 @@ impl Record for GroupRecord {
 }
 
 pub fn user(src: &impl Source, tenant: TenantId, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-    let table = src.table(USERS)?;
-    let value = table.get((tenant.key(), id.key()))?;
-    value.map(|v| codec::decode(v.value())).transpose()
+    codec::get(src, USERS, (tenant.key(), id.key()))
 }
 
 pub fn user_by_email(
@@ -119,9 +117,7 @@ pub fn delete_user(tx: &WriteTx<'_>, tenant: TenantId, id: UserId) -> Result<boo
 }
 
 pub fn group(src: &impl Source, tenant: TenantId, id: GroupId) -> Result<Option<GroupRecord>, StoreError> {
-    let table = src.table(GROUPS)?;
-    let value = table.get((tenant.key(), id.key()))?;
-    value.map(|v| codec::decode(v.value())).transpose()
+    codec::get(src, GROUPS, (tenant.key(), id.key()))
 }
 
 pub fn put_group(tx: &WriteTx<'_>, record: &GroupRecord) -> Result<(), StoreError> {

@@ -38,9 +38,7 @@ impl SessionRecord {
 }
 
 pub fn get(src: &impl Source, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-    let table = src.table(SESSIONS)?;
-    let value = table.get(id.key())?;
-    value.map(|v| codec::decode(v.value())).transpose()
+    codec::get(src, SESSIONS, id.key())
 }
 
 pub fn put(tx: &WriteTx<'_>, session: &SessionRecord) -> Result<(), StoreError> {

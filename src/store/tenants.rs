@@ -69,9 +69,7 @@ impl Record for DomainRecord {
 }
 
 pub fn get(src: &impl Source, id: TenantId) -> Result<Option<TenantRecord>, StoreError> {
-    let table = src.table(TENANTS)?;
-    let value = table.get(id.key())?;
-    value.map(|v| codec::decode(v.value())).transpose()
+    codec::get(src, TENANTS, id.key())
 }
 
 pub fn id_by_slug(src: &impl Source, slug: &str) -> Result<Option<TenantId>, StoreError> {
@@ -134,9 +132,7 @@ pub fn domains(src: &impl Source, tenant: TenantId) -> Result<Vec<DomainRecord>,
 }
 
 pub fn domain(src: &impl Source, tenant: TenantId, domain: &str) -> Result<Option<DomainRecord>, StoreError> {
-    let table = src.table(DOMAINS)?;
-    let value = table.get((tenant.key(), domain))?;
-    value.map(|v| codec::decode(v.value())).transpose()
+    codec::get(src, DOMAINS, (tenant.key(), domain))
 }
 
 /// The tenant a domain belongs to, verified or not.
