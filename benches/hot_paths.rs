@@ -39,37 +39,55 @@ fn tenant(n: usize) -> TenantRecord {
     }
 }
 
-async fn store_writes(concurrency: usize, total: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 64 << 20).unwrap();
-    let next = Arc::new(AtomicUsize::new(0));
+/// Runs `op(0..total)` from `concurrency` tasks and prints the rate.
+async fn drive<F, Fut>(label: &str, concurrency: usize, total: usize, op: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (op, next) = (Arc::new(op), Arc::new(AtomicUsize::new(0)));
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (store, next) = (store.clone(), Arc::clone(&next));
+            let (op, next) = (Arc::clone(&op), Arc::clone(&next));
             tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < total {
-                    let record = tenant(0);
-                    store
-                        .write(move |tx| {
-                            tenants::claim_slug(tx, &record.slug, record.id)?;
-                            tenants::put(tx, &record)
-                        })
-                        .await
-                        .unwrap();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total {
+                        break;
+                    }
+                    op(n).await;
                 }
             })
         })
         .collect();
-    for w in workers {
-        w.await.unwrap();
+    for worker in workers {
+        worker.await.unwrap();
     }
-    let elapsed = started.elapsed();
+    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "store write (tenant + slug index), concurrency {concurrency:>3}: {total} in {:.2} s = {:>7.0} writes/s",
-        elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
+        "{label}, concurrency {concurrency:>2}: {total} in {seconds:.2} s = {:>7.0}/s",
+        total as f64 / seconds
     );
+}
+
+async fn store_writes(concurrency: usize, total: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 64 << 20).unwrap();
+    let writer = store.clone();
+    drive("store write (tenant + slug index)", concurrency, total, move |n| {
+        let (store, record) = (writer.clone(), tenant(n));
+        async move {
+            store
+                .write(move |tx| {
+                    tenants::claim_slug(tx, &record.slug, record.id)?;
+                    tenants::put(tx, &record)
+                })
+                .await
+                .unwrap();
+        }
+    })
+    .await;
     store.shutdown();
 }
 
@@ -87,7 +105,6 @@ async fn http(total: usize) {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
-    // Wait until it answers.
     for _ in 0..200 {
         if client.get(format!("{base}/readyz")).send().await.is_ok() {
             break;
@@ -95,55 +112,28 @@ async fn http(total: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let concurrency = 8;
-    let run = |label: &'static str, make: Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync>| {
-        let next = Arc::new(AtomicUsize::new(0));
-        async move {
-            let started = Instant::now();
-            let workers: Vec<_> = (0..concurrency)
-                .map(|_| {
-                    let (next, make) = (Arc::clone(&next), Arc::clone(&make));
-                    tokio::spawn(async move {
-                        loop {
-                            let n = next.fetch_add(1, Ordering::Relaxed);
-                            if n >= total {
-                                break;
-                            }
-                            let response = make(n).send().await.unwrap();
-                            assert!(response.status().is_success(), "{}", response.status());
-                        }
-                    })
-                })
-                .collect();
-            for w in workers {
-                w.await.unwrap();
-            }
-            let elapsed = started.elapsed();
-            println!(
-                "{label}, concurrency {concurrency}: {total} in {:.2} s = {:>7.0} requests/s",
-                elapsed.as_secs_f64(),
-                total as f64 / elapsed.as_secs_f64()
-            );
-        }
-    };
     let (c, b) = (client.clone(), base.clone());
-    run(
-        "HTTP POST /api/v1/tenants",
-        Arc::new(move |n| {
-            c.post(format!("{b}/api/v1/tenants"))
-                .bearer_auth(ADMIN_KEY)
-                .json(&serde_json::json!({ "slug": format!("tenant-{n}"), "display_name": "Bench", "domains": [format!("d{n}.example")] }))
-        }),
-    )
+    drive("HTTP POST /api/v1/tenants", 8, total, move |n| {
+        let body = serde_json::json!({
+            "slug": format!("tenant-{n}"), "display_name": "Bench", "domains": [format!("d{n}.example")]
+        });
+        let request = c.post(format!("{b}/api/v1/tenants")).bearer_auth(ADMIN_KEY).json(&body);
+        async move { expect_success(request).await }
+    })
     .await;
     let (c, b) = (client.clone(), base.clone());
-    run(
-        "HTTP GET /api/v1/tenants/{slug}",
-        Arc::new(move |n| c.get(format!("{b}/api/v1/tenants/tenant-{}", n % 1000)).bearer_auth(ADMIN_KEY)),
-    )
+    drive("HTTP GET /api/v1/tenants/{slug}", 8, total, move |n| {
+        let request = c.get(format!("{b}/api/v1/tenants/tenant-{}", n % 1000)).bearer_auth(ADMIN_KEY);
+        async move { expect_success(request).await }
+    })
     .await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+async fn expect_success(request: reqwest::RequestBuilder) {
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
 }
 
 fn test_secret() -> portcullis::config::Secret {

@@ -71,13 +71,7 @@ fn a_missing_config_file_and_a_taken_port_are_reported() {
 
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let output = command()
-        .args(["serve", "--listen", &taken.local_addr().unwrap().to_string()])
-        .env("PORTCULLIS_DATA_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = crate::server::serve_refused(&taken.local_addr().unwrap().to_string(), dir.path());
     assert!(stderr.contains("setting listen"), "{stderr}");
 }
 

@@ -91,13 +91,7 @@ fn a_bootstrap_key_is_the_first_admin_key() {
 #[test]
 fn a_data_directory_is_used_by_one_server_at_a_time() {
     let server = Server::start();
-    let output = crate::server::command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("PORTCULLIS_DATA_DIR", server.data_dir())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = crate::server::serve_refused("127.0.0.1:0", server.data_dir());
     assert!(stderr.contains("another process"), "{stderr}");
     assert_eq!(server.get("/api/v1/tenants").status(), 200);
 }

@@ -36,6 +36,14 @@ pub fn command() -> Command {
     cmd
 }
 
+/// Runs `portcullis serve` expecting it to refuse to start; returns what it printed to stderr.
+pub fn serve_refused(listen: &str, data_dir: &Path) -> String {
+    let output =
+        command().args(["serve", "--listen", listen]).env("PORTCULLIS_DATA_DIR", data_dir).output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 impl Server {
     /// A fresh server whose first admin key is `ADMIN_KEY`.
     pub fn start() -> Server {
