@@ -34,6 +34,8 @@ fn tenant(n: usize) -> TenantRecord {
         slug: format!("t{n}-{}", TenantId::generate()),
         display_name: format!("Tenant {n}"),
         status: TenantStatus::Active,
+        seat_limit: None,
+        deleted_user_retention_days: None,
         created_at: now,
         updated_at: now,
     }

@@ -19,6 +19,7 @@ use crate::{
     clock::SharedClock,
     config::Config,
     http::{ApiError, health, middleware as mw},
+    scim::{self, ScimRuntime},
     store::Store,
     tenants,
 };
@@ -31,16 +32,20 @@ pub struct AppState {
     pub clock: SharedClock,
     /// The base URL this server is reached at, without a trailing slash.
     pub public_url: Arc<str>,
+    /// SCIM tokens' rate-limit buckets and last-use bookkeeping.
+    pub scim: Arc<ScimRuntime>,
     draining: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Arc<Config>, clock: SharedClock, public_url: String) -> Self {
+        let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         Self {
             store,
             config,
             clock,
             public_url: public_url.into(),
+            scim,
             draining: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -56,10 +61,14 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().merge(admin::router(state.clone())).merge(tenants::router(state.clone()));
+    let api = Router::new()
+        .merge(admin::router(state.clone()))
+        .merge(tenants::router(state.clone()))
+        .merge(scim::admin_router(state.clone()));
     let mut app = Router::new()
         .merge(health::router())
         .nest("/api/v1", api)
+        .nest("/scim/v2/{tenant}", scim::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // Layers run outside-in in the reverse of the order they are added here: the request id

@@ -32,6 +32,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The first admin API key, used only when the database is created.
     pub bootstrap_admin_key: Option<Secret>,
+    /// The largest SCIM request body (a group PUT with 10,000 members is about 600 KB).
+    pub scim_max_body_bytes: usize,
+    /// Sustained SCIM requests per second allowed per token; 0: no limit.
+    pub scim_rate_limit: u32,
+    /// How many SCIM requests a token may make in a burst above the sustained rate.
+    pub scim_rate_burst: u32,
 }
 
 impl Default for Config {
@@ -47,6 +53,9 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             bootstrap_admin_key: None,
+            scim_max_body_bytes: 4 << 20,
+            scim_rate_limit: 200,
+            scim_rate_burst: 400,
         }
     }
 }
@@ -238,6 +247,33 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.bootstrap_admin_key.as_ref().map(|s| s.0.clone()),
+    },
+    Setting {
+        key: "scim_max_body_bytes",
+        secret: false,
+        parse: |c, v| {
+            c.scim_max_body_bytes = parse_in_range(v, 1024, 64 << 20)?;
+            Ok(())
+        },
+        show: |c| Some(c.scim_max_body_bytes.to_string()),
+    },
+    Setting {
+        key: "scim_rate_limit",
+        secret: false,
+        parse: |c, v| {
+            c.scim_rate_limit = parse_in_range(v, 0, 1_000_000)? as u32;
+            Ok(())
+        },
+        show: |c| Some(c.scim_rate_limit.to_string()),
+    },
+    Setting {
+        key: "scim_rate_burst",
+        secret: false,
+        parse: |c, v| {
+            c.scim_rate_burst = parse_in_range(v, 1, 1_000_000)? as u32;
+            Ok(())
+        },
+        show: |c| Some(c.scim_rate_burst.to_string()),
     },
 ];
 

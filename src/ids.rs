@@ -70,3 +70,11 @@ typed_id!(
     /// An operator's admin API key.
     AdminKeyId
 );
+typed_id!(
+    /// A tenant's SCIM bearer token.
+    ScimTokenId
+);
+typed_id!(
+    /// A lifecycle event or an audit record, unique across the instance.
+    EntryId
+);

@@ -8,11 +8,13 @@ pub mod admin;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod http;
 pub mod ids;
 pub mod instance;
 pub mod provider;
 pub mod saml;
+pub mod scim;
 pub mod store;
 pub mod tenants;
 pub mod text;
@@ -69,6 +71,7 @@ pub async fn run(
     let grace = config.shutdown_grace;
     let state = AppState::new(store.clone(), config, clock, public_url.clone());
     let router = app::router(state.clone());
+    let sweeper = tokio::spawn(directory::sweep_deleted_users(state.store.clone(), state.clock.clone()));
 
     let stopping = Arc::new(Notify::new());
     let signal = {
@@ -92,6 +95,7 @@ pub async fn run(
         served = server => served.context("the HTTP server failed")?,
         () = deadline => tracing::warn!(?grace, "requests still in flight after the shutdown grace period; stopping anyway"),
     }
+    sweeper.abort();
     drop(state);
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     tracing::info!("stopped");

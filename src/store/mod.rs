@@ -11,7 +11,9 @@ mod codec;
 pub mod directory;
 mod error;
 pub mod instance_keys;
+pub mod journal;
 mod schema;
+pub mod scim_tokens;
 pub mod sessions;
 pub mod tenants;
 mod tx;
@@ -92,6 +94,23 @@ impl Store {
     {
         let tx = self.inner.db.begin_read().map_err(StoreError::from)?;
         op(&ReadTx::new(tx))
+    }
+
+    /// Runs `op` on a snapshot on a blocking thread: for reads that may visit a whole tenant (a
+    /// filter no index answers, a sort), which must not hold up the requests sharing a runtime
+    /// thread.
+    pub async fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&ReadTx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.inner.db);
+        let task = tokio::task::spawn_blocking(move || {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            op(&ReadTx::new(tx))
+        });
+        task.await.map_err(|_| StoreError::Panicked)?
     }
 
     /// Runs `op` in the next batch's write transaction and answers after that batch has been

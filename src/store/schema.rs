@@ -4,7 +4,9 @@
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{StoreError, WriteTx, admin_keys, directory, instance_keys, sessions, tenants};
+use super::{
+    StoreError, WriteTx, admin_keys, directory, instance_keys, journal, scim_tokens, sessions, tenants,
+};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -66,6 +68,8 @@ fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     sessions::create_tables(tx)?;
     instance_keys::create_tables(tx)?;
     admin_keys::create_tables(tx)?;
+    scim_tokens::create_tables(tx)?;
+    journal::create_tables(tx)?;
     Ok(())
 }
 

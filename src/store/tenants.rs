@@ -8,7 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec, directory, sessions};
+use super::{Record, Source, StoreError, WriteTx, codec, directory, scim_tokens, sessions};
 use crate::ids::TenantId;
 
 const TENANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("tenants");
@@ -37,6 +37,13 @@ pub struct TenantRecord {
     pub slug: String,
     pub display_name: String,
     pub status: TenantStatus,
+    /// How many active users the tenant may have; None: no limit.
+    #[serde(default)]
+    pub seat_limit: Option<u32>,
+    /// How long a deleted user's data is kept (deactivated, invisible) before it is purged;
+    /// None: deleted at once.
+    #[serde(default)]
+    pub deleted_user_retention_days: Option<u32>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -180,6 +187,7 @@ pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, St
     release_slug(tx, &tenant.slug)?;
     directory::delete_tenant(tx, id)?;
     sessions::delete_tenant(tx, id)?;
+    scim_tokens::delete_tenant(tx, id)?;
     tx.table_mut(TENANTS)?.remove(id.key())?;
     Ok(Some(tenant))
 }
@@ -192,7 +200,10 @@ mod tests {
     use crate::{
         ids::{GroupId, SessionId, UserId},
         store::{
-            directory::{self, GroupRecord, UserRecord},
+            directory::{
+                self,
+                tests::{group_record, user_record},
+            },
             sessions::{self, SessionRecord},
             testing,
         },
@@ -210,6 +221,8 @@ mod tests {
             slug: slug.into(),
             display_name: slug.into(),
             status: TenantStatus::Active,
+            seat_limit: None,
+            deleted_user_retention_days: None,
             created_at: now,
             updated_at: now,
         };
@@ -224,27 +237,10 @@ mod tests {
             verified_at: None,
         };
         assert_eq!(claim_domain(tx, &domain)?, None);
-        let user = UserRecord {
-            id: UserId::generate(),
-            tenant: tenant.id,
-            user_name: "ada".into(),
-            email: Some(format!("ada@{}", domain.domain)),
-            display_name: None,
-            external_id: None,
-            active: true,
-            created_at: now,
-            updated_at: now,
-        };
-        directory::put_user(tx, &user)?;
-        let group = GroupRecord {
-            id: GroupId::generate(),
-            tenant: tenant.id,
-            display_name: "Staff".into(),
-            external_id: None,
-            created_at: now,
-            updated_at: now,
-        };
-        directory::put_group(tx, &group)?;
+        let user = user_record(tenant.id, "ada", &format!("ada@{}", domain.domain));
+        directory::save_user(tx, &user)?.unwrap();
+        let group = group_record(tenant.id, "Staff");
+        directory::save_group(tx, &group)?.unwrap();
         directory::add_member(tx, tenant.id, group.id, user.id)?;
         let session = SessionRecord {
             id: SessionId::generate(),
@@ -282,12 +278,15 @@ mod tests {
                     && directory::user(tx, gone, gone_user)?.is_none()
                     && directory::user_by_email(tx, gone, "ada@acme.test")?.is_none()
                     && directory::group(tx, gone, gone_group)?.is_none()
+                    && directory::user_id_by_name(tx, gone, "ada")?.is_none()
+                    && directory::counts(tx, gone)? == directory::Counts::default()
                     && directory::groups_of(tx, gone, gone_user)?.is_empty()
                     && sessions::get(tx, gone_session)?.is_none(),
                 get(tx, kept)?.is_some()
                     && id_by_slug(tx, "globex")? == Some(kept)
                     && domain_owner(tx, "globex.test")? == Some(kept)
                     && directory::user_by_email(tx, kept, "ada@globex.test")?.is_some()
+                    && directory::user_id_by_name(tx, kept, "ada")? == Some(kept_user)
                     && directory::members_of(tx, kept, kept_group)? == vec![kept_user]
                     && sessions::get(tx, kept_session)?.is_some(),
             ))

@@ -14,6 +14,7 @@ use axum::{
     routing::{delete, get},
 };
 
+pub(crate) use service::resolve;
 pub use service::{CreateTenant, UpdateTenant};
 pub use views::{DomainView, TenantPage, TenantView};
 

@@ -29,15 +29,46 @@ pub struct CreateTenant {
     pub domains: Vec<String>,
     #[serde(default)]
     pub status: Option<TenantStatus>,
+    #[serde(default)]
+    pub seat_limit: Option<u32>,
+    #[serde(default)]
+    pub deleted_user_retention_days: Option<u32>,
 }
 
-/// A partial update: absent fields stay as they are.
+/// A partial update: absent fields stay as they are; `null` clears an optional setting.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     pub slug: Option<String>,
     pub display_name: Option<String>,
     pub status: Option<TenantStatus>,
+    #[serde(default, deserialize_with = "present")]
+    pub seat_limit: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub deleted_user_retention_days: Option<Option<u32>>,
+}
+
+/// Tells a field sent as `null` (Some(None)) from a field not sent (None).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A deleted user's data is kept at most this long.
+const MAX_RETENTION_DAYS: u32 = 3650;
+
+fn check_retention(days: Option<u32>) -> Result<Option<u32>, TenantError> {
+    match days {
+        Some(days) if days > MAX_RETENTION_DAYS => Err(TenantError::Invalid {
+            field: "deleted_user_retention_days",
+            message: format!("must be 0 to {MAX_RETENTION_DAYS} days"),
+        }),
+        Some(0) | None => Ok(None),
+        days => Ok(days),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,12 +97,15 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
             message: format!("at most {MAX_DOMAINS} domains"),
         });
     }
+    let deleted_user_retention_days = check_retention(input.deleted_user_retention_days)?;
     let now = state.clock.now();
     let tenant = TenantRecord {
         id: TenantId::generate(),
         slug,
         display_name,
         status: input.status.unwrap_or(TenantStatus::Active),
+        seat_limit: input.seat_limit,
+        deleted_user_retention_days,
         created_at: now,
         updated_at: now,
     };
@@ -147,6 +181,7 @@ pub async fn update(
 ) -> Result<TenantWithDomains, TenantError> {
     let slug = input.slug.as_deref().map(validate::slug).transpose()?;
     let display_name = input.display_name.as_deref().map(validate::display_name).transpose()?;
+    let retention = input.deleted_user_retention_days.map(check_retention).transpose()?;
     let now = state.clock.now();
     let updated = state
         .store
@@ -164,6 +199,12 @@ pub async fn update(
             }
             if let Some(status) = input.status {
                 tenant.status = status;
+            }
+            if let Some(limit) = input.seat_limit {
+                tenant.seat_limit = limit;
+            }
+            if let Some(days) = retention {
+                tenant.deleted_user_retention_days = days;
             }
             tenant.updated_at = now;
             tenants::put(tx, &tenant)?;
@@ -231,7 +272,7 @@ pub async fn remove_domain(state: &AppState, reference: String, domain: String) 
 }
 
 /// Finds a tenant by id or by slug.
-fn resolve(src: &impl Source, reference: &str) -> Result<TenantRecord, TenantError> {
+pub(crate) fn resolve(src: &impl Source, reference: &str) -> Result<TenantRecord, TenantError> {
     let id = match reference.parse::<TenantId>() {
         Ok(id) => Some(id),
         Err(_) => tenants::id_by_slug(src, reference)?,

@@ -19,6 +19,10 @@ pub struct TenantView {
     pub slug: String,
     pub display_name: String,
     pub status: TenantStatus,
+    /// How many active users the tenant may have (null: no limit).
+    pub seat_limit: Option<u32>,
+    /// Days a deleted user's data is kept before it is purged (null: deleted at once).
+    pub deleted_user_retention_days: Option<u32>,
     pub domains: Vec<DomainView>,
     /// What the tenant's IdP administrator needs to configure provisioning and sign-in.
     pub urls: TenantUrls,
@@ -41,6 +45,8 @@ impl TenantView {
             slug: tenant.slug,
             display_name: tenant.display_name,
             status: tenant.status,
+            seat_limit: tenant.seat_limit,
+            deleted_user_retention_days: tenant.deleted_user_retention_days,
             domains: domains.into_iter().map(DomainView::from).collect(),
             created_at: tenant.created_at,
             updated_at: tenant.updated_at,

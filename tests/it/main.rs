@@ -8,5 +8,6 @@ mod bad_input;
 mod cli;
 mod http_basics;
 mod lifecycle;
+mod scim;
 mod server;
 mod tenants;

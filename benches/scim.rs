@@ -1,0 +1,253 @@
+//! SCIM hot paths over real HTTP against the release server in its own process, for
+//! BENCHMARKS.md (targets in the team's TARGETS.md). Every write is durable before its response.
+//!
+//! 1. Provision a 500-user organisation: 500 sequential POST /Users, then one POST /Groups with
+//!    all 500 as members.
+//! 2. POST /Users at concurrency 8.
+//! 3. GET /Users?filter=userName eq "…" at concurrency 8 among 10,000+ users (rate and median).
+//! 4. Deactivation by PATCH: the response returns after the commit that revoked the sessions.
+//! 5. Server memory (RSS) idle, and after 100,000 users.
+//!
+//! Run with `cargo bench --bench scim`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef0123456789";
+
+struct Server {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("serve")
+            .env("PORTCULLIS_DATA_DIR", data.path())
+            .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
+            .env("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+            .env("PORTCULLIS_SCIM_RATE_LIMIT", "0")
+            .env("PORTCULLIS_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().unwrap().unwrap();
+            if let Some(rest) = line.strip_prefix("Portcullis listening on ") {
+                break rest.split(' ').next().unwrap().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base, _data: data }
+    }
+
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb / 1024.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tenant and a SCIM token on `server`: (SCIM base URL, token).
+async fn tenant(client: &reqwest::Client, server: &Server, slug: &str) -> (String, String) {
+    let tenant: Value = client
+        .post(format!("{}/api/v1/tenants", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"slug": slug, "display_name": slug}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = tenant["id"].as_str().unwrap();
+    let token: Value = client
+        .post(format!("{}/api/v1/tenants/{id}/scim-tokens", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        tenant["urls"]["scim_base_url"].as_str().unwrap().to_owned(),
+        token["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn user(name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name, "externalId": format!("ext-{name}"),
+        "name": {"givenName": "Bench", "familyName": name},
+        "emails": [{"primary": true, "value": name, "type": "work"}],
+        "displayName": name, "active": true,
+    })
+}
+
+async fn send(request: reqwest::RequestBuilder, expected: u16) -> Value {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, expected, "{body}");
+    if body.is_empty() { Value::Null } else { serde_json::from_str(&body).unwrap() }
+}
+
+/// Runs `op(0..total)` from `concurrency` tasks; prints the rate and the latency percentiles.
+async fn drive<F, Fut>(label: &str, concurrency: usize, total: usize, op: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (op, next) = (Arc::new(op), Arc::new(AtomicUsize::new(0)));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (op, next, latencies) = (Arc::clone(&op), Arc::clone(&next), Arc::clone(&latencies));
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total {
+                        break;
+                    }
+                    let begun = Instant::now();
+                    op(n).await;
+                    latencies.lock().unwrap().push(begun.elapsed());
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0
+    };
+    println!(
+        "{label}, concurrency {concurrency}: {total} in {seconds:.2} s = {:.0}/s; p50 {:.2} ms, p99 {:.2} ms",
+        total as f64 / seconds,
+        pct(0.5),
+        pct(0.99)
+    );
+}
+
+async fn provision_organisation(client: &reqwest::Client, server: &Server) {
+    let (base, token) = tenant(client, server, "org500").await;
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(500);
+    for n in 0..500 {
+        let request = client
+            .post(format!("{base}/Users"))
+            .bearer_auth(&token)
+            .json(&user(&format!("p{n}@org.example")));
+        ids.push(send(request, 201).await["id"].as_str().unwrap().to_owned());
+    }
+    let users_done = started.elapsed();
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone", "members": members});
+    send(client.post(format!("{base}/Groups")).bearer_auth(&token).json(&group), 201).await;
+    println!(
+        "provision 500 users one by one, then a group of all 500: {:.3} s (users {:.3} s, group {:.3} s)",
+        started.elapsed().as_secs_f64(),
+        users_done.as_secs_f64(),
+        (started.elapsed() - users_done).as_secs_f64()
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let server = Server::start();
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        println!("server memory idle: {:.1} MB RSS", server.rss_mb());
+
+        provision_organisation(&client, &server).await;
+
+        let (base, token) = tenant(&client, &server, "load").await;
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        drive("POST /Users", 8, 10_000, move |n| {
+            let request =
+                c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("u{n}@load.example")));
+            async move {
+                send(request, 201).await;
+            }
+        })
+        .await;
+
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        drive("GET /Users?filter=userName eq (10,000 users)", 8, 20_000, move |n| {
+            let filter = format!("userName eq \"u{}@load.example\"", (n * 7919) % 10_000);
+            let request = c.get(format!("{b}/Users")).query(&[("filter", filter)]).bearer_auth(&t);
+            async move {
+                let list = send(request, 200).await;
+                assert_eq!(list["totalResults"], 1);
+            }
+        })
+        .await;
+
+        let ids: Vec<String> = {
+            let list = send(client.get(format!("{base}/Users?count=500")).bearer_auth(&token), 200).await;
+            list["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let ids = Arc::new(ids);
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        drive("PATCH deactivate (sessions revoked in the same commit)", 1, 500, move |n| {
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "value": {"active": false}}]});
+            let request = c.patch(format!("{b}/Users/{}", ids[n])).bearer_auth(&t).json(&body);
+            async move {
+                send(request, 200).await;
+            }
+        })
+        .await;
+
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        drive("POST /Users up to 100,000 users", 8, 89_500, move |n| {
+            let request =
+                c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("m{n}@load.example")));
+            async move {
+                send(request, 201).await;
+            }
+        })
+        .await;
+        println!("server memory after 100,000 users: {:.1} MB RSS", server.rss_mb());
+    });
+}

@@ -1,0 +1,432 @@
+//! The directory's lifecycle rules, shared by every way people and groups arrive (SCIM now,
+//! just-in-time sign-in later). Each operation runs inside the caller's write transaction and
+//! does everything that belongs with the change in that one commit: the records and their
+//! indexes, the seat limit, the revocation of a deactivated or deleted user's sessions, the
+//! lifecycle event in the outbox and the audit record.
+
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    clock::SharedClock,
+    ids::{EntryId, GroupId, UserId},
+    store::{
+        Store, StoreError, WriteTx,
+        directory::{self, Conflict, DeletedUserRecord, GroupRecord, UserRecord},
+        journal::{self, Actor, AuditRecord, EventRecord, Subject},
+        sessions,
+        tenants::TenantRecord,
+    },
+};
+
+/// How often retained users whose period has ended are purged.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Purged per transaction, so that a large backlog does not hold the writer for long.
+const SWEEP_BATCH: usize = 500;
+
+/// Purges deleted users whose retention period has ended: at start, then every hour.
+pub async fn sweep_deleted_users(store: Store, clock: SharedClock) {
+    loop {
+        loop {
+            let now = clock.now();
+            match store.write(move |tx| directory::purge_deleted_users(tx, now, SWEEP_BATCH)).await {
+                Ok(purged) if purged > 0 => {
+                    tracing::info!(purged, "purged deleted users past their retention")
+                }
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(%err, "could not purge deleted users");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("a unique value is taken: {0:?}")]
+    Conflict(Conflict),
+    #[error("the tenant's seat limit of {limit} active users is reached")]
+    SeatLimit { limit: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who is changing the directory, through what, and when.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub tenant: TenantRecord,
+    pub actor: Actor,
+    /// The channel, first word of audit actions: `scim`, `sso`, `admin`.
+    pub channel: &'static str,
+    pub request_id: Option<String>,
+    pub now: OffsetDateTime,
+}
+
+impl Change {
+    fn audit(
+        &self,
+        tx: &WriteTx<'_>,
+        action: &str,
+        target: Subject,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        journal::append_audit(
+            tx,
+            AuditRecord {
+                id: EntryId::generate(),
+                seq: 0,
+                tenant: Some(self.tenant.id),
+                at: self.now,
+                actor: self.actor.clone(),
+                action: format!("{}.{action}", self.channel),
+                target: Some(target),
+                request_id: self.request_id.clone(),
+                detail,
+            },
+        )?;
+        Ok(())
+    }
+
+    fn event(
+        &self,
+        tx: &WriteTx<'_>,
+        kind: &str,
+        subject: Subject,
+        data: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        journal::append_event(
+            tx,
+            EventRecord {
+                id: EntryId::generate(),
+                seq: 0,
+                tenant: self.tenant.id,
+                kind: kind.into(),
+                occurred_at: self.now,
+                subject,
+                data,
+            },
+        )?;
+        Ok(())
+    }
+}
+
+fn user_subject(user: &UserRecord) -> Subject {
+    Subject { kind: "user".into(), id: user.id.to_string(), label: Some(user.user_name.clone()) }
+}
+
+fn group_subject(group: &GroupRecord) -> Subject {
+    Subject { kind: "group".into(), id: group.id.to_string(), label: Some(group.display_name.clone()) }
+}
+
+/// What an event says about a user.
+fn user_data(user: &UserRecord) -> serde_json::Value {
+    json!({ "user": {
+        "id": user.id, "user_name": user.user_name, "external_id": user.external_id,
+        "email": user.email, "display_name": user.display_name, "active": user.active,
+    }})
+}
+
+fn group_data(group: &GroupRecord) -> serde_json::Value {
+    json!({ "group": { "id": group.id, "display_name": group.display_name, "external_id": group.external_id } })
+}
+
+/// Refuses to make one more user active when the tenant is at its seat limit.
+fn check_seat(tx: &WriteTx<'_>, tenant: &TenantRecord) -> Result<(), DirectoryError> {
+    if let Some(limit) = tenant.seat_limit {
+        if directory::counts(tx, tenant.id)?.active_users >= u64::from(limit) {
+            return Err(DirectoryError::SeatLimit { limit });
+        }
+    }
+    Ok(())
+}
+
+fn save_user(tx: &WriteTx<'_>, user: &UserRecord) -> Result<(), DirectoryError> {
+    directory::save_user(tx, user)?.map_err(DirectoryError::Conflict)
+}
+
+pub fn create_user(tx: &WriteTx<'_>, change: &Change, user: &UserRecord) -> Result<(), DirectoryError> {
+    if user.active {
+        check_seat(tx, &change.tenant)?;
+    }
+    save_user(tx, user)?;
+    change.event(tx, "user.created", user_subject(user), user_data(user))?;
+    change.audit(tx, "user.create", user_subject(user), json!({ "active": user.active }))?;
+    Ok(())
+}
+
+/// Replaces a user's record. Deactivation revokes every session of the user in this commit;
+/// reactivation takes a seat.
+pub fn update_user(
+    tx: &WriteTx<'_>,
+    change: &Change,
+    before: &UserRecord,
+    after: &UserRecord,
+    detail: serde_json::Value,
+) -> Result<(), DirectoryError> {
+    let reactivated = !before.active && after.active;
+    let deactivated = before.active && !after.active;
+    if reactivated {
+        check_seat(tx, &change.tenant)?;
+    }
+    save_user(tx, after)?;
+    let subject = user_subject(after);
+    let mut detail = detail;
+    if deactivated {
+        let revoked = sessions::revoke_user(tx, after.tenant, after.id, change.now)?;
+        detail["sessions_revoked"] = json!(revoked);
+        change.event(tx, "user.deactivated", subject.clone(), user_data(after))?;
+    } else if reactivated {
+        change.event(tx, "user.reactivated", subject.clone(), user_data(after))?;
+    }
+    if before.profile != after.profile
+        || before.user_name != after.user_name
+        || before.external_id != after.external_id
+    {
+        change.event(tx, "user.updated", subject.clone(), user_data(after))?;
+    }
+    change.audit(tx, "user.update", subject, detail)?;
+    Ok(())
+}
+
+/// Deletes a user, revoking their sessions; under a retention period the data is kept out of
+/// sight until it ends. Returns false if there was no such user.
+pub fn delete_user(tx: &WriteTx<'_>, change: &Change, id: UserId) -> Result<bool, DirectoryError> {
+    let tenant = change.tenant.id;
+    let revoked = sessions::revoke_user(tx, tenant, id, change.now)?;
+    let Some((user, groups)) = directory::delete_user(tx, tenant, id)? else {
+        return Ok(false);
+    };
+    if let Some(days) = change.tenant.deleted_user_retention_days {
+        let deleted = DeletedUserRecord {
+            user: UserRecord { active: false, ..user.clone() },
+            groups: groups.clone(),
+            deleted_at: change.now,
+            purge_after: change.now + Duration::days(i64::from(days)),
+        };
+        directory::retain_deleted_user(tx, &deleted)?;
+    }
+    change.event(tx, "user.deleted", user_subject(&user), user_data(&user))?;
+    let detail = json!({ "sessions_revoked": revoked, "retained_days": change.tenant.deleted_user_retention_days, "groups_left": groups.len() });
+    change.audit(tx, "user.delete", user_subject(&user), detail)?;
+    Ok(true)
+}
+
+pub fn create_group(
+    tx: &WriteTx<'_>,
+    change: &Change,
+    group: &GroupRecord,
+    members: &[UserId],
+) -> Result<(), DirectoryError> {
+    directory::save_group(tx, group)?.map_err(DirectoryError::Conflict)?;
+    change.event(tx, "group.created", group_subject(group), group_data(group))?;
+    let added = add_members(tx, change, group, members)?;
+    change.audit(tx, "group.create", group_subject(group), json!({ "members_added": added }))?;
+    Ok(())
+}
+
+/// Replaces a group's record and applies member changes; one audit record says what changed.
+pub fn update_group(
+    tx: &WriteTx<'_>,
+    change: &Change,
+    before: &GroupRecord,
+    after: &GroupRecord,
+    added: &[UserId],
+    removed: &[UserId],
+    detail: serde_json::Value,
+) -> Result<(), DirectoryError> {
+    directory::save_group(tx, after)?.map_err(DirectoryError::Conflict)?;
+    if before.display_name != after.display_name
+        || before.external_id != after.external_id
+        || before.profile != after.profile
+    {
+        change.event(tx, "group.updated", group_subject(after), group_data(after))?;
+    }
+    let added = add_members(tx, change, after, added)?;
+    let mut removed_count = 0;
+    for user in removed {
+        if directory::remove_member(tx, after.tenant, after.id, *user)? {
+            removed_count += 1;
+            change.event(tx, "group.member_removed", group_subject(after), member_data(after, *user))?;
+        }
+    }
+    let mut detail = detail;
+    detail["members_added"] = json!(added);
+    detail["members_removed"] = json!(removed_count);
+    change.audit(tx, "group.update", group_subject(after), detail)?;
+    Ok(())
+}
+
+pub fn delete_group(tx: &WriteTx<'_>, change: &Change, id: GroupId) -> Result<bool, DirectoryError> {
+    let Some((group, members)) = directory::delete_group(tx, change.tenant.id, id)? else {
+        return Ok(false);
+    };
+    change.event(tx, "group.deleted", group_subject(&group), group_data(&group))?;
+    change.audit(tx, "group.delete", group_subject(&group), json!({ "members_removed": members.len() }))?;
+    Ok(true)
+}
+
+fn member_data(group: &GroupRecord, user: UserId) -> serde_json::Value {
+    json!({ "group": { "id": group.id, "display_name": group.display_name }, "user": { "id": user } })
+}
+
+fn add_members(
+    tx: &WriteTx<'_>,
+    change: &Change,
+    group: &GroupRecord,
+    users: &[UserId],
+) -> Result<usize, StoreError> {
+    let mut added = 0;
+    for user in users {
+        if directory::add_member(tx, group.tenant, group.id, *user)? {
+            added += 1;
+            change.event(tx, "group.member_added", group_subject(group), member_data(group, *user))?;
+        }
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+    use crate::{
+        ids::{SessionId, TenantId},
+        store::{
+            directory::tests::user_record, journal, sessions::SessionRecord, tenants::TenantStatus, testing,
+        },
+    };
+
+    fn change(seat_limit: Option<u32>, retention: Option<u32>) -> Change {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(100);
+        Change {
+            tenant: TenantRecord {
+                id: TenantId::generate(),
+                slug: "acme".into(),
+                display_name: "Acme".into(),
+                status: TenantStatus::Active,
+                seat_limit,
+                deleted_user_retention_days: retention,
+                created_at: now,
+                updated_at: now,
+            },
+            actor: Actor { kind: "scim_token".into(), id: "t".into(), label: None },
+            channel: "scim",
+            request_id: Some("req-1".into()),
+            now,
+        }
+    }
+
+    fn session(change: &Change, user: UserId) -> SessionRecord {
+        SessionRecord {
+            id: SessionId::generate(),
+            tenant: change.tenant.id,
+            user,
+            created_at: change.now,
+            expires_at: change.now + Duration::hours(8),
+            revoked_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deactivation_revokes_every_session_in_the_same_commit_with_its_event_and_audit() {
+        let (_dir, store) = testing::store();
+        let change = change(None, None);
+        let ada = user_record(change.tenant.id, "ada", "ada@acme.test");
+        let sessions: Vec<SessionRecord> = (0..3).map(|_| session(&change, ada.id)).collect();
+        let (c, a, s) = (change.clone(), ada.clone(), sessions.clone());
+        store
+            .write(move |tx| {
+                create_user(tx, &c, &a)?;
+                for session in &s {
+                    sessions::put(tx, session)?;
+                }
+                Ok::<_, DirectoryError>(())
+            })
+            .await
+            .unwrap();
+        let deactivated = UserRecord { active: false, version: 2, ..ada.clone() };
+        let (c, before) = (change.clone(), ada.clone());
+        store
+            .write(move |tx| update_user(tx, &c, &before, &deactivated, json!({"operation": "patch"})))
+            .await
+            .unwrap();
+
+        let now = change.now;
+        let (live, events, audit) = store
+            .read(move |tx| {
+                let live = sessions
+                    .iter()
+                    .map(|s| Ok(sessions::get(tx, s.id)?.is_some_and(|s| s.is_live(now))))
+                    .collect::<Result<Vec<bool>, StoreError>>()?;
+                Ok::<_, StoreError>((
+                    live,
+                    journal::events_after(tx, 0, 10)?,
+                    journal::audit_after(tx, 0, 10)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(live, [false, false, false]);
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["user.created", "user.deactivated"]);
+        let last = audit.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.detail["sessions_revoked"].as_u64()),
+            ("scim.user.update", Some(3))
+        );
+        assert_eq!(last.request_id.as_deref(), Some("req-1"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_change_leaves_no_event_or_audit_record() {
+        let (_dir, store) = testing::store();
+        let change = change(Some(1), None);
+        let (ada, bob) =
+            (user_record(change.tenant.id, "ada", "ada@x"), user_record(change.tenant.id, "bob", "bob@x"));
+        let c = change.clone();
+        store.write(move |tx| create_user(tx, &c, &ada)).await.unwrap();
+        let c = change.clone();
+        let refused = store.write(move |tx| create_user(tx, &c, &bob)).await.unwrap_err();
+        assert!(matches!(refused, DirectoryError::SeatLimit { limit: 1 }));
+        let events = store.read(|tx| journal::events_after(tx, 0, 10)).await.unwrap();
+        assert_eq!(events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn deletion_revokes_sessions_and_keeps_data_for_the_retention_period() {
+        let (_dir, store) = testing::store();
+        let change = change(None, Some(30));
+        let ada = user_record(change.tenant.id, "ada", "ada@acme.test");
+        let s = session(&change, ada.id);
+        let (c, a, s2) = (change.clone(), ada.clone(), s.clone());
+        store
+            .write(move |tx| {
+                create_user(tx, &c, &a)?;
+                sessions::put(tx, &s2)?;
+                Ok::<_, DirectoryError>(())
+            })
+            .await
+            .unwrap();
+        let (c, id) = (change.clone(), ada.id);
+        assert!(store.write(move |tx| delete_user(tx, &c, id)).await.unwrap());
+        let (tenant, now) = (change.tenant.id, change.now);
+        let (gone, kept, session_live) = store
+            .read(move |tx| {
+                Ok::<_, StoreError>((
+                    directory::user(tx, tenant, id)?.is_none(),
+                    directory::deleted_user(tx, tenant, id)?,
+                    sessions::get(tx, s.id)?.is_some_and(|s| s.is_live(now)),
+                ))
+            })
+            .await
+            .unwrap();
+        assert!(gone && !session_live);
+        let kept = kept.unwrap();
+        assert!(!kept.user.active);
+        assert_eq!(kept.purge_after, now + Duration::days(30));
+    }
+}

@@ -1,0 +1,653 @@
+//! `/Groups`: the directory's groups as SCIM Group resources. Members live in their own table, so
+//! a PATCH that adds or removes members writes only those memberships, whatever the size of the
+//! group; the member list is built only for the responses and filters that need it.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    ops::ControlFlow,
+};
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::Response,
+};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use super::{
+    RequestContext, ScimBody, ScimClient, ScimError, check_if_match,
+    filter::{AttrPath, CompareOp, Filter, element_matches},
+    list::{self, ListQuery},
+    patch::{self, PatchOpKind, PatchOperation},
+    precondition,
+    resource::{self, Meta, Projection},
+    respond,
+    schema::{GROUP_RESOURCE, GROUP_SCHEMA},
+    users::patch_paths,
+    version_matches,
+};
+use crate::{
+    app::AppState,
+    directory,
+    ids::{GroupId, TenantId, UserId},
+    store::{
+        ReadTx, Source, StoreError, WriteTx,
+        directory::{self as dir, GroupRecord},
+    },
+};
+
+fn to_record(
+    tenant: TenantId,
+    id: GroupId,
+    profile: Map<String, Value>,
+    created_at: OffsetDateTime,
+    now: OffsetDateTime,
+    version: u64,
+) -> Result<GroupRecord, ScimError> {
+    let display_name =
+        profile.get("displayName").and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+    if display_name.is_empty() {
+        return Err(ScimError::invalid_value("`displayName` is required"));
+    }
+    let external_id = profile.get("externalId").and_then(Value::as_str).map(str::to_owned);
+    Ok(GroupRecord {
+        id,
+        tenant,
+        display_name,
+        external_id,
+        profile: Value::Object(profile),
+        version,
+        created_at,
+        updated_at: now,
+    })
+}
+
+/// A group's attributes apart from its members, and the members if they were given.
+type SplitGroup = (Map<String, Value>, Option<Vec<UserId>>);
+
+/// Splits the member list from a normalised group: `members` is kept in its own table.
+fn split_members(mut profile: Map<String, Value>) -> Result<SplitGroup, ScimError> {
+    let members = profile.remove("members").map(|v| member_ids(&v)).transpose()?;
+    Ok((profile, members))
+}
+
+/// The user ids of a `members` value: `[{"value": "…", "type": "User"}]`.
+fn member_ids(value: &Value) -> Result<Vec<UserId>, ScimError> {
+    let items = match value {
+        Value::Array(items) => items.as_slice(),
+        Value::Null => &[],
+        single => std::slice::from_ref(single),
+    };
+    items
+        .iter()
+        .map(|item| {
+            let kind = item.get("type").and_then(Value::as_str);
+            if kind.is_some_and(|k| k.eq_ignore_ascii_case("Group")) {
+                return Err(ScimError::invalid_value(
+                    "nested groups are not supported: members must be users",
+                ));
+            }
+            let value = item.get("value").and_then(Value::as_str).or_else(|| item.as_str());
+            let value =
+                value.ok_or_else(|| ScimError::invalid_value("each member needs a `value` (a user id)"))?;
+            value.parse().map_err(|_| {
+                ScimError::invalid_value(format!("member `{value}` is not a user of this tenant"))
+            })
+        })
+        .collect()
+}
+
+/// Refuses members that are not users of the tenant.
+fn check_members_exist(tx: &WriteTx<'_>, tenant: TenantId, members: &[UserId]) -> Result<(), ScimError> {
+    for id in members {
+        if dir::user(tx, tenant, *id)?.is_none() {
+            return Err(ScimError::invalid_value(format!("member `{id}` is not a user of this tenant")));
+        }
+    }
+    Ok(())
+}
+
+fn meta(record: &GroupRecord, base: &str) -> Meta<'static> {
+    Meta {
+        resource_type: "Group",
+        created: record.created_at,
+        last_modified: record.updated_at,
+        location: format!("{base}/Groups/{}", record.id),
+        version: record.version,
+    }
+}
+
+fn representation(record: &GroupRecord, base: &str) -> Map<String, Value> {
+    let profile = record.profile.as_object().cloned().unwrap_or_default();
+    resource::with_meta(GROUP_SCHEMA, &record.id.to_string(), &profile, &meta(record, base))
+}
+
+/// The representation, with members when `with_members`.
+fn render(
+    src: &impl Source,
+    record: &GroupRecord,
+    base: &str,
+    with_members: bool,
+) -> Result<Map<String, Value>, StoreError> {
+    let mut out = representation(record, base);
+    if with_members {
+        let members = dir::members_of(src, record.tenant, record.id)?;
+        if !members.is_empty() {
+            let items = members
+                .into_iter()
+                .map(|id| json!({ "value": id, "$ref": format!("{base}/Users/{id}"), "type": "User" }))
+                .collect();
+            out.insert("members".into(), Value::Array(items));
+        }
+    }
+    Ok(out)
+}
+
+fn finish(mut resource: Map<String, Value>, projection: &Projection) -> Value {
+    projection.apply(&GROUP_RESOURCE, &mut resource);
+    Value::Object(resource)
+}
+
+fn parse_id(id: &str) -> Result<GroupId, ScimError> {
+    id.parse().map_err(|_| not_found(id))
+}
+
+fn not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("no group `{id}` in this tenant"))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Query(params): Query<HashMap<String, String>>,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let projection = ListQuery::from_params(&GROUP_RESOURCE, &params)?.projection;
+    let now = state.clock.now();
+    let (profile, members) = split_members(resource::normalize(&GROUP_RESOURCE, body)?)?;
+    let record = to_record(client.tenant.id, GroupId::generate(), profile, now, now, 1)?;
+    let members: Vec<UserId> =
+        members.unwrap_or_default().into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    let change = client.change(&request, now);
+    let base = client.base_url(&state.public_url);
+    let (stored, tenant) = (record.clone(), client.tenant.id);
+    let with_members = projection.includes("members");
+    let resource = state
+        .store
+        .write(move |tx| {
+            check_members_exist(tx, tenant, &members)?;
+            directory::create_group(tx, &change, &stored, &members)?;
+            Ok::<_, ScimError>(render(tx, &stored, &base, with_members)?)
+        })
+        .await?;
+    tracing::info!(tenant = %record.tenant, group = %record.id, "SCIM group created");
+    let meta = meta(&record, &client.base_url(&state.public_url));
+    Ok(respond(StatusCode::CREATED, &finish(resource, &projection), Some(&meta.etag()), Some(&meta.location)))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let projection = ListQuery::from_params(&GROUP_RESOURCE, &params)?.projection;
+    let group_id = parse_id(&id)?;
+    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
+    let with_members = projection.includes("members");
+    let found = state
+        .store
+        .read(|tx| match dir::group(tx, tenant, group_id)? {
+            Some(record) => {
+                Ok::<_, ScimError>(Some((render(tx, &record, &base, with_members)?, record.version)))
+            }
+            None => Ok(None),
+        })
+        .await?;
+    let (resource, version) = found.ok_or_else(|| not_found(&id))?;
+    let etag = resource::etag(version);
+    if precondition(&headers, header::IF_NONE_MATCH).is_some_and(|accepted| version_matches(&accepted, &etag))
+    {
+        return Ok(respond(StatusCode::NOT_MODIFIED, &Value::Null, Some(&etag), None)
+            .map(|_| axum::body::Body::empty()));
+    }
+    Ok(respond(StatusCode::OK, &finish(resource, &projection), Some(&etag), None))
+}
+
+/// What a change does to a group's members, built without loading them unless an operation
+/// needs the current list (replace-all, remove-all, a filter on members).
+#[derive(Debug, Default, Clone)]
+struct MemberChanges {
+    added: BTreeSet<UserId>,
+    removed: BTreeSet<UserId>,
+}
+
+impl MemberChanges {
+    fn add(&mut self, ids: impl IntoIterator<Item = UserId>) {
+        for id in ids {
+            self.removed.remove(&id);
+            self.added.insert(id);
+        }
+    }
+
+    fn remove(&mut self, ids: impl IntoIterator<Item = UserId>) {
+        for id in ids {
+            self.added.remove(&id);
+            self.removed.insert(id);
+        }
+    }
+
+    /// The members after the changes so far, given the current ones.
+    fn current(&self, stored: &[UserId]) -> BTreeSet<UserId> {
+        let mut out: BTreeSet<UserId> =
+            stored.iter().copied().filter(|id| !self.removed.contains(id)).collect();
+        out.extend(self.added.iter().copied());
+        out
+    }
+
+    fn replace_all(&mut self, stored: &[UserId], ids: Vec<UserId>) {
+        let current = self.current(stored);
+        let wanted: BTreeSet<UserId> = ids.into_iter().collect();
+        self.remove(current.difference(&wanted).copied().collect::<Vec<_>>());
+        self.add(wanted);
+    }
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let projection = ListQuery::from_params(&GROUP_RESOURCE, &params)?.projection;
+    let group_id = parse_id(&id)?;
+    let (profile, members) = split_members(resource::normalize(&GROUP_RESOURCE, body)?)?;
+    let make = move |tx: &WriteTx<'_>, before: &GroupRecord| {
+        let mut changes = MemberChanges::default();
+        let stored = dir::members_of(tx, before.tenant, before.id)?;
+        changes.replace_all(&stored, members.clone().unwrap_or_default());
+        Ok((profile.clone(), changes))
+    };
+    let response =
+        update(&state, &client, &request, group_id, &headers, make, json!({ "operation": "replace" }))
+            .await?;
+    Ok(respond(StatusCode::OK, &finish(response.0, &projection), Some(&resource::etag(response.1)), None))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let group_id = parse_id(&id)?;
+    let operations = patch::parse_request(&body)?;
+    let detail = json!({ "operation": "patch", "paths": patch_paths(&operations) });
+    let make = move |tx: &WriteTx<'_>, before: &GroupRecord| apply_patch(tx, before, &operations);
+    let (resource, version) = update(&state, &client, &request, group_id, &headers, make, detail).await?;
+    // A member change answers 204 (RFC 7644 §3.5.2): a group of 10,000 is not sent back for
+    // each added member. A client that asks for attributes gets them.
+    if params
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"))
+    {
+        let projection = ListQuery::from_params(&GROUP_RESOURCE, &params)?.projection;
+        return Ok(respond(
+            StatusCode::OK,
+            &finish(resource, &projection),
+            Some(&resource::etag(version)),
+            None,
+        ));
+    }
+    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, Some(&resource::etag(version)), None)
+        .map(|_| axum::body::Body::empty()))
+}
+
+/// Applies a PATCH: operations on `members` become membership changes; the rest go through the
+/// PATCH engine over the group's other attributes.
+fn apply_patch(
+    tx: &WriteTx<'_>,
+    before: &GroupRecord,
+    operations: &[PatchOperation],
+) -> Result<(Map<String, Value>, MemberChanges), ScimError> {
+    let mut document = before.profile.clone();
+    let mut changes = MemberChanges::default();
+    let mut stored: Option<Vec<UserId>> = None;
+    let mut stored_members = |tx: &WriteTx<'_>| -> Result<Vec<UserId>, StoreError> {
+        if stored.is_none() {
+            stored = Some(dir::members_of(tx, before.tenant, before.id)?);
+        }
+        Ok(stored.clone().unwrap_or_default())
+    };
+    for operation in operations {
+        let targets_members = operation.path.as_ref().is_some_and(|p| is_members(&p.attr));
+        if targets_members {
+            member_operation(tx, operation, &mut changes, &mut stored_members)?;
+            continue;
+        }
+        let mut operation = operation.clone();
+        // A pathless add or replace may carry members among other attributes.
+        if let (None, Some(Value::Object(fields))) = (&operation.path, &mut operation.value) {
+            if let Some(key) = fields.keys().find(|k| k.eq_ignore_ascii_case("members")).cloned() {
+                let ids = member_ids(&fields.remove(&key).unwrap_or(Value::Null))?;
+                match operation.op {
+                    PatchOpKind::Replace => changes.replace_all(&stored_members(tx)?, ids),
+                    _ => changes.add(ids),
+                }
+            }
+        }
+        if operation.value.as_ref().is_some_and(|v| v.as_object().is_some_and(Map::is_empty)) {
+            continue;
+        }
+        patch::apply(&mut document, std::slice::from_ref(&operation), &GROUP_RESOURCE)?;
+    }
+    let (profile, _) = split_members(resource::normalize(&GROUP_RESOURCE, document)?)?;
+    Ok((profile, changes))
+}
+
+fn is_members(path: &AttrPath) -> bool {
+    path.name.eq_ignore_ascii_case("members")
+        && path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA))
+}
+
+fn member_operation(
+    tx: &WriteTx<'_>,
+    operation: &PatchOperation,
+    changes: &mut MemberChanges,
+    stored_members: &mut impl FnMut(&WriteTx<'_>) -> Result<Vec<UserId>, StoreError>,
+) -> Result<(), ScimError> {
+    let Some(path) = &operation.path else { return Ok(()) };
+    if path.sub.is_some() || path.attr.sub.is_some() {
+        return Err(ScimError::bad_request(
+            "invalidPath",
+            "a member's attributes cannot be changed; add or remove the member",
+        ));
+    }
+    let listed = operation.value.as_ref().map(member_ids).transpose()?;
+    match (operation.op, &path.filter, listed) {
+        (PatchOpKind::Add, None, Some(ids)) => changes.add(ids),
+        (PatchOpKind::Replace, None, Some(ids)) => {
+            let stored = stored_members(tx)?;
+            changes.replace_all(&stored, ids);
+        }
+        (PatchOpKind::Add | PatchOpKind::Replace, _, _) => {
+            return Err(ScimError::bad_request(
+                "invalidValue",
+                "add or replace members with a list of `{\"value\": user id}`",
+            ));
+        }
+        // `members[value eq "…"]`, or any filter over the members' value and type.
+        (PatchOpKind::Remove, Some(filter), _) => {
+            let ids = filtered_members(filter, &path.attr, stored_members(tx)?, changes)?;
+            changes.remove(ids);
+        }
+        // Entra ID: remove `members` with the members to remove as the value.
+        (PatchOpKind::Remove, None, Some(ids)) => changes.remove(ids),
+        (PatchOpKind::Remove, None, None) => {
+            let current = changes.current(&stored_members(tx)?);
+            changes.remove(current);
+        }
+    }
+    Ok(())
+}
+
+/// The members a value filter selects: a plain `value eq "…"` (or several, or-ed) needs no
+/// lookup; any other filter is evaluated on each current member.
+fn filtered_members(
+    filter: &Filter,
+    parent: &AttrPath,
+    stored: Vec<UserId>,
+    changes: &MemberChanges,
+) -> Result<Vec<UserId>, ScimError> {
+    if let Some(ids) = value_equalities(filter) {
+        return Ok(ids.iter().filter_map(|v| v.parse().ok()).collect());
+    }
+    let current = changes.current(&stored);
+    Ok(current
+        .into_iter()
+        .filter(|id| {
+            element_matches(filter, parent, &json!({ "value": id, "type": "User" }), &GROUP_RESOURCE)
+        })
+        .collect())
+}
+
+fn value_equalities(filter: &Filter) -> Option<Vec<String>> {
+    match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) }
+            if path.name.eq_ignore_ascii_case("value") && path.sub.is_none() && path.urn.is_none() =>
+        {
+            Some(vec![text.clone()])
+        }
+        Filter::Or(a, b) => {
+            let mut ids = value_equalities(a)?;
+            ids.extend(value_equalities(b)?);
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
+/// One write: load the group, check If-Match, compute the new attributes and member changes, and
+/// commit them with their events and audit record. Returns the representation with members.
+async fn update(
+    state: &AppState,
+    client: &ScimClient,
+    request: &RequestContext,
+    group_id: GroupId,
+    headers: &HeaderMap,
+    make: impl Fn(&WriteTx<'_>, &GroupRecord) -> Result<(Map<String, Value>, MemberChanges), ScimError>
+    + Send
+    + 'static,
+    detail: Value,
+) -> Result<(Map<String, Value>, u64), ScimError> {
+    let if_match = precondition(headers, header::IF_MATCH);
+    let now = state.clock.now();
+    let change = client.change(request, now);
+    let base = client.base_url(&state.public_url);
+    let tenant = client.tenant.id;
+    state
+        .store
+        .write(move |tx| {
+            let before = dir::group(tx, tenant, group_id)?.ok_or_else(|| not_found(&group_id.to_string()))?;
+            check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
+            let (profile, changes) = make(tx, &before)?;
+            let added: Vec<UserId> = changes
+                .added
+                .iter()
+                .copied()
+                .filter(|id| !matches!(dir::is_member(tx, tenant, group_id, *id), Ok(true)))
+                .collect();
+            check_members_exist(tx, tenant, &added)?;
+            let removed: Vec<UserId> = changes.removed.into_iter().collect();
+            let unchanged = Value::Object(profile.clone()) == before.profile
+                && added.is_empty()
+                && !removed.iter().any(|id| matches!(dir::is_member(tx, tenant, group_id, *id), Ok(true)));
+            let after = if unchanged {
+                before
+            } else {
+                let after = to_record(tenant, group_id, profile, before.created_at, now, before.version + 1)?;
+                directory::update_group(tx, &change, &before, &after, &added, &removed, detail.clone())?;
+                after
+            };
+            Ok::<_, ScimError>((render(tx, &after, &base, true)?, after.version))
+        })
+        .await
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let group_id = parse_id(&id)?;
+    let if_match = precondition(&headers, header::IF_MATCH);
+    let change = client.change(&request, state.clock.now());
+    let tenant = client.tenant.id;
+    state
+        .store
+        .write(move |tx| {
+            let before = dir::group(tx, tenant, group_id)?.ok_or_else(|| not_found(&group_id.to_string()))?;
+            check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
+            directory::delete_group(tx, &change, group_id)?;
+            Ok::<_, ScimError>(())
+        })
+        .await?;
+    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None).map(|_| axum::body::Body::empty()))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    Ok(respond(
+        StatusCode::OK,
+        &run_query(&state, &client, ListQuery::from_params(&GROUP_RESOURCE, &params)?).await?,
+        None,
+        None,
+    ))
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    Ok(respond(
+        StatusCode::OK,
+        &run_query(&state, &client, ListQuery::from_search(&GROUP_RESOURCE, &body)?).await?,
+        None,
+        None,
+    ))
+}
+
+/// Answers a list query with a ListResponse.
+pub async fn run_query(state: &AppState, client: &ScimClient, query: ListQuery) -> Result<Value, ScimError> {
+    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
+    let candidates = match &query.filter {
+        Some(filter) => state.store.read(|tx| candidates(tx, tenant, filter)).await?,
+        None => None,
+    };
+    let body = if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
+        state.store.read(|tx| answer(tx, tenant, &base, &query, candidates)).await?
+    } else {
+        state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await?
+    };
+    Ok(body)
+}
+
+fn answer(
+    tx: &ReadTx,
+    tenant: TenantId,
+    base: &str,
+    query: &ListQuery,
+    candidates: Option<Vec<GroupId>>,
+) -> Result<Value, ScimError> {
+    let with_members = query.projection.includes("members");
+    let needs_members = query.filter.as_ref().is_some_and(|f| list::mentions(f, "members"));
+    let mut found: Vec<GroupRecord> = Vec::new();
+    let mut failure = None;
+    let mut consider = |record: GroupRecord| -> Result<(), StoreError> {
+        let keep = match &query.filter {
+            Some(filter) => {
+                let resource = render(tx, &record, base, needs_members)?;
+                filter.matches(&Value::Object(resource), &GROUP_RESOURCE)
+            }
+            None => true,
+        };
+        if keep {
+            found.push(record);
+        }
+        Ok(())
+    };
+    match candidates {
+        Some(ids) => {
+            for id in ids {
+                if let Some(record) = dir::group(tx, tenant, id)? {
+                    consider(record)?;
+                }
+            }
+        }
+        None => dir::visit_groups(tx, tenant, 0, |record| match consider(record) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => {
+                failure = Some(err);
+                ControlFlow::Break(())
+            }
+        })?,
+    }
+    if let Some(err) = failure {
+        return Err(err.into());
+    }
+    let total = found.len();
+    let mut resources: Vec<Map<String, Value>> = if let Some(by) = &query.sort_by {
+        let mut all = found.iter().map(|r| representation(r, base)).collect::<Vec<_>>();
+        list::sort(&mut all, &GROUP_RESOURCE, by, query.descending);
+        let ids: Vec<String> = list::page(all, query.start_index, query.count)
+            .into_iter()
+            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let by_id: HashMap<String, &GroupRecord> = found.iter().map(|r| (r.id.to_string(), r)).collect();
+        ids.iter()
+            .filter_map(|id| by_id.get(id))
+            .map(|r| render(tx, r, base, with_members))
+            .collect::<Result<_, _>>()?
+    } else {
+        list::page(found, query.start_index, query.count)
+            .iter()
+            .map(|r| render(tx, r, base, with_members))
+            .collect::<Result<_, _>>()?
+    };
+    let resources = resources.drain(..).map(|r| finish(r, &query.projection)).collect();
+    Ok(list::list_response(total, query.start_index, resources))
+}
+
+/// The groups an index says may match `filter`; None when no index answers it.
+fn candidates(tx: &ReadTx, tenant: TenantId, filter: &Filter) -> Result<Option<Vec<GroupId>>, ScimError> {
+    Ok(match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) }
+            if path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA)) =>
+        {
+            let (name, sub) = (path.name.as_str(), path.sub.as_deref());
+            if name.eq_ignore_ascii_case("displayName") && sub.is_none() {
+                Some(dir::group_id_by_name(tx, tenant, text)?.into_iter().collect())
+            } else if name.eq_ignore_ascii_case("externalId") && sub.is_none() {
+                Some(dir::group_ids_by_external_id(tx, tenant, text)?)
+            } else if name.eq_ignore_ascii_case("id") && sub.is_none() {
+                Some(text.parse::<GroupId>().ok().into_iter().collect())
+            } else if name.eq_ignore_ascii_case("members")
+                && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
+            {
+                match text.parse::<UserId>() {
+                    Ok(user) => Some(dir::groups_of(tx, tenant, user)?),
+                    Err(_) => Some(Vec::new()),
+                }
+            } else {
+                None
+            }
+        }
+        Filter::And(a, b) => match candidates(tx, tenant, a)? {
+            Some(ids) => Some(ids),
+            None => candidates(tx, tenant, b)?,
+        },
+        Filter::Or(a, b) => match (candidates(tx, tenant, a)?, candidates(tx, tenant, b)?) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b.into_iter().filter(|id| !a.contains(id)).collect::<Vec<_>>());
+                Some(a)
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}

@@ -1,0 +1,207 @@
+//! The SCIM 2.0 service provider (RFC 7643, RFC 7644): one base URL per tenant,
+//! `/scim/v2/{tenant}`, where the tenant's IdP (Okta, Entra ID, …) provisions users and groups.
+//!
+//! - `auth`: per-tenant bearer tokens and the per-token rate limit; `tokens`: their admin API.
+//! - `schema`, `attributes`: the User, Enterprise User and Group schemas; `discovery`: the
+//!   endpoints that publish them.
+//! - `filter`: the filter grammar and PATCH paths; `patch`: the PATCH engine.
+//! - `resource`: schema checks and canonical form, `meta`, projections; `users`, `groups`: the
+//!   resources over the directory; `list`: queries, index planning, sorting and paging.
+//! - `error`: the SCIM error format, the layer's one error type.
+
+pub mod attributes;
+mod auth;
+mod discovery;
+mod error;
+pub mod filter;
+mod groups;
+mod list;
+pub mod patch;
+mod resource;
+pub mod schema;
+mod tokens;
+mod users;
+
+use axum::{
+    Extension, Router,
+    body::Body,
+    extract::{FromRequest, Request},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::Value;
+
+pub use auth::{ScimClient, ScimRuntime};
+pub use error::ScimError;
+
+use crate::{app::AppState, directory::Change, http::middleware::RequestId, store::journal::Actor};
+
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// The SCIM endpoints, to be nested under `/scim/v2/{tenant}`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", post(users::search))
+        .route("/Users/{id}", get(users::show).put(users::replace).patch(users::patch).delete(users::remove))
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/.search", post(groups::search))
+        .route(
+            "/Groups/{id}",
+            get(groups::show).put(groups::replace).patch(groups::patch).delete(groups::remove),
+        )
+        .route("/.search", post(search_all))
+        .merge(discovery::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The admin API's routes for SCIM tokens.
+pub fn admin_router(state: AppState) -> Router<AppState> {
+    tokens::router(state)
+}
+
+/// `POST /.search` at the root (RFC 7644 §3.4.3): users and groups together, users first. The
+/// window over the combined results is the first `MAX_RESULTS` matches of each type.
+async fn search_all(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let user_query = list::ListQuery::from_search(&schema::USER_RESOURCE, &body)?;
+    let group_query = list::ListQuery::from_search(&schema::GROUP_RESOURCE, &body)?;
+    let (start_index, count) = (user_query.start_index, user_query.count);
+    let window =
+        |query: list::ListQuery| list::ListQuery { start_index: 1, count: list::MAX_RESULTS, ..query };
+    let users = users::run_query(&state, &client, window(user_query)).await?;
+    let groups = groups::run_query(&state, &client, window(group_query)).await?;
+    let total = [&users, &groups].iter().filter_map(|l| l["totalResults"].as_u64()).sum::<u64>();
+    let resources: Vec<Value> = [users, groups]
+        .into_iter()
+        .flat_map(|mut l| match l["Resources"].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        })
+        .collect();
+    let page = list::page(resources, start_index, count);
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    Ok(respond(StatusCode::OK, &list::list_response(total, start_index, page), None, None))
+}
+
+async fn not_found() -> ScimError {
+    ScimError::not_found("no such SCIM endpoint")
+}
+
+async fn method_not_allowed() -> ScimError {
+    ScimError::method_not_allowed()
+}
+
+impl ScimClient {
+    /// The directory change this request makes, for events and the audit trail.
+    pub fn change(&self, request: &RequestId, now: time::OffsetDateTime) -> Change {
+        Change {
+            tenant: self.tenant.clone(),
+            actor: Actor {
+                kind: "scim_token".into(),
+                id: self.token.to_string(),
+                label: Some(self.token_name.clone()),
+            },
+            channel: "scim",
+            request_id: Some(request.0.clone()),
+            now,
+        }
+    }
+
+    /// The tenant's SCIM base URL.
+    pub fn base_url(&self, public_url: &str) -> String {
+        format!("{public_url}/scim/v2/{}", self.tenant.id)
+    }
+}
+
+/// The request id, for the audit trail (always set by the request-id middleware).
+pub type RequestContext = Extension<RequestId>;
+
+/// A SCIM request body: JSON sent as `application/scim+json` or `application/json`, within
+/// `scim_max_body_bytes`.
+pub struct ScimBody(pub Value);
+
+impl FromRequest<AppState> for ScimBody {
+    type Rejection = ScimError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if let Some(content_type) = content_type {
+            let essence = content_type.split(';').next().unwrap_or_default().trim();
+            if !["application/scim+json", "application/json"].iter().any(|t| essence.eq_ignore_ascii_case(t))
+            {
+                return Err(ScimError {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ..ScimError::invalid_syntax("send the body as application/scim+json")
+                });
+            }
+        }
+        let limit = state.config.scim_max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| ScimError::payload_too_large(limit))?;
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|err| ScimError::invalid_syntax(format!("the body is not valid JSON: {err}")))?;
+        Ok(ScimBody(value))
+    }
+}
+
+/// A SCIM JSON response.
+pub fn respond(status: StatusCode, body: &Value, etag: Option<&str>, location: Option<&str>) -> Response {
+    let mut response = (status, Body::from(body.to_string())).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+    for (name, value) in [(header::ETAG, etag), (header::LOCATION, location)] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+/// The versions an `If-Match` (or `If-None-Match`) header accepts: None when absent.
+pub fn precondition(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<String>> {
+    let values: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!values.is_empty()).then_some(values)
+}
+
+/// Whether a version satisfies a precondition list (`*` matches any; weak comparison).
+pub fn version_matches(accepted: &[String], etag: &str) -> bool {
+    let strip = |v: &str| v.trim_start_matches("W/").to_owned();
+    accepted.iter().any(|v| v == "*" || strip(v) == strip(etag))
+}
+
+/// Refuses a change when `If-Match` names another version of the resource (412).
+pub fn check_if_match(accepted: Option<&[String]>, current_etag: &str) -> Result<(), ScimError> {
+    match accepted {
+        Some(accepted) if !version_matches(accepted, current_etag) => Err(ScimError::precondition_failed()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_compare_weakly_and_star_matches_anything() {
+        assert!(version_matches(&["W/\"3\"".into()], "W/\"3\""));
+        assert!(version_matches(&["\"3\"".into()], "W/\"3\""));
+        assert!(version_matches(&["*".into()], "W/\"9\""));
+        assert!(!version_matches(&["W/\"2\"".into()], "W/\"3\""));
+        assert!(check_if_match(None, "W/\"3\"").is_ok());
+        assert_eq!(check_if_match(Some(&["W/\"2\"".into()]), "W/\"3\"").unwrap_err().status, 412);
+    }
+}

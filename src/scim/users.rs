@@ -1,0 +1,507 @@
+//! `/Users`: the directory's users as SCIM User resources (with the Enterprise User extension
+//! and any extension a client sends).
+
+use std::{collections::HashMap, ops::ControlFlow};
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::Response,
+};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use super::{
+    RequestContext, ScimBody, ScimClient, ScimError, check_if_match,
+    filter::{CompareOp, Filter},
+    list::{self, ListQuery},
+    patch, precondition,
+    resource::{self, Meta, Projection},
+    respond,
+    schema::{USER_RESOURCE, USER_SCHEMA},
+    version_matches,
+};
+use crate::{
+    app::AppState,
+    directory,
+    ids::{GroupId, TenantId, UserId},
+    store::{
+        ReadTx, Source, StoreError,
+        directory::{self as dir, UserRecord},
+    },
+};
+
+/// Makes the stored record from a normalised resource.
+fn to_record(
+    tenant: TenantId,
+    id: UserId,
+    profile: Map<String, Value>,
+    created_at: OffsetDateTime,
+    now: OffsetDateTime,
+    version: u64,
+) -> Result<UserRecord, ScimError> {
+    let user_name = profile.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if user_name.trim().is_empty() {
+        return Err(ScimError::invalid_value("`userName` is required"));
+    }
+    // A user is active unless provisioned otherwise (Okta and Entra ID always say); an absent
+    // `active` stays absent in the representation.
+    let active = profile.get("active") != Some(&Value::Bool(false));
+    let external_id = profile.get("externalId").and_then(Value::as_str).map(str::to_owned);
+    let emails: Vec<(String, bool, bool)> = profile
+        .get("emails")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|e| {
+                    let value = e.get("value")?.as_str()?.trim().to_lowercase();
+                    let primary = e.get("primary") == Some(&Value::Bool(true));
+                    let work =
+                        e.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"));
+                    Some((value, primary, work))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // The sign-in address: the primary email, else a work email, else the first, else a
+    // userName that is an address (Okta's default).
+    let email = emails
+        .iter()
+        .find(|e| e.1)
+        .or_else(|| emails.iter().find(|e| e.2))
+        .or_else(|| emails.first())
+        .map(|e| e.0.clone())
+        .or_else(|| user_name.contains('@').then(|| user_name.trim().to_lowercase()));
+    let display_name = display_name(&profile);
+    Ok(UserRecord {
+        id,
+        tenant,
+        user_name,
+        external_id,
+        active,
+        email,
+        emails: emails.into_iter().map(|e| e.0).collect(),
+        display_name,
+        profile: Value::Object(profile),
+        version,
+        created_at,
+        updated_at: now,
+    })
+}
+
+fn display_name(profile: &Map<String, Value>) -> Option<String> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    text(profile.get("displayName")).or_else(|| {
+        let name = profile.get("name")?;
+        text(name.get("formatted")).or_else(|| {
+            let parts: Vec<&str> = ["givenName", "familyName"]
+                .iter()
+                .filter_map(|k| name.get(*k).and_then(Value::as_str))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        })
+    })
+}
+
+fn profile(record: &UserRecord) -> Map<String, Value> {
+    record.profile.as_object().cloned().unwrap_or_default()
+}
+
+fn meta(record: &UserRecord, base: &str) -> Meta<'static> {
+    Meta {
+        resource_type: "User",
+        created: record.created_at,
+        last_modified: record.updated_at,
+        location: format!("{base}/Users/{}", record.id),
+        version: record.version,
+    }
+}
+
+/// The user's representation without `groups` (enough to evaluate most filters).
+fn representation(record: &UserRecord, base: &str) -> Map<String, Value> {
+    resource::with_meta(USER_SCHEMA, &record.id.to_string(), &profile(record), &meta(record, base))
+}
+
+/// The full representation: with the groups the user is in (RFC 7643 §4.1.2).
+fn render(src: &impl Source, record: &UserRecord, base: &str) -> Result<Map<String, Value>, StoreError> {
+    let mut out = representation(record, base);
+    let groups = dir::groups_of(src, record.tenant, record.id)?;
+    if !groups.is_empty() {
+        let mut items = Vec::with_capacity(groups.len());
+        for id in groups {
+            let name = dir::group(src, record.tenant, id)?.map(|g| g.display_name);
+            items.push(group_reference(id, name, base));
+        }
+        out.insert("groups".into(), Value::Array(items));
+    }
+    Ok(out)
+}
+
+fn group_reference(id: GroupId, name: Option<String>, base: &str) -> Value {
+    json!({ "value": id, "$ref": format!("{base}/Groups/{id}"), "display": name, "type": "direct" })
+}
+
+fn finish(mut resource: Map<String, Value>, projection: &Projection) -> Value {
+    projection.apply(&USER_RESOURCE, &mut resource);
+    Value::Object(resource)
+}
+
+fn projection_of(params: &HashMap<String, String>) -> Result<Projection, ScimError> {
+    Ok(ListQuery::from_params(&USER_RESOURCE, params)?.projection)
+}
+
+fn parse_id(id: &str) -> Result<UserId, ScimError> {
+    id.parse().map_err(|_| not_found(id))
+}
+
+fn not_found(id: &str) -> ScimError {
+    ScimError::not_found(format!("no user `{id}` in this tenant"))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Query(params): Query<HashMap<String, String>>,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let projection = projection_of(&params)?;
+    let now = state.clock.now();
+    let record = to_record(
+        client.tenant.id,
+        UserId::generate(),
+        resource::normalize(&USER_RESOURCE, body)?,
+        now,
+        now,
+        1,
+    )?;
+    let change = client.change(&request, now);
+    let base = client.base_url(&state.public_url);
+    let stored = record.clone();
+    state.store.write(move |tx| directory::create_user(tx, &change, &stored)).await?;
+    tracing::info!(tenant = %record.tenant, user = %record.id, "SCIM user created");
+    let meta = meta(&record, &base);
+    let body = finish(representation(&record, &base), &projection);
+    Ok(respond(StatusCode::CREATED, &body, Some(&meta.etag()), Some(&meta.location)))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let projection = projection_of(&params)?;
+    let user_id = parse_id(&id)?;
+    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
+    let found = state
+        .store
+        .read(|tx| match dir::user(tx, tenant, user_id)? {
+            Some(record) => Ok::<_, ScimError>(Some((render(tx, &record, &base)?, record.version))),
+            None => Ok(None),
+        })
+        .await?;
+    let (resource, version) = found.ok_or_else(|| not_found(&id))?;
+    let etag = resource::etag(version);
+    if precondition(&headers, header::IF_NONE_MATCH).is_some_and(|accepted| version_matches(&accepted, &etag))
+    {
+        return Ok(respond(StatusCode::NOT_MODIFIED, &Value::Null, Some(&etag), None)
+            .map(|_| axum::body::Body::empty()));
+    }
+    Ok(respond(StatusCode::OK, &finish(resource, &projection), Some(&etag), None))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let projection = projection_of(&params)?;
+    let user_id = parse_id(&id)?;
+    let profile = resource::normalize(&USER_RESOURCE, body)?;
+    update(
+        &state,
+        &client,
+        &request,
+        user_id,
+        &headers,
+        projection,
+        move |_| Ok(profile.clone()),
+        json!({ "operation": "replace" }),
+    )
+    .await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let projection = projection_of(&params)?;
+    let user_id = parse_id(&id)?;
+    let operations = patch::parse_request(&body)?;
+    let detail = json!({ "operation": "patch", "paths": patch_paths(&operations) });
+    let apply = move |before: &UserRecord| {
+        let mut document = Value::Object(profile(before));
+        patch::apply(&mut document, &operations, &USER_RESOURCE)?;
+        resource::normalize(&USER_RESOURCE, document)
+    };
+    update(&state, &client, &request, user_id, &headers, projection, apply, detail).await
+}
+
+/// The attribute paths a PATCH touched, for the audit trail (values are not recorded).
+pub fn patch_paths(operations: &[patch::PatchOperation]) -> Vec<String> {
+    operations
+        .iter()
+        .map(|op| match (&op.path, &op.value) {
+            (Some(path), _) => path.to_string(),
+            (None, Some(Value::Object(fields))) => fields.keys().cloned().collect::<Vec<_>>().join(","),
+            (None, _) => String::new(),
+        })
+        .collect()
+}
+
+/// Replaces a user's profile with what `make` computes from the current record, in one write:
+/// the If-Match check, the change and its consequences (sessions, events, audit) commit together.
+#[allow(clippy::too_many_arguments)]
+async fn update(
+    state: &AppState,
+    client: &ScimClient,
+    request: &RequestContext,
+    user_id: UserId,
+    headers: &HeaderMap,
+    projection: Projection,
+    make: impl Fn(&UserRecord) -> Result<Map<String, Value>, ScimError> + Send + 'static,
+    detail: Value,
+) -> Result<Response, ScimError> {
+    let if_match = precondition(headers, header::IF_MATCH);
+    let now = state.clock.now();
+    let change = client.change(request, now);
+    let base = client.base_url(&state.public_url);
+    let tenant = client.tenant.id;
+    let (resource, version) = state
+        .store
+        .write(move |tx| {
+            let before = dir::user(tx, tenant, user_id)?.ok_or_else(|| not_found(&user_id.to_string()))?;
+            check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
+            let profile = make(&before)?;
+            let after = if Value::Object(profile.clone()) == before.profile {
+                before
+            } else {
+                let after = to_record(tenant, user_id, profile, before.created_at, now, before.version + 1)?;
+                directory::update_user(tx, &change, &before, &after, detail.clone())?;
+                after
+            };
+            Ok::<_, ScimError>((render(tx, &after, &base)?, after.version))
+        })
+        .await?;
+    Ok(respond(StatusCode::OK, &finish(resource, &projection), Some(&resource::etag(version)), None))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    client: ScimClient,
+    request: RequestContext,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let user_id = parse_id(&id)?;
+    let if_match = precondition(&headers, header::IF_MATCH);
+    let change = client.change(&request, state.clock.now());
+    let tenant = client.tenant.id;
+    state
+        .store
+        .write(move |tx| {
+            let before = dir::user(tx, tenant, user_id)?.ok_or_else(|| not_found(&user_id.to_string()))?;
+            check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
+            directory::delete_user(tx, &change, user_id)?;
+            Ok::<_, ScimError>(())
+        })
+        .await?;
+    tracing::info!(tenant = %tenant, user = %user_id, "SCIM user deleted");
+    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None).map(|_| axum::body::Body::empty()))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_params(&USER_RESOURCE, &params)?;
+    Ok(respond(StatusCode::OK, &run_query(&state, &client, query).await?, None, None))
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_search(&USER_RESOURCE, &body)?;
+    Ok(respond(StatusCode::OK, &run_query(&state, &client, query).await?, None, None))
+}
+
+/// Answers a list query with a ListResponse.
+pub async fn run_query(state: &AppState, client: &ScimClient, query: ListQuery) -> Result<Value, ScimError> {
+    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
+    let candidates = match &query.filter {
+        Some(filter) => state.store.read(|tx| candidates(tx, tenant, filter)).await?,
+        None => None,
+    };
+    // An index narrowed the search, or no filter or sort needs every user: answer inline.
+    // Otherwise visit the tenant's users on a blocking thread.
+    let body = if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
+        state.store.read(|tx| answer(tx, tenant, &base, &query, candidates)).await?
+    } else {
+        state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await?
+    };
+    Ok(body)
+}
+
+fn answer(
+    tx: &ReadTx,
+    tenant: TenantId,
+    base: &str,
+    query: &ListQuery,
+    candidates: Option<Vec<UserId>>,
+) -> Result<Value, ScimError> {
+    if query.filter.is_none() && query.sort_by.is_none() {
+        let total = dir::counts(tx, tenant)?.users as usize;
+        let mut page = Vec::with_capacity(query.count.min(total));
+        dir::visit_users(tx, tenant, query.start_index - 1, |record| {
+            if page.len() >= query.count {
+                return ControlFlow::Break(());
+            }
+            page.push(record);
+            ControlFlow::Continue(())
+        })?;
+        let resources = page
+            .iter()
+            .map(|r| Ok(finish(render(tx, r, base)?, &query.projection)))
+            .collect::<Result<_, StoreError>>()?;
+        return Ok(list::list_response(total, query.start_index, resources));
+    }
+    let needs_groups = query.filter.as_ref().is_some_and(|f| list::mentions(f, "groups"));
+    let matches = |record: &UserRecord| -> Result<Option<Map<String, Value>>, StoreError> {
+        let resource = if needs_groups { render(tx, record, base)? } else { representation(record, base) };
+        let keep =
+            query.filter.as_ref().is_none_or(|f| f.matches(&Value::Object(resource.clone()), &USER_RESOURCE));
+        Ok(keep.then_some(resource))
+    };
+    let mut found: Vec<(UserRecord, Map<String, Value>)> = Vec::new();
+    match candidates {
+        Some(ids) => {
+            for id in ids {
+                if let Some(record) = dir::user(tx, tenant, id)? {
+                    if let Some(resource) = matches(&record)? {
+                        found.push((record, resource));
+                    }
+                }
+            }
+        }
+        None => {
+            let mut failure = None;
+            dir::visit_users(tx, tenant, 0, |record| match matches(&record) {
+                Ok(Some(resource)) => {
+                    found.push((record, resource));
+                    ControlFlow::Continue(())
+                }
+                Ok(None) => ControlFlow::Continue(()),
+                Err(err) => {
+                    failure = Some(err);
+                    ControlFlow::Break(())
+                }
+            })?;
+            if let Some(err) = failure {
+                return Err(err.into());
+            }
+        }
+    }
+    let total = found.len();
+    if let Some(by) = &query.sort_by {
+        let (records, mut resources): (Vec<UserRecord>, Vec<Map<String, Value>>) = found.into_iter().unzip();
+        let order: HashMap<String, UserRecord> = records.into_iter().map(|r| (r.id.to_string(), r)).collect();
+        list::sort(&mut resources, &USER_RESOURCE, by, query.descending);
+        found = resources
+            .into_iter()
+            .filter_map(|r| {
+                let id = r.get("id").and_then(Value::as_str)?.to_owned();
+                Some((order.get(&id)?.clone(), r))
+            })
+            .collect();
+    }
+    let resources = list::page(found, query.start_index, query.count)
+        .into_iter()
+        .map(|(record, resource)| {
+            let full = if needs_groups { resource } else { render(tx, &record, base)? };
+            Ok(finish(full, &query.projection))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(list::list_response(total, query.start_index, resources))
+}
+
+/// The users an index says may match `filter`; None when no index answers it (then every user
+/// of the tenant is examined). The filter is still evaluated on each candidate.
+fn candidates(tx: &ReadTx, tenant: TenantId, filter: &Filter) -> Result<Option<Vec<UserId>>, ScimError> {
+    Ok(match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) }
+            if path.urn.is_none()
+                || path.urn.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(USER_SCHEMA)) =>
+        {
+            let name = path.name.as_str();
+            let sub = path.sub.as_deref();
+            if name.eq_ignore_ascii_case("userName") && sub.is_none() {
+                Some(dir::user_id_by_name(tx, tenant, text)?.into_iter().collect())
+            } else if name.eq_ignore_ascii_case("externalId") && sub.is_none() {
+                Some(dir::user_ids_by_external_id(tx, tenant, text)?)
+            } else if name.eq_ignore_ascii_case("id") && sub.is_none() {
+                Some(text.parse::<UserId>().ok().into_iter().collect())
+            } else if name.eq_ignore_ascii_case("emails")
+                && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
+            {
+                Some(dir::user_ids_by_email_value(tx, tenant, text)?)
+            } else {
+                None
+            }
+        }
+        Filter::ValuePath { path, filter } if path.name.eq_ignore_ascii_case("emails") => {
+            email_in_value_filter(filter)
+                .map(|email| dir::user_ids_by_email_value(tx, tenant, &email))
+                .transpose()?
+        }
+        Filter::And(a, b) => match candidates(tx, tenant, a)? {
+            Some(ids) => Some(ids),
+            None => candidates(tx, tenant, b)?,
+        },
+        Filter::Or(a, b) => match (candidates(tx, tenant, a)?, candidates(tx, tenant, b)?) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b.into_iter().filter(|id| !a.contains(id)).collect::<Vec<_>>());
+                Some(a)
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// `value eq "…"` inside `emails[…]` (alone or and-ed with other conditions).
+fn email_in_value_filter(filter: &Filter) -> Option<String> {
+    match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) }
+            if path.name.eq_ignore_ascii_case("value") && path.sub.is_none() =>
+        {
+            Some(text.clone())
+        }
+        Filter::And(a, b) => email_in_value_filter(a).or_else(|| email_in_value_filter(b)),
+        _ => None,
+    }
+}
