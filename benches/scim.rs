@@ -186,6 +186,29 @@ async fn provision_organisation(client: &reqwest::Client, server: &Server) {
     );
 }
 
+/// A group of 9,500 members created in one POST, then 500 single-member PATCHes growing it to
+/// 10,000: each writes one membership, not the group.
+async fn large_group(client: &reqwest::Client, base: &str, token: &str, ids: &Arc<Vec<String>>) {
+    let members: Vec<Value> = ids[..9_500].iter().map(|id| json!({"value": id})).collect();
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Large", "members": members});
+    let started = Instant::now();
+    let request =
+        client.post(format!("{base}/Groups?excludedAttributes=members")).bearer_auth(token).json(&group);
+    let created = send(request, 201).await;
+    println!("POST /Groups with 9,500 members: {:.3} s", started.elapsed().as_secs_f64());
+    let group_url = format!("{base}/Groups/{}", created["id"].as_str().unwrap());
+    let (c, t, ids) = (client.clone(), token.to_owned(), Arc::clone(ids));
+    drive("PATCH add one member to a group of 9,500+", 1, 500, move |n| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": ids[9_500 + n]}]}]});
+        let request = c.patch(&group_url).bearer_auth(&t).json(&body);
+        async move {
+            send(request, 204).await;
+        }
+    })
+    .await;
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -218,16 +241,16 @@ fn main() {
         })
         .await;
 
-        let ids: Vec<String> = {
-            let list = send(client.get(format!("{base}/Users?count=500")).bearer_auth(&token), 200).await;
-            list["Resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|u| u["id"].as_str().unwrap().to_owned())
-                .collect()
-        };
+        let mut ids: Vec<String> = Vec::with_capacity(10_000);
+        for page in 0..10 {
+            let url = format!("{base}/Users?startIndex={}&count=1000&attributes=id", page * 1000 + 1);
+            let list = send(client.get(url).bearer_auth(&token), 200).await;
+            ids.extend(
+                list["Resources"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()),
+            );
+        }
         let ids = Arc::new(ids);
+        large_group(&client, &base, &token, &ids).await;
         let (c, b, t) = (client.clone(), base.clone(), token.clone());
         drive("PATCH deactivate (sessions revoked in the same commit)", 1, 500, move |n| {
             let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],

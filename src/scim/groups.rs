@@ -274,9 +274,9 @@ pub async fn replace(
         changes.replace_all(&stored, members.clone().unwrap_or_default());
         Ok((profile.clone(), changes))
     };
-    let response =
-        update(&state, &client, &request, group_id, &headers, make, json!({ "operation": "replace" }))
-            .await?;
+    let detail = json!({ "operation": "replace" });
+    let with_members = projection.includes("members");
+    let response = update(&state, &client, &request, group_id, &headers, make, detail, with_members).await?;
     Ok(respond(StatusCode::OK, &finish(response.0, &projection), Some(&resource::etag(response.1)), None))
 }
 
@@ -293,14 +293,16 @@ pub async fn patch(
     let operations = patch::parse_request(&body)?;
     let detail = json!({ "operation": "patch", "paths": patch_paths(&operations) });
     let make = move |tx: &WriteTx<'_>, before: &GroupRecord| apply_patch(tx, before, &operations);
-    let (resource, version) = update(&state, &client, &request, group_id, &headers, make, detail).await?;
-    // A member change answers 204 (RFC 7644 §3.5.2): a group of 10,000 is not sent back for
-    // each added member. A client that asks for attributes gets them.
-    if params
+    // A PATCH answers 204 (RFC 7644 §3.5.2): a group of 10,000 is not sent back for each added
+    // member. A client that asks for attributes gets them.
+    let asked = params
         .keys()
-        .any(|k| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"))
-    {
-        let projection = ListQuery::from_params(&GROUP_RESOURCE, &params)?.projection;
+        .any(|k| k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes"));
+    let projection = ListQuery::from_params(&GROUP_RESOURCE, &params)?.projection;
+    let with_members = asked && projection.includes("members");
+    let (resource, version) =
+        update(&state, &client, &request, group_id, &headers, make, detail, with_members).await?;
+    if asked {
         return Ok(respond(
             StatusCode::OK,
             &finish(resource, &projection),
@@ -437,7 +439,9 @@ fn value_equalities(filter: &Filter) -> Option<Vec<String>> {
 }
 
 /// One write: load the group, check If-Match, compute the new attributes and member changes, and
-/// commit them with their events and audit record. Returns the representation with members.
+/// commit them with their events and audit record. Returns the representation (with members
+/// when `with_members`: building a large group's list is the expensive part of a response).
+#[allow(clippy::too_many_arguments)]
 async fn update(
     state: &AppState,
     client: &ScimClient,
@@ -448,6 +452,7 @@ async fn update(
     + Send
     + 'static,
     detail: Value,
+    with_members: bool,
 ) -> Result<(Map<String, Value>, u64), ScimError> {
     let if_match = precondition(headers, header::IF_MATCH);
     let now = state.clock.now();
@@ -460,17 +465,23 @@ async fn update(
             let before = dir::group(tx, tenant, group_id)?.ok_or_else(|| not_found(&group_id.to_string()))?;
             check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
             let (profile, changes) = make(tx, &before)?;
-            let added: Vec<UserId> = changes
-                .added
-                .iter()
-                .copied()
-                .filter(|id| !matches!(dir::is_member(tx, tenant, group_id, *id), Ok(true)))
-                .collect();
+            // Only real changes count: re-adding a member (Entra ID does) or removing a
+            // non-member writes nothing.
+            let mut added = Vec::new();
+            for id in &changes.added {
+                if !dir::is_member(tx, tenant, group_id, *id)? {
+                    added.push(*id);
+                }
+            }
             check_members_exist(tx, tenant, &added)?;
-            let removed: Vec<UserId> = changes.removed.into_iter().collect();
-            let unchanged = Value::Object(profile.clone()) == before.profile
-                && added.is_empty()
-                && !removed.iter().any(|id| matches!(dir::is_member(tx, tenant, group_id, *id), Ok(true)));
+            let mut removed = Vec::new();
+            for id in &changes.removed {
+                if dir::is_member(tx, tenant, group_id, *id)? {
+                    removed.push(*id);
+                }
+            }
+            let unchanged =
+                Value::Object(profile.clone()) == before.profile && added.is_empty() && removed.is_empty();
             let after = if unchanged {
                 before
             } else {
@@ -478,7 +489,7 @@ async fn update(
                 directory::update_group(tx, &change, &before, &after, &added, &removed, detail.clone())?;
                 after
             };
-            Ok::<_, ScimError>((render(tx, &after, &base, true)?, after.version))
+            Ok::<_, ScimError>((render(tx, &after, &base, with_members)?, after.version))
         })
         .await
 }
@@ -535,16 +546,26 @@ pub async fn search(
 /// Answers a list query with a ListResponse.
 pub async fn run_query(state: &AppState, client: &ScimClient, query: ListQuery) -> Result<Value, ScimError> {
     let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
-    let candidates = match &query.filter {
-        Some(filter) => state.store.read(|tx| candidates(tx, tenant, filter)).await?,
-        None => None,
-    };
-    let body = if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
-        state.store.read(|tx| answer(tx, tenant, &base, &query, candidates)).await?
-    } else {
-        state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await?
-    };
-    Ok(body)
+    // On the request's thread when an index narrows the filter, or when there is neither filter
+    // nor sort (a page of the tenant in creation order); otherwise every record of the tenant is
+    // examined, on a blocking thread.
+    let inline = state
+        .store
+        .read(|tx| {
+            let candidates = match &query.filter {
+                Some(filter) => candidates(tx, tenant, filter)?,
+                None => None,
+            };
+            if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
+                return answer(tx, tenant, &base, &query, candidates).map(Some);
+            }
+            Ok::<_, ScimError>(None)
+        })
+        .await?;
+    match inline {
+        Some(body) => Ok(body),
+        None => state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await,
+    }
 }
 
 fn answer(

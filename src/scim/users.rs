@@ -353,18 +353,26 @@ pub async fn search(
 /// Answers a list query with a ListResponse.
 pub async fn run_query(state: &AppState, client: &ScimClient, query: ListQuery) -> Result<Value, ScimError> {
     let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
-    let candidates = match &query.filter {
-        Some(filter) => state.store.read(|tx| candidates(tx, tenant, filter)).await?,
-        None => None,
-    };
-    // An index narrowed the search, or no filter or sort needs every user: answer inline.
-    // Otherwise visit the tenant's users on a blocking thread.
-    let body = if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
-        state.store.read(|tx| answer(tx, tenant, &base, &query, candidates)).await?
-    } else {
-        state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await?
-    };
-    Ok(body)
+    // On the request's thread when an index narrows the filter, or when there is neither filter
+    // nor sort (a page of the tenant in creation order); otherwise every record of the tenant is
+    // examined, on a blocking thread.
+    let inline = state
+        .store
+        .read(|tx| {
+            let candidates = match &query.filter {
+                Some(filter) => candidates(tx, tenant, filter)?,
+                None => None,
+            };
+            if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
+                return answer(tx, tenant, &base, &query, candidates).map(Some);
+            }
+            Ok::<_, ScimError>(None)
+        })
+        .await?;
+    match inline {
+        Some(body) => Ok(body),
+        None => state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await,
+    }
 }
 
 fn answer(

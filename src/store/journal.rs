@@ -4,8 +4,8 @@
 //! - `audit_log` (sequence → audit record: who did what to what, through which request), from
 //!   which the audit search index is built and can be rebuilt.
 //!
-//! Sequences start at 1 and only grow; a record's id (a UUIDv7) is made before its write is
-//! queued, so a retried batch writes the same id.
+//! Sequences start at 1 and only grow. A record's id is a UUIDv7 made inside the write: a batch
+//! that is re-run after a neighbour's failure discards its first attempt, ids included.
 
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};

@@ -262,3 +262,85 @@ fn attributes_and_excluded_attributes_shape_responses() {
     let created = ok(scim.post("/Users?attributes=id", user("bob@acme.test")), 201);
     assert!(created.get("userName").is_none() && created.get("id").is_some());
 }
+
+#[test]
+fn deactivation_by_put_and_reactivation_keep_the_users_data() {
+    let server = Server::start();
+    let scim = Scim::new(&server, "acme");
+    let mut body = user("ada@acme.test");
+    body[ENTERPRISE] = json!({"department": "R&D"});
+    let created = ok(scim.post("/Users", body.clone()), 201);
+    let path = format!("/Users/{}", id(&created));
+    body["active"] = json!(false);
+    let deactivated = ok(scim.put(&path, body.clone()), 200);
+    assert_eq!(deactivated["active"], false);
+    // A deactivated user is still found (Okta and Entra ID look them up before reactivating).
+    assert_eq!(scim.search("Users", "userName eq \"ada@acme.test\"").len(), 1);
+    let reactivated =
+        ok(scim.patch(&path, patch_op(json!([{"op": "Replace", "path": "active", "value": "True"}]))), 200);
+    assert_eq!(reactivated["active"], true);
+    assert_eq!(reactivated[ENTERPRISE]["department"], "R&D");
+    assert_eq!(reactivated["name"], created["name"]);
+}
+
+#[test]
+fn a_suspended_tenant_cannot_provision() {
+    let server = Server::start();
+    let scim = Scim::new(&server, "acme");
+    assert_eq!(
+        server.patch(&format!("/api/v1/tenants/{}", scim.tenant_id), json!({"status": "suspended"})).status(),
+        200
+    );
+    scim_error(scim.post("/Users", user("ada@acme.test")), 403, None);
+}
+
+#[test]
+fn with_a_retention_period_a_deleted_user_is_gone_from_scim_and_the_name_is_free() {
+    let server = Server::start();
+    let scim = Scim::new(&server, "acme");
+    let tenant = server
+        .patch(&format!("/api/v1/tenants/{}", scim.tenant_id), json!({"deleted_user_retention_days": 30}));
+    assert_eq!(tenant.json::<Value>().unwrap()["deleted_user_retention_days"], 30);
+    let created = scim.create_user("ada@acme.test");
+    assert_eq!(scim.delete(&format!("/Users/{}", id(&created))).status(), 204);
+    scim_error(scim.get(&format!("/Users/{}", id(&created))), 404, None);
+    assert_eq!(scim.fetch("/Users")["totalResults"], 0);
+    scim.create_user("ada@acme.test");
+    let bad = server
+        .patch(&format!("/api/v1/tenants/{}", scim.tenant_id), json!({"deleted_user_retention_days": 99999}));
+    crate::server::expect_error(bad, 400, "invalid_value");
+}
+
+#[test]
+fn provisioned_users_and_groups_survive_kill_9() {
+    let server = Server::start();
+    let scim = Scim::new(&server, "acme");
+    let ada = scim.create_user("ada@acme.test");
+    let group = scim.create_group("Staff", &[&id(&ada)]);
+    ok(
+        scim.patch(
+            &format!("/Users/{}", id(&ada)),
+            patch_op(json!([{"op": "replace", "value": {"active": false}}])),
+        ),
+        200,
+    );
+    let before =
+        (scim.fetch(&format!("/Users/{}", id(&ada))), scim.fetch(&format!("/Groups/{}", id(&group))));
+    let data = server.kill9();
+    let server = Server::start_with(data, &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY)]);
+    // The restarted server has another port: compare without URLs.
+    let base = format!("{}/scim/v2/{}", server.base, scim.tenant_id);
+    let scim = Scim { base: base.clone(), ..scim.with_token(&scim.token) };
+    let strip =
+        |v: Value| serde_json::from_str::<Value>(&v.to_string().replace(&before_base(&v), "")).unwrap();
+    let after = (scim.fetch(&format!("/Users/{}", id(&ada))), scim.fetch(&format!("/Groups/{}", id(&group))));
+    assert_eq!(strip(after.0), strip(before.0));
+    assert_eq!(strip(after.1), strip(before.1));
+    assert_eq!(scim.search("Users", "userName eq \"ada@acme.test\"").len(), 1);
+}
+
+/// The SCIM base URL in a resource's `meta.location`.
+fn before_base(resource: &Value) -> String {
+    let location = resource["meta"]["location"].as_str().unwrap();
+    location[..location.find("/scim/v2/").unwrap()].to_owned()
+}
