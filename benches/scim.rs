@@ -113,6 +113,16 @@ fn user(name: &str) -> Value {
     })
 }
 
+/// Sends and checks the status, without parsing the body: the load generator shares the two
+/// cores with the server, so it does as little as it can.
+async fn expect_status(request: reqwest::RequestBuilder, expected: u16) -> Vec<u8> {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(status, expected, "{}", String::from_utf8_lossy(&body));
+    body.to_vec()
+}
+
 async fn send(request: reqwest::RequestBuilder, expected: u16) -> Value {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -225,7 +235,7 @@ fn main() {
             let request =
                 c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("u{n}@load.example")));
             async move {
-                send(request, 201).await;
+                expect_status(request, 201).await;
             }
         })
         .await;
@@ -235,8 +245,8 @@ fn main() {
             let filter = format!("userName eq \"u{}@load.example\"", (n * 7919) % 10_000);
             let request = c.get(format!("{b}/Users")).query(&[("filter", filter)]).bearer_auth(&t);
             async move {
-                let list = send(request, 200).await;
-                assert_eq!(list["totalResults"], 1);
+                let body = expect_status(request, 200).await;
+                assert!(body.windows(16).any(|w| w == b"\"totalResults\":1"));
             }
         })
         .await;
@@ -257,7 +267,7 @@ fn main() {
                 "Operations": [{"op": "replace", "value": {"active": false}}]});
             let request = c.patch(format!("{b}/Users/{}", ids[n])).bearer_auth(&t).json(&body);
             async move {
-                send(request, 200).await;
+                expect_status(request, 200).await;
             }
         })
         .await;
@@ -267,7 +277,7 @@ fn main() {
             let request =
                 c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("m{n}@load.example")));
             async move {
-                send(request, 201).await;
+                expect_status(request, 201).await;
             }
         })
         .await;

@@ -9,13 +9,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     clock::SharedClock,
-    ids::{EntryId, GroupId, UserId},
+    ids::{EntryId, GroupId, TenantId, UserId},
     store::{
         Store, StoreError, WriteTx,
         directory::{self, Conflict, DeletedUserRecord, GroupRecord, UserRecord},
         journal::{self, Actor, AuditRecord, EventRecord, Subject},
         sessions,
-        tenants::TenantRecord,
+        tenants::{self, TenantRecord, TenantStatus},
     },
 };
 
@@ -50,6 +50,9 @@ pub enum DirectoryError {
     Conflict(Conflict),
     #[error("the tenant's seat limit of {limit} active users is reached")]
     SeatLimit { limit: u32 },
+    /// The tenant was deleted or suspended after the request was authenticated.
+    #[error("the tenant no longer accepts changes")]
+    TenantClosed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -57,7 +60,7 @@ pub enum DirectoryError {
 /// Who is changing the directory, through what, and when.
 #[derive(Debug, Clone)]
 pub struct Change {
-    pub tenant: TenantRecord,
+    pub tenant: TenantId,
     pub actor: Actor,
     /// The channel, first word of audit actions: `scim`, `sso`, `admin`.
     pub channel: &'static str,
@@ -78,7 +81,7 @@ impl Change {
             AuditRecord {
                 id: EntryId::generate(),
                 seq: 0,
-                tenant: Some(self.tenant.id),
+                tenant: Some(self.tenant),
                 at: self.now,
                 actor: self.actor.clone(),
                 action: format!("{}.{action}", self.channel),
@@ -102,7 +105,7 @@ impl Change {
             EventRecord {
                 id: EntryId::generate(),
                 seq: 0,
-                tenant: self.tenant.id,
+                tenant: self.tenant,
                 kind: kind.into(),
                 occurred_at: self.now,
                 subject,
@@ -133,10 +136,19 @@ fn group_data(group: &GroupRecord) -> serde_json::Value {
     json!({ "group": { "id": group.id, "display_name": group.display_name, "external_id": group.external_id } })
 }
 
+/// The tenant as this transaction sees it: callers authenticate against a recent copy, but the
+/// seat limit, the retention period and whether the tenant still exists are decided here.
+fn open_tenant(tx: &WriteTx<'_>, change: &Change) -> Result<TenantRecord, DirectoryError> {
+    match tenants::get(tx, change.tenant)? {
+        Some(tenant) if tenant.status == TenantStatus::Active => Ok(tenant),
+        _ => Err(DirectoryError::TenantClosed),
+    }
+}
+
 /// Refuses to make one more user active when the tenant is at its seat limit.
-fn check_seat(tx: &WriteTx<'_>, tenant: &TenantRecord) -> Result<(), DirectoryError> {
-    if let Some(limit) = tenant.seat_limit {
-        if directory::counts(tx, tenant.id)?.active_users >= u64::from(limit) {
+fn check_seat(tx: &WriteTx<'_>, change: &Change) -> Result<(), DirectoryError> {
+    if let Some(limit) = open_tenant(tx, change)?.seat_limit {
+        if directory::counts(tx, change.tenant)?.active_users >= u64::from(limit) {
             return Err(DirectoryError::SeatLimit { limit });
         }
     }
@@ -149,7 +161,9 @@ fn save_user(tx: &WriteTx<'_>, user: &UserRecord) -> Result<(), DirectoryError> 
 
 pub fn create_user(tx: &WriteTx<'_>, change: &Change, user: &UserRecord) -> Result<(), DirectoryError> {
     if user.active {
-        check_seat(tx, &change.tenant)?;
+        check_seat(tx, change)?;
+    } else {
+        open_tenant(tx, change)?;
     }
     save_user(tx, user)?;
     change.event(tx, "user.created", user_subject(user), user_data(user))?;
@@ -169,7 +183,9 @@ pub fn update_user(
     let reactivated = !before.active && after.active;
     let deactivated = before.active && !after.active;
     if reactivated {
-        check_seat(tx, &change.tenant)?;
+        check_seat(tx, change)?;
+    } else {
+        open_tenant(tx, change)?;
     }
     save_user(tx, after)?;
     let subject = user_subject(after);
@@ -194,12 +210,13 @@ pub fn update_user(
 /// Deletes a user, revoking their sessions; under a retention period the data is kept out of
 /// sight until it ends. Returns false if there was no such user.
 pub fn delete_user(tx: &WriteTx<'_>, change: &Change, id: UserId) -> Result<bool, DirectoryError> {
-    let tenant = change.tenant.id;
+    let retention = open_tenant(tx, change)?.deleted_user_retention_days;
+    let tenant = change.tenant;
     let revoked = sessions::revoke_user(tx, tenant, id, change.now)?;
     let Some((user, groups)) = directory::delete_user(tx, tenant, id)? else {
         return Ok(false);
     };
-    if let Some(days) = change.tenant.deleted_user_retention_days {
+    if let Some(days) = retention {
         let deleted = DeletedUserRecord {
             user: UserRecord { active: false, ..user.clone() },
             groups: groups.clone(),
@@ -209,7 +226,8 @@ pub fn delete_user(tx: &WriteTx<'_>, change: &Change, id: UserId) -> Result<bool
         directory::retain_deleted_user(tx, &deleted)?;
     }
     change.event(tx, "user.deleted", user_subject(&user), user_data(&user))?;
-    let detail = json!({ "sessions_revoked": revoked, "retained_days": change.tenant.deleted_user_retention_days, "groups_left": groups.len() });
+    let detail =
+        json!({ "sessions_revoked": revoked, "retained_days": retention, "groups_left": groups.len() });
     change.audit(tx, "user.delete", user_subject(&user), detail)?;
     Ok(true)
 }
@@ -220,6 +238,7 @@ pub fn create_group(
     group: &GroupRecord,
     members: &[UserId],
 ) -> Result<(), DirectoryError> {
+    open_tenant(tx, change)?;
     directory::save_group(tx, group)?.map_err(DirectoryError::Conflict)?;
     change.event(tx, "group.created", group_subject(group), group_data(group))?;
     let added = add_members(tx, change, group, members)?;
@@ -237,6 +256,7 @@ pub fn update_group(
     removed: &[UserId],
     detail: serde_json::Value,
 ) -> Result<(), DirectoryError> {
+    open_tenant(tx, change)?;
     directory::save_group(tx, after)?.map_err(DirectoryError::Conflict)?;
     if before.display_name != after.display_name
         || before.external_id != after.external_id
@@ -260,7 +280,8 @@ pub fn update_group(
 }
 
 pub fn delete_group(tx: &WriteTx<'_>, change: &Change, id: GroupId) -> Result<bool, DirectoryError> {
-    let Some((group, members)) = directory::delete_group(tx, change.tenant.id, id)? else {
+    open_tenant(tx, change)?;
+    let Some((group, members)) = directory::delete_group(tx, change.tenant, id)? else {
         return Ok(false);
     };
     change.event(tx, "group.deleted", group_subject(&group), group_data(&group))?;
@@ -300,19 +321,23 @@ mod tests {
         },
     };
 
-    fn change(seat_limit: Option<u32>, retention: Option<u32>) -> Change {
+    /// A change by a SCIM token to a new tenant, which is stored first.
+    async fn change(store: &Store, seat_limit: Option<u32>, retention: Option<u32>) -> Change {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(100);
+        let tenant = TenantRecord {
+            id: TenantId::generate(),
+            slug: "acme".into(),
+            display_name: "Acme".into(),
+            status: TenantStatus::Active,
+            seat_limit,
+            deleted_user_retention_days: retention,
+            created_at: now,
+            updated_at: now,
+        };
+        let id = tenant.id;
+        store.write(move |tx| tenants::put(tx, &tenant)).await.unwrap();
         Change {
-            tenant: TenantRecord {
-                id: TenantId::generate(),
-                slug: "acme".into(),
-                display_name: "Acme".into(),
-                status: TenantStatus::Active,
-                seat_limit,
-                deleted_user_retention_days: retention,
-                created_at: now,
-                updated_at: now,
-            },
+            tenant: id,
             actor: Actor { kind: "scim_token".into(), id: "t".into(), label: None },
             channel: "scim",
             request_id: Some("req-1".into()),
@@ -323,7 +348,7 @@ mod tests {
     fn session(change: &Change, user: UserId) -> SessionRecord {
         SessionRecord {
             id: SessionId::generate(),
-            tenant: change.tenant.id,
+            tenant: change.tenant,
             user,
             created_at: change.now,
             expires_at: change.now + Duration::hours(8),
@@ -334,8 +359,8 @@ mod tests {
     #[tokio::test]
     async fn deactivation_revokes_every_session_in_the_same_commit_with_its_event_and_audit() {
         let (_dir, store) = testing::store();
-        let change = change(None, None);
-        let ada = user_record(change.tenant.id, "ada", "ada@acme.test");
+        let change = change(&store, None, None).await;
+        let ada = user_record(change.tenant, "ada", "ada@acme.test");
         let sessions: Vec<SessionRecord> = (0..3).map(|_| session(&change, ada.id)).collect();
         let (c, a, s) = (change.clone(), ada.clone(), sessions.clone());
         store
@@ -384,9 +409,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_change_leaves_no_event_or_audit_record() {
         let (_dir, store) = testing::store();
-        let change = change(Some(1), None);
+        let change = change(&store, Some(1), None).await;
         let (ada, bob) =
-            (user_record(change.tenant.id, "ada", "ada@x"), user_record(change.tenant.id, "bob", "bob@x"));
+            (user_record(change.tenant, "ada", "ada@x"), user_record(change.tenant, "bob", "bob@x"));
         let c = change.clone();
         store.write(move |tx| create_user(tx, &c, &ada)).await.unwrap();
         let c = change.clone();
@@ -399,8 +424,8 @@ mod tests {
     #[tokio::test]
     async fn deletion_revokes_sessions_and_keeps_data_for_the_retention_period() {
         let (_dir, store) = testing::store();
-        let change = change(None, Some(30));
-        let ada = user_record(change.tenant.id, "ada", "ada@acme.test");
+        let change = change(&store, None, Some(30)).await;
+        let ada = user_record(change.tenant, "ada", "ada@acme.test");
         let s = session(&change, ada.id);
         let (c, a, s2) = (change.clone(), ada.clone(), s.clone());
         store
@@ -413,7 +438,7 @@ mod tests {
             .unwrap();
         let (c, id) = (change.clone(), ada.id);
         assert!(store.write(move |tx| delete_user(tx, &c, id)).await.unwrap());
-        let (tenant, now) = (change.tenant.id, change.now);
+        let (tenant, now) = (change.tenant, change.now);
         let (gone, kept, session_live) = store
             .read(move |tx| {
                 Ok::<_, StoreError>((

@@ -18,7 +18,7 @@ use crate::{
     http::auth::{BearerError, bearer_token},
     ids::{ScimTokenId, TenantId},
     store::{
-        scim_tokens,
+        scim_tokens::{self, ScimTokenRecord},
         tenants::{self, TenantRecord, TenantStatus},
     },
 };
@@ -57,13 +57,22 @@ impl FromRequestParts<AppState> for ScimClient {
             .and_then(|(_, value)| value.parse().ok())
             .ok_or_else(refused)?;
         let digest = tokens::digest(&token);
-        let found = state
-            .store
-            .read(move |tx| {
-                let Some(token) = scim_tokens::by_digest(tx, &digest)? else { return Ok(None) };
-                Ok::<_, ScimError>(tenants::get(tx, token.tenant)?.map(|tenant| (token, tenant)))
-            })
-            .await?;
+        let found = match state.scim.cached(&digest) {
+            Some(found) => Some(found),
+            None => {
+                let found = state
+                    .store
+                    .read(move |tx| {
+                        let Some(token) = scim_tokens::by_digest(tx, &digest)? else { return Ok(None) };
+                        Ok::<_, ScimError>(tenants::get(tx, token.tenant)?.map(|tenant| (token, tenant)))
+                    })
+                    .await?;
+                if let Some(found) = &found {
+                    state.scim.remember(digest, found.clone());
+                }
+                found
+            }
+        };
         let now = state.clock.now();
         let Some((token, tenant)) =
             found.filter(|(token, _)| token.tenant == tenant_id && token.is_usable(now))
@@ -87,16 +96,53 @@ impl FromRequestParts<AppState> for ScimClient {
     }
 }
 
-/// Per-token state kept in memory: rate-limit buckets and pending last-use writes.
+/// How long a verified token and its tenant are reused without reading the store. A revoked
+/// token is forgotten at once (`forget`); a change to its tenant (suspension) is seen within this.
+const VERIFIED_FOR: Duration = Duration::from_secs(1);
+/// Verified tokens kept at most; past this the cache starts over.
+const MAX_VERIFIED: usize = 10_000;
+
+type Verified = (ScimTokenRecord, TenantRecord);
+
+/// Per-token state kept in memory: recently verified tokens, rate-limit buckets and pending
+/// last-use writes.
 #[derive(Debug)]
 pub struct ScimRuntime {
     pub limiter: RateLimiter,
+    verified: Mutex<HashMap<[u8; 32], (Verified, Instant)>>,
     touched: Mutex<HashMap<ScimTokenId, Instant>>,
 }
 
 impl ScimRuntime {
     pub fn new(rate_per_second: u32, burst: u32) -> Self {
-        Self { limiter: RateLimiter::new(rate_per_second, burst), touched: Mutex::new(HashMap::new()) }
+        Self {
+            limiter: RateLimiter::new(rate_per_second, burst),
+            verified: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A token (by digest) verified less than `VERIFIED_FOR` ago, with its tenant.
+    fn cached(&self, digest: &[u8; 32]) -> Option<Verified> {
+        let verified = self.verified.lock().ok()?;
+        let (found, at) = verified.get(digest)?;
+        (at.elapsed() < VERIFIED_FOR).then(|| found.clone())
+    }
+
+    fn remember(&self, digest: [u8; 32], found: Verified) {
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+            verified.insert(digest, (found, Instant::now()));
+        }
+    }
+
+    /// Stops accepting a token from memory: called when it is revoked.
+    pub fn forget(&self, digest: &[u8; 32]) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.remove(digest);
+        }
     }
 
     /// Whether this request should write the token's last use (one writer per interval).

@@ -155,6 +155,7 @@ impl From<DirectoryError> for ScimError {
             DirectoryError::SeatLimit { limit } => ScimError::forbidden(format!(
                 "the tenant's seat limit of {limit} active users is reached; deactivate a user or raise the limit"
             )),
+            DirectoryError::TenantClosed => ScimError::forbidden("this tenant is suspended or deleted"),
             DirectoryError::Store(err) => err.into(),
         }
     }

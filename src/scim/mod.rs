@@ -101,7 +101,7 @@ impl ScimClient {
     /// The directory change this request makes, for events and the audit trail.
     pub fn change(&self, request: &RequestId, now: time::OffsetDateTime) -> Change {
         Change {
-            tenant: self.tenant.clone(),
+            tenant: self.tenant.id,
             actor: Actor {
                 kind: "scim_token".into(),
                 id: self.token.to_string(),

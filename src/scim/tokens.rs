@@ -177,12 +177,13 @@ async fn revoke(
             if let Some(record) = &revoked {
                 audit(tx, audit_id, &auth, record, "admin.scim_token.revoke", now)?;
             }
-            Ok::<_, TenantError>(revoked.is_some())
+            Ok::<_, TenantError>(revoked.map(|r| r.digest))
         })
         .await?;
-    if !revoked {
+    let Some(digest) = revoked else {
         return Err(not_found());
-    }
+    };
+    state.scim.forget(&digest);
     tracing::info!(token_id = %token_id, "SCIM token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
