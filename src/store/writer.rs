@@ -1,7 +1,8 @@
 //! The writer thread: group commit.
 //!
 //! Operations queue up while the previous batch is committing; the writer takes all of them (up
-//! to `MAX_BATCH`), runs them in order in one write transaction and commits once. A failed
+//! to `MAX_BATCH`, waiting a moment for the rest of a returning burst: `gather`), runs them in
+//! order in one write transaction and commits once. A failed
 //! operation never leaves a partial change behind and never costs its neighbours theirs (see
 //! `commit_batch`). It saw exactly the state the operations before it produced, which is the
 //! state it would have seen run alone in that order.
@@ -10,6 +11,7 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{Arc, mpsc},
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use redb::Database;
@@ -19,6 +21,8 @@ use super::{StoreError, WriteTx};
 
 /// The most operations one commit carries.
 const MAX_BATCH: usize = 512;
+/// How long the writer waits for the rest of a returning burst (see `gather`).
+const GATHER_WINDOW: Duration = Duration::from_micros(300);
 
 /// A queued write operation, with its caller's answer channel.
 pub(super) trait Job: Send {
@@ -76,18 +80,43 @@ pub(super) fn spawn(
     jobs: mpsc::Receiver<Box<dyn Job>>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("store-writer".into()).spawn(move || {
+        let mut last_batch = 1;
         // Ends when every sender is gone, after the queue has been drained.
         while let Ok(first) = jobs.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+            let batch = gather(&jobs, first, last_batch);
+            last_batch = batch.len();
             commit_batch(&db, batch);
         }
     })
+}
+
+/// Collects a batch: everything queued, and, when fewer operations are waiting than the last
+/// commit carried, up to `GATHER_WINDOW` more for the rest of them. The callers a commit answers
+/// come back at about the same time; committing the first of them alone would make the others
+/// wait a whole commit (an fsync, about a millisecond here) for the next one. A lone caller
+/// (the last batch had one operation) never waits.
+fn gather(jobs: &mpsc::Receiver<Box<dyn Job>>, first: Box<dyn Job>, last_batch: usize) -> Vec<Box<dyn Job>> {
+    let mut batch = vec![first];
+    let take_queued = |batch: &mut Vec<Box<dyn Job>>| {
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+    };
+    take_queued(&mut batch);
+    let deadline = Instant::now() + GATHER_WINDOW;
+    while batch.len() < last_batch.min(MAX_BATCH) {
+        match jobs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(job) => {
+                batch.push(job);
+                take_queued(&mut batch);
+            }
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// Runs the operations in order in one transaction and commits. When one fails, the transaction
@@ -104,12 +133,21 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
         // Two-phase commit with the allocator state saved: a crash at any moment leaves the last
         // acknowledged commit intact, and reopening after a kill -9 needs no full-file repair.
         tx.set_quick_repair(true);
+        let t0 = std::time::Instant::now();
         let failed = {
             let view = WriteTx::new(&tx);
             batch.iter_mut().position(|job| !job.run(&view))
         };
+        let t1 = std::time::Instant::now();
         let Some(index) = failed else {
-            match tx.commit() {
+            let r = tx.commit();
+            eprintln!(
+                "BATCH {} run_us {} commit_us {}",
+                batch.len(),
+                (t1 - t0).as_micros(),
+                t1.elapsed().as_micros()
+            );
+            match r {
                 Ok(()) => batch.into_iter().for_each(|job| job.answer()),
                 Err(err) => {
                     tracing::error!(error = %err, "a commit failed");

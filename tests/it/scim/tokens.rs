@@ -163,12 +163,17 @@ fn revocation_and_suspension_take_effect_on_the_next_request() {
     let second = scim.with_token(&issue_token(&server, &scim.tenant_id, "entra"));
     assert_eq!(scim.get("/Users").status(), 200);
     assert_eq!(second.get("/Users").status(), 200);
-    let listed: Value = server.get(&format!("/api/v1/tenants/{}/scim-tokens", scim.tenant_id)).json().unwrap();
+    let listed: Value =
+        server.get(&format!("/api/v1/tenants/{}/scim-tokens", scim.tenant_id)).json().unwrap();
     let first_id = listed["items"][0]["id"].as_str().unwrap();
-    assert_eq!(server.delete(&format!("/api/v1/tenants/{}/scim-tokens/{first_id}", scim.tenant_id)).status(), 204);
+    assert_eq!(
+        server.delete(&format!("/api/v1/tenants/{}/scim-tokens/{first_id}", scim.tenant_id)).status(),
+        204
+    );
     scim_error(scim.get("/Users"), 401, None);
     // A tenant suspended a moment after a token was used takes no more changes.
-    let suspend = server.patch(&format!("/api/v1/tenants/{}", scim.tenant_id), json!({"status": "suspended"}));
+    let suspend =
+        server.patch(&format!("/api/v1/tenants/{}", scim.tenant_id), json!({"status": "suspended"}));
     assert_eq!(suspend.status(), 200);
     scim_error(second.post("/Users", super::user("ada@acme.test")), 403, None);
 }
