@@ -133,21 +133,12 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
         // Two-phase commit with the allocator state saved: a crash at any moment leaves the last
         // acknowledged commit intact, and reopening after a kill -9 needs no full-file repair.
         tx.set_quick_repair(true);
-        let t0 = std::time::Instant::now();
         let failed = {
             let view = WriteTx::new(&tx);
             batch.iter_mut().position(|job| !job.run(&view))
         };
-        let t1 = std::time::Instant::now();
         let Some(index) = failed else {
-            let r = tx.commit();
-            eprintln!(
-                "BATCH {} run_us {} commit_us {}",
-                batch.len(),
-                (t1 - t0).as_micros(),
-                t1.elapsed().as_micros()
-            );
-            match r {
+            match tx.commit() {
                 Ok(()) => batch.into_iter().for_each(|job| job.answer()),
                 Err(err) => {
                     tracing::error!(error = %err, "a commit failed");
