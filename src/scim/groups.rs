@@ -18,14 +18,14 @@ use time::OffsetDateTime;
 use super::{
     RequestContext, ScimBody, ScimClient, ScimError, check_if_match,
     filter::{AttrPath, CompareOp, Filter, element_matches},
-    list::{self, ListQuery},
+    list::ListQuery,
     patch::{self, PatchOpKind, PatchOperation},
     precondition,
     resource::{self, Meta, Projection},
-    respond,
-    schema::{GROUP_RESOURCE, GROUP_SCHEMA},
+    respond, respond_resource,
+    schema::{GROUP_RESOURCE, GROUP_SCHEMA, ResourceTypeDef},
+    search::{self, Listed},
     users::patch_paths,
-    version_matches,
 };
 use crate::{
     app::AppState,
@@ -208,13 +208,7 @@ pub async fn show(
         })
         .await?;
     let (resource, version) = found.ok_or_else(|| not_found(&id))?;
-    let etag = resource::etag(version);
-    if precondition(&headers, header::IF_NONE_MATCH).is_some_and(|accepted| version_matches(&accepted, &etag))
-    {
-        return Ok(respond(StatusCode::NOT_MODIFIED, &Value::Null, Some(&etag), None)
-            .map(|_| axum::body::Body::empty()));
-    }
-    Ok(respond(StatusCode::OK, &finish(resource, &projection), Some(&etag), None))
+    Ok(respond_resource(&headers, &finish(resource, &projection), version))
 }
 
 /// What a change does to a group's members, built without loading them unless an operation
@@ -310,8 +304,7 @@ pub async fn patch(
             None,
         ));
     }
-    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, Some(&resource::etag(version)), None)
-        .map(|_| axum::body::Body::empty()))
+    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, Some(&resource::etag(version)), None))
 }
 
 /// Applies a PATCH: operations on `members` become membership changes; the rest go through the
@@ -514,7 +507,7 @@ pub async fn remove(
             Ok::<_, ScimError>(())
         })
         .await?;
-    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None).map(|_| axum::body::Body::empty()))
+    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None))
 }
 
 pub async fn list(
@@ -522,12 +515,8 @@ pub async fn list(
     client: ScimClient,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    Ok(respond(
-        StatusCode::OK,
-        &run_query(&state, &client, ListQuery::from_params(&GROUP_RESOURCE, &params)?).await?,
-        None,
-        None,
-    ))
+    let query = ListQuery::from_params(&GROUP_RESOURCE, &params)?;
+    Ok(respond(StatusCode::OK, &search::run::<Groups>(&state, &client, query).await?, None, None))
 }
 
 pub async fn search(
@@ -535,140 +524,69 @@ pub async fn search(
     client: ScimClient,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    Ok(respond(
-        StatusCode::OK,
-        &run_query(&state, &client, ListQuery::from_search(&GROUP_RESOURCE, &body)?).await?,
-        None,
-        None,
-    ))
+    let query = ListQuery::from_search(&GROUP_RESOURCE, &body)?;
+    Ok(respond(StatusCode::OK, &search::run::<Groups>(&state, &client, query).await?, None, None))
 }
 
-/// Answers a list query with a ListResponse.
-pub async fn run_query(state: &AppState, client: &ScimClient, query: ListQuery) -> Result<Value, ScimError> {
-    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
-    // On the request's thread when an index narrows the filter, or when there is neither filter
-    // nor sort (a page of the tenant in creation order); otherwise every record of the tenant is
-    // examined, on a blocking thread.
-    let inline = state
-        .store
-        .read(|tx| {
-            let candidates = match &query.filter {
-                Some(filter) => candidates(tx, tenant, filter)?,
-                None => None,
-            };
-            if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
-                return answer(tx, tenant, &base, &query, candidates).map(Some);
-            }
-            Ok::<_, ScimError>(None)
-        })
-        .await?;
-    match inline {
-        Some(body) => Ok(body),
-        None => state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await,
-    }
-}
+/// Groups for the query runner.
+pub struct Groups;
 
-fn answer(
-    tx: &ReadTx,
-    tenant: TenantId,
-    base: &str,
-    query: &ListQuery,
-    candidates: Option<Vec<GroupId>>,
-) -> Result<Value, ScimError> {
-    let with_members = query.projection.includes("members");
-    let needs_members = query.filter.as_ref().is_some_and(|f| list::mentions(f, "members"));
-    let mut found: Vec<GroupRecord> = Vec::new();
-    let mut failure = None;
-    let mut consider = |record: GroupRecord| -> Result<(), StoreError> {
-        let keep = match &query.filter {
-            Some(filter) => {
-                let resource = render(tx, &record, base, needs_members)?;
-                filter.matches(&Value::Object(resource), &GROUP_RESOURCE)
-            }
-            None => true,
+impl Listed for Groups {
+    type Id = GroupId;
+    type Record = GroupRecord;
+    const TYPE: &'static ResourceTypeDef = &GROUP_RESOURCE;
+    const JOINED: &'static str = "members";
+
+    /// `displayName`, `externalId` and `id` equalities, and `members.value eq` (Entra ID's
+    /// membership check: the groups of that user) are answered by indexes.
+    fn index(tx: &ReadTx, tenant: TenantId, leaf: &Filter) -> Result<Option<Vec<GroupId>>, StoreError> {
+        let Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) } = leaf else {
+            return Ok(None);
         };
-        if keep {
-            found.push(record);
+        if !path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA)) {
+            return Ok(None);
         }
-        Ok(())
-    };
-    match candidates {
-        Some(ids) => {
-            for id in ids {
-                if let Some(record) = dir::group(tx, tenant, id)? {
-                    consider(record)?;
-                }
-            }
-        }
-        None => dir::visit_groups(tx, tenant, 0, |record| match consider(record) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(err) => {
-                failure = Some(err);
-                ControlFlow::Break(())
-            }
-        })?,
-    }
-    if let Some(err) = failure {
-        return Err(err.into());
-    }
-    let total = found.len();
-    let mut resources: Vec<Map<String, Value>> = if let Some(by) = &query.sort_by {
-        let mut all = found.iter().map(|r| representation(r, base)).collect::<Vec<_>>();
-        list::sort(&mut all, &GROUP_RESOURCE, by, query.descending);
-        let ids: Vec<String> = list::page(all, query.start_index, query.count)
-            .into_iter()
-            .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
-            .collect();
-        let by_id: HashMap<String, &GroupRecord> = found.iter().map(|r| (r.id.to_string(), r)).collect();
-        ids.iter()
-            .filter_map(|id| by_id.get(id))
-            .map(|r| render(tx, r, base, with_members))
-            .collect::<Result<_, _>>()?
-    } else {
-        list::page(found, query.start_index, query.count)
-            .iter()
-            .map(|r| render(tx, r, base, with_members))
-            .collect::<Result<_, _>>()?
-    };
-    let resources = resources.drain(..).map(|r| finish(r, &query.projection)).collect();
-    Ok(list::list_response(total, query.start_index, resources))
-}
-
-/// The groups an index says may match `filter`; None when no index answers it.
-fn candidates(tx: &ReadTx, tenant: TenantId, filter: &Filter) -> Result<Option<Vec<GroupId>>, ScimError> {
-    Ok(match filter {
-        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) }
-            if path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA)) =>
+        let (name, sub) = (path.name.as_str(), path.sub.as_deref());
+        Ok(if name.eq_ignore_ascii_case("displayName") && sub.is_none() {
+            Some(dir::group_id_by_name(tx, tenant, text)?.into_iter().collect())
+        } else if name.eq_ignore_ascii_case("externalId") && sub.is_none() {
+            Some(dir::group_ids_by_external_id(tx, tenant, text)?)
+        } else if name.eq_ignore_ascii_case("id") && sub.is_none() {
+            Some(text.parse::<GroupId>().ok().into_iter().collect())
+        } else if name.eq_ignore_ascii_case("members") && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
         {
-            let (name, sub) = (path.name.as_str(), path.sub.as_deref());
-            if name.eq_ignore_ascii_case("displayName") && sub.is_none() {
-                Some(dir::group_id_by_name(tx, tenant, text)?.into_iter().collect())
-            } else if name.eq_ignore_ascii_case("externalId") && sub.is_none() {
-                Some(dir::group_ids_by_external_id(tx, tenant, text)?)
-            } else if name.eq_ignore_ascii_case("id") && sub.is_none() {
-                Some(text.parse::<GroupId>().ok().into_iter().collect())
-            } else if name.eq_ignore_ascii_case("members")
-                && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
-            {
-                match text.parse::<UserId>() {
-                    Ok(user) => Some(dir::groups_of(tx, tenant, user)?),
-                    Err(_) => Some(Vec::new()),
-                }
-            } else {
-                None
+            match text.parse::<UserId>() {
+                Ok(user) => Some(dir::groups_of(tx, tenant, user)?),
+                Err(_) => Some(Vec::new()),
             }
-        }
-        Filter::And(a, b) => match candidates(tx, tenant, a)? {
-            Some(ids) => Some(ids),
-            None => candidates(tx, tenant, b)?,
-        },
-        Filter::Or(a, b) => match (candidates(tx, tenant, a)?, candidates(tx, tenant, b)?) {
-            (Some(mut a), Some(b)) => {
-                a.extend(b.into_iter().filter(|id| !a.contains(id)).collect::<Vec<_>>());
-                Some(a)
-            }
-            _ => None,
-        },
-        _ => None,
-    })
+        } else {
+            None
+        })
+    }
+
+    fn load(tx: &ReadTx, tenant: TenantId, id: GroupId) -> Result<Option<GroupRecord>, StoreError> {
+        dir::group(tx, tenant, id)
+    }
+
+    fn visit(
+        tx: &ReadTx,
+        tenant: TenantId,
+        skip: usize,
+        visit: impl FnMut(GroupRecord) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        dir::visit_groups(tx, tenant, skip, visit)
+    }
+
+    fn count(tx: &ReadTx, tenant: TenantId) -> Result<usize, StoreError> {
+        Ok(usize::try_from(dir::counts(tx, tenant)?.groups).unwrap_or(usize::MAX))
+    }
+
+    fn render(
+        tx: &ReadTx,
+        record: &GroupRecord,
+        base: &str,
+        joined: bool,
+    ) -> Result<Map<String, Value>, StoreError> {
+        render(tx, record, base, joined)
+    }
 }

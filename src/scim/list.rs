@@ -175,14 +175,20 @@ pub fn mentions(filter: &Filter, name: &str) -> bool {
     }
 }
 
-/// Sorts representations by an attribute (RFC 7644 §3.4.2.3): strings by the attribute's case
-/// rule, a multi-valued attribute by its primary (or first) value; resources without a value
-/// sort last in ascending order.
-pub fn sort(resources: &mut [Map<String, Value>], def: &ResourceTypeDef, by: &AttrPath, descending: bool) {
+/// Sorts items by an attribute of their representation (RFC 7644 §3.4.2.3): strings by the
+/// attribute's case rule, a multi-valued attribute by its primary (or first) value; items without
+/// a value sort last in ascending order.
+pub fn sort<T>(
+    items: Vec<T>,
+    def: &ResourceTypeDef,
+    by: &AttrPath,
+    descending: bool,
+    representation: impl Fn(&T) -> &Map<String, Value>,
+) -> Vec<T> {
     let case_exact =
         def.info(by.urn.as_deref(), &by.name, by.sub.as_deref()).is_some_and(|info| info.case_exact);
-    let mut keyed: Vec<(Option<SortKey>, Map<String, Value>)> =
-        resources.iter_mut().map(|r| (sort_key(def, r, by, case_exact), std::mem::take(r))).collect();
+    let mut keyed: Vec<(Option<SortKey>, T)> =
+        items.into_iter().map(|item| (sort_key(def, representation(&item), by, case_exact), item)).collect();
     keyed.sort_by(|(a, _), (b, _)| {
         let order = match (a, b) {
             (Some(a), Some(b)) => a.cmp(b),
@@ -192,9 +198,7 @@ pub fn sort(resources: &mut [Map<String, Value>], def: &ResourceTypeDef, by: &At
         };
         if descending { order.reverse() } else { order }
     });
-    for (slot, (_, resource)) in resources.iter_mut().zip(keyed) {
-        *slot = resource;
-    }
+    keyed.into_iter().map(|(_, item)| item).collect()
 }
 
 #[derive(Debug, PartialEq)]
@@ -302,11 +306,11 @@ mod tests {
                 .map(|v| v.as_object().cloned().unwrap())
                 .collect();
         let by = AttrPath { urn: None, name: "userName".into(), sub: None };
-        sort(&mut items, &USER_RESOURCE, &by, false);
+        items = sort(items, &USER_RESOURCE, &by, false, |i| i);
         let names: Vec<Option<&str>> =
             items.iter().map(|i| i.get("userName").and_then(Value::as_str)).collect();
         assert_eq!(names, [Some("Ada"), Some("bob"), None]);
-        sort(&mut items, &USER_RESOURCE, &by, true);
+        items = sort(items, &USER_RESOURCE, &by, true, |i| i);
         let names: Vec<Option<&str>> =
             items.iter().map(|i| i.get("userName").and_then(Value::as_str)).collect();
         assert_eq!(names, [None, Some("bob"), Some("Ada")]);

@@ -6,7 +6,8 @@
 //!   endpoints that publish them.
 //! - `filter`: the filter grammar and PATCH paths; `patch`: the PATCH engine.
 //! - `resource`: schema checks and canonical form, `meta`, projections; `users`, `groups`: the
-//!   resources over the directory; `list`: queries, index planning, sorting and paging.
+//!   resources over the directory; `list`: list queries, sorting, paging and the ListResponse;
+//!   `search`: running a query over a resource type (index planning, evaluation).
 //! - `error`: the SCIM error format, the layer's one error type.
 
 pub mod attributes;
@@ -19,6 +20,7 @@ mod list;
 pub mod patch;
 mod resource;
 pub mod schema;
+mod search;
 mod tokens;
 mod users;
 
@@ -74,8 +76,8 @@ async fn search_all(
     let (start_index, count) = (user_query.start_index, user_query.count);
     let window =
         |query: list::ListQuery| list::ListQuery { start_index: 1, count: list::MAX_RESULTS, ..query };
-    let users = users::run_query(&state, &client, window(user_query)).await?;
-    let groups = groups::run_query(&state, &client, window(group_query)).await?;
+    let users = search::run::<users::Users>(&state, &client, window(user_query)).await?;
+    let groups = search::run::<groups::Groups>(&state, &client, window(group_query)).await?;
     let total = [&users, &groups].iter().filter_map(|l| l["totalResults"].as_u64()).sum::<u64>();
     let resources: Vec<Value> = [users, groups]
         .into_iter()
@@ -151,17 +153,32 @@ impl FromRequest<AppState> for ScimBody {
     }
 }
 
-/// A SCIM JSON response.
+/// A SCIM response: JSON as `application/scim+json`, or no body for 204 and 304.
 pub fn respond(status: StatusCode, body: &Value, etag: Option<&str>, location: Option<&str>) -> Response {
-    let mut response = (status, Body::from(body.to_string())).into_response();
+    let mut response = if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+        status.into_response()
+    } else {
+        let mut response = (status, Body::from(body.to_string())).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+        response
+    };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
     for (name, value) in [(header::ETAG, etag), (header::LOCATION, location)] {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(name, value);
         }
     }
     response
+}
+
+/// One resource, with its ETag; 304 when `If-None-Match` names its version.
+pub fn respond_resource(headers: &HeaderMap, body: &Value, version: u64) -> Response {
+    let etag = resource::etag(version);
+    if precondition(headers, header::IF_NONE_MATCH).is_some_and(|accepted| version_matches(&accepted, &etag))
+    {
+        return respond(StatusCode::NOT_MODIFIED, &Value::Null, Some(&etag), None);
+    }
+    respond(StatusCode::OK, body, Some(&etag), None)
 }
 
 /// The versions an `If-Match` (or `If-None-Match`) header accepts: None when absent.

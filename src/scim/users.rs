@@ -14,12 +14,12 @@ use time::OffsetDateTime;
 use super::{
     RequestContext, ScimBody, ScimClient, ScimError, check_if_match,
     filter::{CompareOp, Filter},
-    list::{self, ListQuery},
+    list::ListQuery,
     patch, precondition,
     resource::{self, Meta, Projection},
-    respond,
-    schema::{USER_RESOURCE, USER_SCHEMA},
-    version_matches,
+    respond, respond_resource,
+    schema::{ResourceTypeDef, USER_RESOURCE, USER_SCHEMA},
+    search::{self, Listed},
 };
 use crate::{
     app::AppState,
@@ -204,13 +204,7 @@ pub async fn show(
         })
         .await?;
     let (resource, version) = found.ok_or_else(|| not_found(&id))?;
-    let etag = resource::etag(version);
-    if precondition(&headers, header::IF_NONE_MATCH).is_some_and(|accepted| version_matches(&accepted, &etag))
-    {
-        return Ok(respond(StatusCode::NOT_MODIFIED, &Value::Null, Some(&etag), None)
-            .map(|_| axum::body::Body::empty()));
-    }
-    Ok(respond(StatusCode::OK, &finish(resource, &projection), Some(&etag), None))
+    Ok(respond_resource(&headers, &finish(resource, &projection), version))
 }
 
 pub async fn replace(
@@ -329,7 +323,7 @@ pub async fn remove(
         })
         .await?;
     tracing::info!(tenant = %tenant, user = %user_id, "SCIM user deleted");
-    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None).map(|_| axum::body::Body::empty()))
+    Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None))
 }
 
 pub async fn list(
@@ -338,7 +332,7 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let query = ListQuery::from_params(&USER_RESOURCE, &params)?;
-    Ok(respond(StatusCode::OK, &run_query(&state, &client, query).await?, None, None))
+    Ok(respond(StatusCode::OK, &search::run::<Users>(&state, &client, query).await?, None, None))
 }
 
 pub async fn search(
@@ -347,158 +341,74 @@ pub async fn search(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let query = ListQuery::from_search(&USER_RESOURCE, &body)?;
-    Ok(respond(StatusCode::OK, &run_query(&state, &client, query).await?, None, None))
+    Ok(respond(StatusCode::OK, &search::run::<Users>(&state, &client, query).await?, None, None))
 }
 
-/// Answers a list query with a ListResponse.
-pub async fn run_query(state: &AppState, client: &ScimClient, query: ListQuery) -> Result<Value, ScimError> {
-    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
-    // On the request's thread when an index narrows the filter, or when there is neither filter
-    // nor sort (a page of the tenant in creation order); otherwise every record of the tenant is
-    // examined, on a blocking thread.
-    let inline = state
-        .store
-        .read(|tx| {
-            let candidates = match &query.filter {
-                Some(filter) => candidates(tx, tenant, filter)?,
-                None => None,
-            };
-            if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
-                return answer(tx, tenant, &base, &query, candidates).map(Some);
-            }
-            Ok::<_, ScimError>(None)
-        })
-        .await?;
-    match inline {
-        Some(body) => Ok(body),
-        None => state.store.read_blocking(move |tx| answer(tx, tenant, &base, &query, None)).await,
-    }
-}
+/// Users for the query runner.
+pub struct Users;
 
-fn answer(
-    tx: &ReadTx,
-    tenant: TenantId,
-    base: &str,
-    query: &ListQuery,
-    candidates: Option<Vec<UserId>>,
-) -> Result<Value, ScimError> {
-    if query.filter.is_none() && query.sort_by.is_none() {
-        let total = dir::counts(tx, tenant)?.users as usize;
-        let mut page = Vec::with_capacity(query.count.min(total));
-        dir::visit_users(tx, tenant, query.start_index - 1, |record| {
-            if page.len() >= query.count {
-                return ControlFlow::Break(());
-            }
-            page.push(record);
-            ControlFlow::Continue(())
-        })?;
-        let resources = page
-            .iter()
-            .map(|r| Ok(finish(render(tx, r, base)?, &query.projection)))
-            .collect::<Result<_, StoreError>>()?;
-        return Ok(list::list_response(total, query.start_index, resources));
-    }
-    let needs_groups = query.filter.as_ref().is_some_and(|f| list::mentions(f, "groups"));
-    let matches = |record: &UserRecord| -> Result<Option<Map<String, Value>>, StoreError> {
-        let resource = if needs_groups { render(tx, record, base)? } else { representation(record, base) };
-        let keep =
-            query.filter.as_ref().is_none_or(|f| f.matches(&Value::Object(resource.clone()), &USER_RESOURCE));
-        Ok(keep.then_some(resource))
-    };
-    let mut found: Vec<(UserRecord, Map<String, Value>)> = Vec::new();
-    match candidates {
-        Some(ids) => {
-            for id in ids {
-                if let Some(record) = dir::user(tx, tenant, id)? {
-                    if let Some(resource) = matches(&record)? {
-                        found.push((record, resource));
-                    }
-                }
-            }
-        }
-        None => {
-            let mut failure = None;
-            dir::visit_users(tx, tenant, 0, |record| match matches(&record) {
-                Ok(Some(resource)) => {
-                    found.push((record, resource));
-                    ControlFlow::Continue(())
-                }
-                Ok(None) => ControlFlow::Continue(()),
-                Err(err) => {
-                    failure = Some(err);
-                    ControlFlow::Break(())
-                }
-            })?;
-            if let Some(err) = failure {
-                return Err(err.into());
-            }
-        }
-    }
-    let total = found.len();
-    if let Some(by) = &query.sort_by {
-        let (records, mut resources): (Vec<UserRecord>, Vec<Map<String, Value>>) = found.into_iter().unzip();
-        let order: HashMap<String, UserRecord> = records.into_iter().map(|r| (r.id.to_string(), r)).collect();
-        list::sort(&mut resources, &USER_RESOURCE, by, query.descending);
-        found = resources
-            .into_iter()
-            .filter_map(|r| {
-                let id = r.get("id").and_then(Value::as_str)?.to_owned();
-                Some((order.get(&id)?.clone(), r))
-            })
-            .collect();
-    }
-    let resources = list::page(found, query.start_index, query.count)
-        .into_iter()
-        .map(|(record, resource)| {
-            let full = if needs_groups { resource } else { render(tx, &record, base)? };
-            Ok(finish(full, &query.projection))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(list::list_response(total, query.start_index, resources))
-}
+impl Listed for Users {
+    type Id = UserId;
+    type Record = UserRecord;
+    const TYPE: &'static ResourceTypeDef = &USER_RESOURCE;
+    const JOINED: &'static str = "groups";
 
-/// The users an index says may match `filter`; None when no index answers it (then every user
-/// of the tenant is examined). The filter is still evaluated on each candidate.
-fn candidates(tx: &ReadTx, tenant: TenantId, filter: &Filter) -> Result<Option<Vec<UserId>>, ScimError> {
-    Ok(match filter {
-        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) }
-            if path.urn.is_none()
-                || path.urn.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(USER_SCHEMA)) =>
-        {
-            let name = path.name.as_str();
-            let sub = path.sub.as_deref();
-            if name.eq_ignore_ascii_case("userName") && sub.is_none() {
-                Some(dir::user_id_by_name(tx, tenant, text)?.into_iter().collect())
-            } else if name.eq_ignore_ascii_case("externalId") && sub.is_none() {
-                Some(dir::user_ids_by_external_id(tx, tenant, text)?)
-            } else if name.eq_ignore_ascii_case("id") && sub.is_none() {
-                Some(text.parse::<UserId>().ok().into_iter().collect())
-            } else if name.eq_ignore_ascii_case("emails")
-                && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
+    /// `userName`, `externalId`, `id` and email equalities (`emails eq`, `emails.value eq`,
+    /// `emails[… value eq …]`) are answered by indexes.
+    fn index(tx: &ReadTx, tenant: TenantId, leaf: &Filter) -> Result<Option<Vec<UserId>>, StoreError> {
+        Ok(match leaf {
+            Filter::Compare { path, op: CompareOp::Eq, value: Value::String(text) }
+                if path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA)) =>
             {
-                Some(dir::user_ids_by_email_value(tx, tenant, text)?)
-            } else {
-                None
+                let (name, sub) = (path.name.as_str(), path.sub.as_deref());
+                if name.eq_ignore_ascii_case("userName") && sub.is_none() {
+                    Some(dir::user_id_by_name(tx, tenant, text)?.into_iter().collect())
+                } else if name.eq_ignore_ascii_case("externalId") && sub.is_none() {
+                    Some(dir::user_ids_by_external_id(tx, tenant, text)?)
+                } else if name.eq_ignore_ascii_case("id") && sub.is_none() {
+                    Some(text.parse::<UserId>().ok().into_iter().collect())
+                } else if name.eq_ignore_ascii_case("emails")
+                    && sub.is_none_or(|s| s.eq_ignore_ascii_case("value"))
+                {
+                    Some(dir::user_ids_by_email_value(tx, tenant, text)?)
+                } else {
+                    None
+                }
             }
-        }
-        Filter::ValuePath { path, filter } if path.name.eq_ignore_ascii_case("emails") => {
-            email_in_value_filter(filter)
-                .map(|email| dir::user_ids_by_email_value(tx, tenant, &email))
-                .transpose()?
-        }
-        Filter::And(a, b) => match candidates(tx, tenant, a)? {
-            Some(ids) => Some(ids),
-            None => candidates(tx, tenant, b)?,
-        },
-        Filter::Or(a, b) => match (candidates(tx, tenant, a)?, candidates(tx, tenant, b)?) {
-            (Some(mut a), Some(b)) => {
-                a.extend(b.into_iter().filter(|id| !a.contains(id)).collect::<Vec<_>>());
-                Some(a)
+            Filter::ValuePath { path, filter } if path.name.eq_ignore_ascii_case("emails") => {
+                email_in_value_filter(filter)
+                    .map(|email| dir::user_ids_by_email_value(tx, tenant, &email))
+                    .transpose()?
             }
             _ => None,
-        },
-        _ => None,
-    })
+        })
+    }
+
+    fn load(tx: &ReadTx, tenant: TenantId, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        dir::user(tx, tenant, id)
+    }
+
+    fn visit(
+        tx: &ReadTx,
+        tenant: TenantId,
+        skip: usize,
+        visit: impl FnMut(UserRecord) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        dir::visit_users(tx, tenant, skip, visit)
+    }
+
+    fn count(tx: &ReadTx, tenant: TenantId) -> Result<usize, StoreError> {
+        Ok(usize::try_from(dir::counts(tx, tenant)?.users).unwrap_or(usize::MAX))
+    }
+
+    fn render(
+        tx: &ReadTx,
+        record: &UserRecord,
+        base: &str,
+        joined: bool,
+    ) -> Result<Map<String, Value>, StoreError> {
+        if joined { render(tx, record, base) } else { Ok(representation(record, base)) }
+    }
 }
 
 /// `value eq "…"` inside `emails[…]` (alone or and-ed with other conditions).

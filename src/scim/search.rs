@@ -1,0 +1,185 @@
+//! Answering a list query (`GET /Users?filter=…`, `.search`) over one resource type: which index
+//! narrows the filter, evaluating it, sorting and paging. Each resource type says how to reach its
+//! records (`Listed`); the logic is written once here.
+
+use std::ops::ControlFlow;
+
+use serde_json::{Map, Value};
+
+use super::{
+    ScimClient, ScimError,
+    filter::Filter,
+    list::{self, ListQuery},
+    schema::ResourceTypeDef,
+};
+use crate::{
+    app::AppState,
+    ids::TenantId,
+    store::{ReadTx, StoreError},
+};
+
+/// A resource type as the query runner sees it.
+pub trait Listed: 'static {
+    type Id: Copy + PartialEq + Send;
+    type Record: Send;
+    const TYPE: &'static ResourceTypeDef;
+    /// The attribute joined in from another table (a user's `groups`, a group's `members`): built
+    /// only for the filters and responses that need it.
+    const JOINED: &'static str;
+
+    /// The records an index says may match one comparison (not `and`/`or`), or None when no
+    /// index answers it.
+    fn index(tx: &ReadTx, tenant: TenantId, leaf: &Filter) -> Result<Option<Vec<Self::Id>>, StoreError>;
+    fn load(tx: &ReadTx, tenant: TenantId, id: Self::Id) -> Result<Option<Self::Record>, StoreError>;
+    /// Visits the tenant's records in creation order, skipping the first `skip` undecoded.
+    fn visit(
+        tx: &ReadTx,
+        tenant: TenantId,
+        skip: usize,
+        visit: impl FnMut(Self::Record) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+    fn count(tx: &ReadTx, tenant: TenantId) -> Result<usize, StoreError>;
+    /// The representation, with the joined attribute when `joined`.
+    fn render(
+        tx: &ReadTx,
+        record: &Self::Record,
+        base: &str,
+        joined: bool,
+    ) -> Result<Map<String, Value>, StoreError>;
+}
+
+/// Answers a list query with a ListResponse: on the request's thread when an index narrows the
+/// filter or when there is neither filter nor sort (a page in creation order); otherwise every
+/// record of the tenant is examined, on a blocking thread.
+pub async fn run<L: Listed>(
+    state: &AppState,
+    client: &ScimClient,
+    query: ListQuery,
+) -> Result<Value, ScimError> {
+    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
+    let inline = state
+        .store
+        .read(|tx| {
+            let candidates = match &query.filter {
+                Some(filter) => candidates::<L>(tx, tenant, filter)?,
+                None => None,
+            };
+            if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
+                return answer::<L>(tx, tenant, &base, &query, candidates).map(Some);
+            }
+            Ok::<_, ScimError>(None)
+        })
+        .await?;
+    match inline {
+        Some(body) => Ok(body),
+        None => state.store.read_blocking(move |tx| answer::<L>(tx, tenant, &base, &query, None)).await,
+    }
+}
+
+fn answer<L: Listed>(
+    tx: &ReadTx,
+    tenant: TenantId,
+    base: &str,
+    query: &ListQuery,
+    candidates: Option<Vec<L::Id>>,
+) -> Result<Value, ScimError> {
+    let joined_in_output = query.projection.includes(L::JOINED);
+    let finish = |mut resource: Map<String, Value>| {
+        query.projection.apply(L::TYPE, &mut resource);
+        Value::Object(resource)
+    };
+    if query.filter.is_none() && query.sort_by.is_none() {
+        // A page in creation order: the stored count is the total, the skipped records are not
+        // even decoded.
+        let total = L::count(tx, tenant)?;
+        let mut page = Vec::with_capacity(query.count.min(total));
+        L::visit(tx, tenant, query.start_index - 1, |record| {
+            if page.len() >= query.count {
+                return ControlFlow::Break(());
+            }
+            page.push(record);
+            ControlFlow::Continue(())
+        })?;
+        let resources = page
+            .iter()
+            .map(|record| Ok(finish(L::render(tx, record, base, joined_in_output)?)))
+            .collect::<Result<_, StoreError>>()?;
+        return Ok(list::list_response(total, query.start_index, resources));
+    }
+    let joined_in_filter = query.filter.as_ref().is_some_and(|f| list::mentions(f, L::JOINED));
+    let mut found: Vec<(L::Record, Map<String, Value>)> = Vec::new();
+    let mut consider = |record: L::Record| -> Result<(), StoreError> {
+        let resource = Value::Object(L::render(tx, &record, base, joined_in_filter)?);
+        if query.filter.as_ref().is_none_or(|f| f.matches(&resource, L::TYPE)) {
+            if let Value::Object(resource) = resource {
+                found.push((record, resource));
+            }
+        }
+        Ok(())
+    };
+    match candidates {
+        Some(ids) => {
+            for id in ids {
+                if let Some(record) = L::load(tx, tenant, id)? {
+                    consider(record)?;
+                }
+            }
+        }
+        None => {
+            let mut failure = None;
+            L::visit(tx, tenant, 0, |record| match consider(record) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(err) => {
+                    failure = Some(err);
+                    ControlFlow::Break(())
+                }
+            })?;
+            if let Some(err) = failure {
+                return Err(err.into());
+            }
+        }
+    }
+    let total = found.len();
+    if let Some(by) = &query.sort_by {
+        found = list::sort(found, L::TYPE, by, query.descending, |(_, resource)| resource);
+    }
+    let resources = list::page(found, query.start_index, query.count)
+        .into_iter()
+        .map(|(record, resource)| {
+            let resource = if joined_in_output && !joined_in_filter {
+                L::render(tx, &record, base, true)?
+            } else {
+                resource
+            };
+            Ok(finish(resource))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(list::list_response(total, query.start_index, resources))
+}
+
+/// The records the indexes say may match `filter`; None when no index answers it. `and` uses
+/// either side's index, `or` needs both. The filter is still evaluated on every candidate.
+fn candidates<L: Listed>(
+    tx: &ReadTx,
+    tenant: TenantId,
+    filter: &Filter,
+) -> Result<Option<Vec<L::Id>>, StoreError> {
+    Ok(match filter {
+        Filter::And(a, b) => match candidates::<L>(tx, tenant, a)? {
+            Some(ids) => Some(ids),
+            None => candidates::<L>(tx, tenant, b)?,
+        },
+        Filter::Or(a, b) => match (candidates::<L>(tx, tenant, a)?, candidates::<L>(tx, tenant, b)?) {
+            (Some(mut ids), Some(more)) => {
+                for id in more {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                Some(ids)
+            }
+            _ => None,
+        },
+        leaf => L::index(tx, tenant, leaf)?,
+    })
+}
