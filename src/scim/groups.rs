@@ -24,7 +24,7 @@ use super::{
     resource::{self, Meta, Projection},
     respond, respond_resource,
     schema::{GROUP_RESOURCE, GROUP_SCHEMA, ResourceTypeDef},
-    search::{self, Listed},
+    search::Listed,
     users::patch_paths,
 };
 use crate::{
@@ -508,24 +508,6 @@ pub async fn remove(
         })
         .await?;
     Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None))
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let query = ListQuery::from_params(&GROUP_RESOURCE, &params)?;
-    Ok(respond(StatusCode::OK, &search::run::<Groups>(&state, &client, query).await?, None, None))
-}
-
-pub async fn search(
-    State(state): State<AppState>,
-    client: ScimClient,
-    ScimBody(body): ScimBody,
-) -> Result<Response, ScimError> {
-    let query = ListQuery::from_search(&GROUP_RESOURCE, &body)?;
-    Ok(respond(StatusCode::OK, &search::run::<Groups>(&state, &client, query).await?, None, None))
 }
 
 /// Groups for the query runner.

@@ -36,6 +36,8 @@ use serde_json::Value;
 
 pub use auth::{ScimClient, ScimRuntime};
 pub use error::ScimError;
+use groups::Groups;
+use users::Users;
 
 use crate::{app::AppState, directory::Change, http::middleware::RequestId, store::journal::Actor};
 
@@ -44,11 +46,11 @@ pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 /// The SCIM endpoints, to be nested under `/scim/v2/{tenant}`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/Users", get(users::list).post(users::create))
-        .route("/Users/.search", post(users::search))
+        .route("/Users", get(search::list::<Users>).post(users::create))
+        .route("/Users/.search", post(search::search::<Users>))
         .route("/Users/{id}", get(users::show).put(users::replace).patch(users::patch).delete(users::remove))
-        .route("/Groups", get(groups::list).post(groups::create))
-        .route("/Groups/.search", post(groups::search))
+        .route("/Groups", get(search::list::<Groups>).post(groups::create))
+        .route("/Groups/.search", post(search::search::<Groups>))
         .route(
             "/Groups/{id}",
             get(groups::show).put(groups::replace).patch(groups::patch).delete(groups::remove),
@@ -76,8 +78,8 @@ async fn search_all(
     let (start_index, count) = (user_query.start_index, user_query.count);
     let window =
         |query: list::ListQuery| list::ListQuery { start_index: 1, count: list::MAX_RESULTS, ..query };
-    let users = search::run::<users::Users>(&state, &client, window(user_query)).await?;
-    let groups = search::run::<groups::Groups>(&state, &client, window(group_query)).await?;
+    let users = search::run::<Users>(&state, &client, window(user_query)).await?;
+    let groups = search::run::<Groups>(&state, &client, window(group_query)).await?;
     let total = [&users, &groups].iter().filter_map(|l| l["totalResults"].as_u64()).sum::<u64>();
     let resources: Vec<Value> = [users, groups]
         .into_iter()

@@ -2,14 +2,20 @@
 //! narrows the filter, evaluating it, sorting and paging. Each resource type says how to reach its
 //! records (`Listed`); the logic is written once here.
 
-use std::ops::ControlFlow;
+use std::{collections::HashMap, ops::ControlFlow};
 
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    response::Response,
+};
 use serde_json::{Map, Value};
 
 use super::{
-    ScimClient, ScimError,
+    ScimBody, ScimClient, ScimError,
     filter::Filter,
     list::{self, ListQuery},
+    respond,
     schema::ResourceTypeDef,
 };
 use crate::{
@@ -46,6 +52,26 @@ pub trait Listed: 'static {
         base: &str,
         joined: bool,
     ) -> Result<Map<String, Value>, StoreError>;
+}
+
+/// `GET /Users`, `GET /Groups`.
+pub async fn list<L: Listed>(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_params(L::TYPE, &params)?;
+    Ok(respond(StatusCode::OK, &run::<L>(&state, &client, query).await?, None, None))
+}
+
+/// `POST /Users/.search`, `POST /Groups/.search`.
+pub async fn search<L: Listed>(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_search(L::TYPE, &body)?;
+    Ok(respond(StatusCode::OK, &run::<L>(&state, &client, query).await?, None, None))
 }
 
 /// Answers a list query with a ListResponse: on the request's thread when an index narrows the

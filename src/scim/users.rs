@@ -19,7 +19,7 @@ use super::{
     resource::{self, Meta, Projection},
     respond, respond_resource,
     schema::{ResourceTypeDef, USER_RESOURCE, USER_SCHEMA},
-    search::{self, Listed},
+    search::Listed,
 };
 use crate::{
     app::AppState,
@@ -324,24 +324,6 @@ pub async fn remove(
         .await?;
     tracing::info!(tenant = %tenant, user = %user_id, "SCIM user deleted");
     Ok(respond(StatusCode::NO_CONTENT, &Value::Null, None, None))
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let query = ListQuery::from_params(&USER_RESOURCE, &params)?;
-    Ok(respond(StatusCode::OK, &search::run::<Users>(&state, &client, query).await?, None, None))
-}
-
-pub async fn search(
-    State(state): State<AppState>,
-    client: ScimClient,
-    ScimBody(body): ScimBody,
-) -> Result<Response, ScimError> {
-    let query = ListQuery::from_search(&USER_RESOURCE, &body)?;
-    Ok(respond(StatusCode::OK, &search::run::<Users>(&state, &client, query).await?, None, None))
 }
 
 /// Users for the query runner.
