@@ -54,12 +54,14 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Answers 503 in the admin API's error format when a request takes longer than
-/// `request_timeout_secs`. A write already queued still commits: the time limit bounds how long
-/// the client waits, not what the server finishes.
+/// Answers 503 when a request takes longer than `request_timeout_secs`, in the error format of
+/// the protocol the path belongs to (SCIM clients get a SCIM error). A write already queued still
+/// commits: the time limit bounds how long the client waits, not what the server finishes.
 pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let scim = request.uri().path().starts_with("/scim/");
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
+        Err(_) if scim => crate::scim::ScimError::timed_out().into_response(),
         Err(_) => ApiError::TimedOut.into_response(),
     }
 }

@@ -93,6 +93,14 @@ impl ScimError {
         }
     }
 
+    pub fn timed_out() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the request took longer than the server allows (setting request_timeout_secs)",
+        )
+    }
+
     pub fn unavailable() -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, None, "the server is not ready; try again shortly")
     }

@@ -33,6 +33,7 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::Value;
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{ScimClient, ScimRuntime};
 pub use error::ScimError;
@@ -59,6 +60,8 @@ pub fn router() -> Router<AppState> {
         .merge(discovery::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the server-wide panic guard, so that a SCIM client gets a SCIM error.
+        .layer(CatchPanicLayer::custom(|_| ScimError::internal("a SCIM handler panicked").into_response()))
 }
 
 /// The admin API's routes for SCIM tokens.

@@ -177,3 +177,27 @@ fn revocation_and_suspension_take_effect_on_the_next_request() {
     assert_eq!(suspend.status(), 200);
     scim_error(second.post("/Users", super::user("ada@acme.test")), 403, None);
 }
+
+#[test]
+fn a_scim_request_that_outlasts_the_time_limit_gets_a_scim_503() {
+    use std::io::{Read, Write};
+    let server = Server::start_with_settings(&[("PORTCULLIS_REQUEST_TIMEOUT_SECS", "1")]);
+    let scim = Scim::new(&server, "acme");
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let path = scim.base.trim_start_matches(&server.base).to_owned();
+    // A body that never finishes arriving.
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "POST {path}/Users HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"userName\"",
+        scim.token,
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("urn:ietf:params:scim:api:messages:2.0:Error"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("content-type: application/scim+json"), "{response}");
+}
