@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -60,6 +63,7 @@ impl FromRequestParts<AppState> for ScimClient {
         let found = match state.scim.cached(&digest) {
             Some(found) => Some(found),
             None => {
+                let generation = state.scim.revocations();
                 let found = state
                     .store
                     .read(move |tx| {
@@ -68,7 +72,7 @@ impl FromRequestParts<AppState> for ScimClient {
                     })
                     .await?;
                 if let Some(found) = &found {
-                    state.scim.remember(digest, found.clone());
+                    state.scim.remember(digest, found.clone(), generation);
                 }
                 found
             }
@@ -110,6 +114,7 @@ type Verified = (ScimTokenRecord, TenantRecord);
 pub struct ScimRuntime {
     pub limiter: RateLimiter,
     verified: Mutex<HashMap<[u8; 32], (Verified, Instant)>>,
+    revocations: AtomicU64,
     touched: Mutex<HashMap<ScimTokenId, Instant>>,
 }
 
@@ -118,6 +123,7 @@ impl ScimRuntime {
         Self {
             limiter: RateLimiter::new(rate_per_second, burst),
             verified: Mutex::new(HashMap::new()),
+            revocations: AtomicU64::new(0),
             touched: Mutex::new(HashMap::new()),
         }
     }
@@ -129,8 +135,18 @@ impl ScimRuntime {
         (at.elapsed() < VERIFIED_FOR).then(|| found.clone())
     }
 
-    fn remember(&self, digest: [u8; 32], found: Verified) {
+    /// Counts revocations, so that a lookup that raced with one is not remembered.
+    fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Remembers a token verified by a lookup that began at revocation count `generation`, unless
+    /// a token was revoked since (the lookup may have read it before the revocation committed).
+    fn remember(&self, digest: [u8; 32], found: Verified, generation: u64) {
         if let Ok(mut verified) = self.verified.lock() {
+            if self.revocations() != generation {
+                return;
+            }
             if verified.len() >= MAX_VERIFIED {
                 verified.clear();
             }
@@ -141,6 +157,7 @@ impl ScimRuntime {
     /// Stops accepting a token from memory: called when it is revoked.
     pub fn forget(&self, digest: &[u8; 32]) {
         if let Ok(mut verified) = self.verified.lock() {
+            self.revocations.fetch_add(1, Ordering::SeqCst);
             verified.remove(digest);
         }
     }

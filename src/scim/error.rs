@@ -48,6 +48,11 @@ impl ScimError {
         Self::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
     }
 
+    /// A conflict that is not a uniqueness violation (the resource changed under the request).
+    pub fn new_conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, None, detail)
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, None, detail)
     }

@@ -40,7 +40,7 @@ use crate::{
 fn to_record(
     tenant: TenantId,
     id: GroupId,
-    profile: Map<String, Value>,
+    mut profile: Map<String, Value>,
     created_at: OffsetDateTime,
     now: OffsetDateTime,
     version: u64,
@@ -50,6 +50,8 @@ fn to_record(
     if display_name.is_empty() {
         return Err(ScimError::invalid_value("`displayName` is required"));
     }
+    // Stored as indexed, so that a lookup by the name finds what the index finds.
+    profile.insert("displayName".into(), Value::String(display_name.clone()));
     let external_id = profile.get("externalId").and_then(Value::as_str).map(str::to_owned);
     Ok(GroupRecord {
         id,
@@ -262,7 +264,7 @@ pub async fn replace(
     let projection = ListQuery::from_params(&GROUP_RESOURCE, &params)?.projection;
     let group_id = parse_id(&id)?;
     let (profile, members) = split_members(resource::normalize(&GROUP_RESOURCE, body)?)?;
-    let make = move |tx: &WriteTx<'_>, before: &GroupRecord| {
+    let make = move |tx: &ReadTx, before: &GroupRecord| {
         let mut changes = MemberChanges::default();
         let stored = dir::members_of(tx, before.tenant, before.id)?;
         changes.replace_all(&stored, members.clone().unwrap_or_default());
@@ -286,7 +288,7 @@ pub async fn patch(
     let group_id = parse_id(&id)?;
     let operations = patch::parse_request(&body)?;
     let detail = json!({ "operation": "patch", "paths": patch_paths(&operations) });
-    let make = move |tx: &WriteTx<'_>, before: &GroupRecord| apply_patch(tx, before, &operations);
+    let make = move |tx: &ReadTx, before: &GroupRecord| apply_patch(tx, before, &operations);
     // A PATCH answers 204 (RFC 7644 §3.5.2): a group of 10,000 is not sent back for each added
     // member. A client that asks for attributes gets them.
     let asked = params
@@ -310,14 +312,14 @@ pub async fn patch(
 /// Applies a PATCH: operations on `members` become membership changes; the rest go through the
 /// PATCH engine over the group's other attributes.
 fn apply_patch(
-    tx: &WriteTx<'_>,
+    tx: &ReadTx,
     before: &GroupRecord,
     operations: &[PatchOperation],
 ) -> Result<(Map<String, Value>, MemberChanges), ScimError> {
     let mut document = before.profile.clone();
     let mut changes = MemberChanges::default();
     let mut stored: Option<Vec<UserId>> = None;
-    let mut stored_members = |tx: &WriteTx<'_>| -> Result<Vec<UserId>, StoreError> {
+    let mut stored_members = |tx: &ReadTx| -> Result<Vec<UserId>, StoreError> {
         if stored.is_none() {
             stored = Some(dir::members_of(tx, before.tenant, before.id)?);
         }
@@ -355,10 +357,10 @@ fn is_members(path: &AttrPath) -> bool {
 }
 
 fn member_operation(
-    tx: &WriteTx<'_>,
+    tx: &ReadTx,
     operation: &PatchOperation,
     changes: &mut MemberChanges,
-    stored_members: &mut impl FnMut(&WriteTx<'_>) -> Result<Vec<UserId>, StoreError>,
+    stored_members: &mut impl FnMut(&ReadTx) -> Result<Vec<UserId>, StoreError>,
 ) -> Result<(), ScimError> {
     let Some(path) = &operation.path else { return Ok(()) };
     if path.sub.is_some() || path.attr.sub.is_some() {
@@ -431,9 +433,15 @@ fn value_equalities(filter: &Filter) -> Option<Vec<String>> {
     }
 }
 
-/// One write: load the group, check If-Match, compute the new attributes and member changes, and
-/// commit them with their events and audit record. Returns the representation (with members
-/// when `with_members`: building a large group's list is the expensive part of a response).
+/// How often an update is recomputed when the group changed between reading and writing.
+const UPDATE_ATTEMPTS: usize = 3;
+
+/// Computes a group's new attributes and member changes from a snapshot, on the request's thread,
+/// then commits them in one write with their events and audit record, provided the group is still
+/// at the version read (else computes again). Inside the write, only real member changes count:
+/// re-adding a member (Entra ID does) or removing a non-member writes nothing. Returns the
+/// representation, with members when `with_members` (building a large group's list is the
+/// expensive part of a response).
 #[allow(clippy::too_many_arguments)]
 async fn update(
     state: &AppState,
@@ -441,50 +449,67 @@ async fn update(
     request: &RequestContext,
     group_id: GroupId,
     headers: &HeaderMap,
-    make: impl Fn(&WriteTx<'_>, &GroupRecord) -> Result<(Map<String, Value>, MemberChanges), ScimError>
-    + Send
-    + 'static,
+    make: impl Fn(&ReadTx, &GroupRecord) -> Result<(Map<String, Value>, MemberChanges), ScimError>,
     detail: Value,
     with_members: bool,
 ) -> Result<(Map<String, Value>, u64), ScimError> {
     let if_match = precondition(headers, header::IF_MATCH);
-    let now = state.clock.now();
-    let change = client.change(request, now);
-    let base = client.base_url(&state.public_url);
-    let tenant = client.tenant.id;
-    state
-        .store
-        .write(move |tx| {
-            let before = dir::group(tx, tenant, group_id)?.ok_or_else(|| not_found(&group_id.to_string()))?;
-            check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
-            let (profile, changes) = make(tx, &before)?;
-            // Only real changes count: re-adding a member (Entra ID does) or removing a
-            // non-member writes nothing.
-            let mut added = Vec::new();
-            for id in &changes.added {
-                if !dir::is_member(tx, tenant, group_id, *id)? {
-                    added.push(*id);
+    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
+    for _ in 0..UPDATE_ATTEMPTS {
+        let (before, (profile, changes)) = state
+            .store
+            .read(|tx| {
+                let before =
+                    dir::group(tx, tenant, group_id)?.ok_or_else(|| not_found(&group_id.to_string()))?;
+                check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
+                let made = make(tx, &before)?;
+                Ok::<_, ScimError>((before, made))
+            })
+            .await?;
+        let now = state.clock.now();
+        let after = to_record(tenant, group_id, profile, before.created_at, now, before.version + 1)?;
+        let (change, detail, base) = (client.change(request, now), detail.clone(), base.clone());
+        let committed = state
+            .store
+            .write(move |tx| {
+                let current =
+                    dir::group(tx, tenant, group_id)?.ok_or_else(|| not_found(&group_id.to_string()))?;
+                if current.version != before.version {
+                    return Ok(None);
                 }
-            }
-            check_members_exist(tx, tenant, &added)?;
-            let mut removed = Vec::new();
-            for id in &changes.removed {
-                if dir::is_member(tx, tenant, group_id, *id)? {
-                    removed.push(*id);
-                }
-            }
-            let unchanged =
-                Value::Object(profile.clone()) == before.profile && added.is_empty() && removed.is_empty();
-            let after = if unchanged {
-                before
-            } else {
-                let after = to_record(tenant, group_id, profile, before.created_at, now, before.version + 1)?;
-                directory::update_group(tx, &change, &before, &after, &added, &removed, detail.clone())?;
-                after
-            };
-            Ok::<_, ScimError>((render(tx, &after, &base, with_members)?, after.version))
-        })
-        .await
+                let added = real_changes(tx, &current, &changes.added, false)?;
+                check_members_exist(tx, tenant, &added)?;
+                let removed = real_changes(tx, &current, &changes.removed, true)?;
+                let saved = if after.profile == current.profile && added.is_empty() && removed.is_empty() {
+                    current
+                } else {
+                    directory::update_group(tx, &change, &current, &after, &added, &removed, detail.clone())?;
+                    after.clone()
+                };
+                Ok::<_, ScimError>(Some((render(tx, &saved, &base, with_members)?, saved.version)))
+            })
+            .await?;
+        if let Some(done) = committed {
+            return Ok(done);
+        }
+    }
+    Err(ScimError::new_conflict("the group kept changing while this request was applied; send it again"))
+}
+
+/// The users of `ids` whose membership is `member` now: those a change would really affect.
+fn real_changes(
+    tx: &WriteTx<'_>,
+    group: &GroupRecord,
+    ids: &BTreeSet<UserId>,
+    member: bool,
+) -> Result<Vec<UserId>, StoreError> {
+    let mut out = Vec::new();
+    for id in ids {
+        if dir::is_member(tx, group.tenant, group.id, *id)? == member {
+            out.push(*id);
+        }
+    }
+    Ok(out)
 }
 
 pub async fn remove(
@@ -544,6 +569,10 @@ impl Listed for Groups {
         } else {
             None
         })
+    }
+
+    fn id(record: &GroupRecord) -> GroupId {
+        record.id
     }
 
     fn load(tx: &ReadTx, tenant: TenantId, id: GroupId) -> Result<Option<GroupRecord>, StoreError> {

@@ -175,34 +175,43 @@ pub fn mentions(filter: &Filter, name: &str) -> bool {
     }
 }
 
-/// Sorts items by an attribute of their representation (RFC 7644 §3.4.2.3): strings by the
-/// attribute's case rule, a multi-valued attribute by its primary (or first) value; items without
-/// a value sort last in ascending order.
-pub fn sort<T>(
-    items: Vec<T>,
-    def: &ResourceTypeDef,
-    by: &AttrPath,
+/// Sorting by an attribute (RFC 7644 §3.4.2.3): strings by the attribute's case rule, a
+/// multi-valued attribute by its primary (or first) value; items without a value sort last in
+/// ascending order. Keys are taken once per item, so a scan keeps only keys, not representations.
+pub struct Sorter<'a> {
+    def: &'a ResourceTypeDef,
+    by: &'a AttrPath,
     descending: bool,
-    representation: impl Fn(&T) -> &Map<String, Value>,
-) -> Vec<T> {
-    let case_exact =
-        def.info(by.urn.as_deref(), &by.name, by.sub.as_deref()).is_some_and(|info| info.case_exact);
-    let mut keyed: Vec<(Option<SortKey>, T)> =
-        items.into_iter().map(|item| (sort_key(def, representation(&item), by, case_exact), item)).collect();
-    keyed.sort_by(|(a, _), (b, _)| {
-        let order = match (a, b) {
-            (Some(a), Some(b)) => a.cmp(b),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        };
-        if descending { order.reverse() } else { order }
-    });
-    keyed.into_iter().map(|(_, item)| item).collect()
+    case_exact: bool,
 }
 
+impl<'a> Sorter<'a> {
+    pub fn new(def: &'a ResourceTypeDef, by: &'a AttrPath, descending: bool) -> Self {
+        let case_exact =
+            def.info(by.urn.as_deref(), &by.name, by.sub.as_deref()).is_some_and(|info| info.case_exact);
+        Self { def, by, descending, case_exact }
+    }
+
+    pub fn key(&self, representation: &Map<String, Value>) -> Option<SortKey> {
+        sort_key(self.def, representation, self.by, self.case_exact)
+    }
+
+    pub fn sort<T>(&self, items: &mut [(Option<SortKey>, T)]) {
+        items.sort_by(|(a, _), (b, _)| {
+            let order = match (a, b) {
+                (Some(a), Some(b)) => a.cmp(b),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            };
+            if self.descending { order.reverse() } else { order }
+        });
+    }
+}
+
+/// What an item sorts by.
 #[derive(Debug, PartialEq)]
-enum SortKey {
+pub enum SortKey {
     Number(f64),
     Text(String),
 }
@@ -260,11 +269,6 @@ fn get<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     fields.get(name).or_else(|| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
-/// The page `[start_index, start_index + count)` (1-based) of `items`.
-pub fn page<T>(items: Vec<T>, start_index: usize, count: usize) -> Vec<T> {
-    items.into_iter().skip(start_index.saturating_sub(1)).take(count).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,19 +304,20 @@ mod tests {
 
     #[test]
     fn sorting_puts_missing_values_last_and_honours_case_rules() {
-        let mut items: Vec<Map<String, Value>> =
+        let items: Vec<Map<String, Value>> =
             [json!({"userName": "bob"}), json!({}), json!({"userName": "Ada"})]
                 .into_iter()
                 .map(|v| v.as_object().cloned().unwrap())
                 .collect();
         let by = AttrPath { urn: None, name: "userName".into(), sub: None };
-        items = sort(items, &USER_RESOURCE, &by, false, |i| i);
-        let names: Vec<Option<&str>> =
-            items.iter().map(|i| i.get("userName").and_then(Value::as_str)).collect();
-        assert_eq!(names, [Some("Ada"), Some("bob"), None]);
-        items = sort(items, &USER_RESOURCE, &by, true, |i| i);
-        let names: Vec<Option<&str>> =
-            items.iter().map(|i| i.get("userName").and_then(Value::as_str)).collect();
+        let sorted = |descending: bool| {
+            let sorter = Sorter::new(&USER_RESOURCE, &by, descending);
+            let mut keyed: Vec<_> = items.iter().map(|i| (sorter.key(i), i)).collect();
+            sorter.sort(&mut keyed);
+            keyed.into_iter().map(|(_, i)| i.get("userName").and_then(Value::as_str)).collect::<Vec<_>>()
+        };
+        assert_eq!(sorted(false), [Some("Ada"), Some("bob"), None]);
+        let names = sorted(true);
         assert_eq!(names, [None, Some("bob"), Some("Ada")]);
     }
 }

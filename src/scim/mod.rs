@@ -69,8 +69,7 @@ pub fn admin_router(state: AppState) -> Router<AppState> {
     tokens::router(state)
 }
 
-/// `POST /.search` at the root (RFC 7644 §3.4.3): users and groups together, users first. The
-/// window over the combined results is the first `MAX_RESULTS` matches of each type.
+/// `POST /.search` at the root (RFC 7644 §3.4.3): users, then groups, paged as one list.
 async fn search_all(
     axum::extract::State(state): axum::extract::State<AppState>,
     client: ScimClient,
@@ -79,21 +78,29 @@ async fn search_all(
     let user_query = list::ListQuery::from_search(&schema::USER_RESOURCE, &body)?;
     let group_query = list::ListQuery::from_search(&schema::GROUP_RESOURCE, &body)?;
     let (start_index, count) = (user_query.start_index, user_query.count);
-    let window =
-        |query: list::ListQuery| list::ListQuery { start_index: 1, count: list::MAX_RESULTS, ..query };
-    let users = search::run::<Users>(&state, &client, window(user_query)).await?;
-    let groups = search::run::<Groups>(&state, &client, window(group_query)).await?;
-    let total = [&users, &groups].iter().filter_map(|l| l["totalResults"].as_u64()).sum::<u64>();
-    let resources: Vec<Value> = [users, groups]
-        .into_iter()
-        .flat_map(|mut l| match l["Resources"].take() {
-            Value::Array(items) => items,
-            _ => Vec::new(),
-        })
-        .collect();
-    let page = list::page(resources, start_index, count);
-    let total = usize::try_from(total).unwrap_or(usize::MAX);
-    Ok(respond(StatusCode::OK, &list::list_response(total, start_index, page), None, None))
+    let mut users = search::run::<Users>(&state, &client, user_query).await?;
+    let (user_total, mut resources) = take_page(&mut users);
+    // The groups' part of the window starts where the users end.
+    let group_query = list::ListQuery {
+        start_index: start_index.saturating_sub(user_total).max(1),
+        count: count - resources.len(),
+        ..group_query
+    };
+    let mut groups = search::run::<Groups>(&state, &client, group_query).await?;
+    let (group_total, group_page) = take_page(&mut groups);
+    resources.extend(group_page);
+    let body = list::list_response(user_total + group_total, start_index, resources);
+    Ok(respond(StatusCode::OK, &body, None, None))
+}
+
+/// A ListResponse's total and resources.
+fn take_page(list: &mut Value) -> (usize, Vec<Value>) {
+    let total = list["totalResults"].as_u64().and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
+    let resources = match list["Resources"].take() {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    (total, resources)
 }
 
 async fn not_found() -> ScimError {

@@ -126,6 +126,9 @@ fn immutable(message: impl Into<String>) -> PatchError {
     PatchError::Mutability(message.into())
 }
 
+/// The most operations one PATCH may carry (Entra ID sends group members in batches well below).
+pub const MAX_OPERATIONS: usize = 1_000;
+
 /// Parses a PatchOp request body: schemas must contain "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// "Operations" a non-empty array (accept the key case-insensitively); op names case-insensitive
 /// ("Replace", "add"); path via parse_path (error → InvalidPath).
@@ -142,6 +145,9 @@ pub fn parse_request(body: &Value) -> Result<Vec<PatchOperation>, PatchError> {
         .ok_or_else(|| syntax("\"Operations\" must be an array of operations"))?;
     if operations.is_empty() {
         return Err(syntax("\"Operations\" is empty"));
+    }
+    if operations.len() > MAX_OPERATIONS {
+        return Err(bad_value(format!("a request may carry at most {MAX_OPERATIONS} operations")));
     }
     operations
         .iter()

@@ -32,7 +32,7 @@ pub fn normalize(def: &ResourceTypeDef, input: Value) -> Result<Map<String, Valu
         if ["schemas", "id", "meta"].iter().any(|k| key.eq_ignore_ascii_case(k)) {
             continue;
         }
-        if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") {
+        if is_urn(&key) {
             normalize_schema_object(def, &key, value, &mut out)?;
         } else if let Some(attribute) = def.attribute(None, &key, None) {
             put(&mut out, attribute, normalize_attribute(attribute, value, &key)?);
@@ -133,6 +133,11 @@ fn put(out: &mut Map<String, Value>, attribute: &AttributeDef, value: Value) {
     }
 }
 
+/// Whether a key names a schema (`urn:…`), compared without slicing inside a character.
+fn is_urn(key: &str) -> bool {
+    key.len() > 4 && key.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"))
+}
+
 /// SCIM's notion of a value being there: not null, not an empty string, list or object.
 pub fn is_present(value: &Value) -> bool {
     match value {
@@ -143,6 +148,17 @@ pub fn is_present(value: &Value) -> bool {
         _ => true,
     }
 }
+
+/// The most values a multi-valued attribute may hold: a person has a handful of addresses, a group
+/// may have a whole company as members. Bounds what a PATCH or a filter costs.
+fn max_values(attribute: &AttributeDef) -> usize {
+    if attribute.name == "members" { MAX_MEMBERS } else { MAX_VALUES }
+}
+
+pub const MAX_VALUES: usize = 1_000;
+pub const MAX_MEMBERS: usize = 200_000;
+/// The longest value of an indexed attribute (userName, externalId, an email, a group name).
+pub const MAX_INDEXED_CHARS: usize = 1_024;
 
 fn normalize_attribute(attribute: &AttributeDef, value: Value, path: &str) -> Result<Value, ScimError> {
     if value.is_null() {
@@ -159,6 +175,10 @@ fn normalize_attribute(attribute: &AttributeDef, value: Value, path: &str) -> Re
         Value::Array(items) => items,
         single => vec![single],
     };
+    let limit = max_values(attribute);
+    if items.len() > limit {
+        return Err(ScimError::invalid_value(format!("`{path}` may have at most {limit} values")));
+    }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let item = normalize_single(attribute, item, path)?;
@@ -219,6 +239,9 @@ fn normalize_single(attribute: &AttributeDef, value: Value, path: &str) -> Resul
             _ => Err(wrong("a date and time such as 2026-01-31T09:00:00Z")),
         },
         AttrType::String | AttrType::Reference | AttrType::Binary => match value {
+            Value::String(text) if is_indexed(path) && text.chars().count() > MAX_INDEXED_CHARS => Err(
+                ScimError::invalid_value(format!("`{path}` is longer than {MAX_INDEXED_CHARS} characters")),
+            ),
             Value::String(_) => Ok(value),
             // Numbers and booleans are accepted as their text: IdPs map HR fields loosely.
             Value::Number(n) => Ok(Value::String(n.to_string())),
@@ -226,6 +249,11 @@ fn normalize_single(attribute: &AttributeDef, value: Value, path: &str) -> Resul
             _ => Err(wrong("a string")),
         },
     }
+}
+
+/// Whether a path names a value the directory indexes (its length is bounded: index keys).
+fn is_indexed(path: &str) -> bool {
+    ["userName", "externalId", "displayName", "emails.value"].iter().any(|p| path.eq_ignore_ascii_case(p))
 }
 
 /// The `meta` of a resource and the ETag that goes with it.
@@ -483,6 +511,54 @@ mod tests {
         let err = normalize(&USER_RESOURCE, json!({"schemas": ["urn:x"], "userName": "a"})).unwrap_err();
         assert_eq!(err.scim_type, Some("invalidSyntax"));
         assert!(normalize(&GROUP_RESOURCE, json!([])).is_err());
+    }
+
+    #[test]
+    fn non_ascii_keys_and_oversized_values_are_handled_not_panicked_on() {
+        let out =
+            normalize(&USER_RESOURCE, json!({"userName": "ada", "€€": 1, "部署名": "x", "urné": 2})).unwrap();
+        assert_eq!(Value::Object(out), json!({"userName": "ada"}));
+        let long = "a".repeat(MAX_INDEXED_CHARS + 1);
+        assert!(normalize(&USER_RESOURCE, json!({"userName": long})).is_err());
+        let many: Vec<Value> = (0..=MAX_VALUES).map(|i| json!({"value": format!("{i}@x")})).collect();
+        assert!(normalize(&USER_RESOURCE, json!({"userName": "a", "emails": many})).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalize_never_panics(input in arbitrary_json(4)) {
+            let _ = normalize(&USER_RESOURCE, input.clone());
+            let _ = normalize(&GROUP_RESOURCE, input);
+        }
+    }
+
+    /// JSON values up to `depth` deep, keys drawn from attribute names, URNs and odd text.
+    fn arbitrary_json(depth: u32) -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("userName".to_owned()),
+            Just("emails".to_owned()),
+            Just("name".to_owned()),
+            Just("active".to_owned()),
+            Just("members".to_owned()),
+            Just("value".to_owned()),
+            Just(ENTERPRISE_USER_SCHEMA.to_owned()),
+            Just("urn:x:y".to_owned()),
+            ".{0,6}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(depth, 64, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]

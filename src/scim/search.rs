@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{
     ScimBody, ScimClient, ScimError,
     filter::Filter,
-    list::{self, ListQuery},
+    list::{self, ListQuery, SortKey, Sorter},
     respond,
     schema::ResourceTypeDef,
 };
@@ -26,7 +26,7 @@ use crate::{
 
 /// A resource type as the query runner sees it.
 pub trait Listed: 'static {
-    type Id: Copy + PartialEq + Send;
+    type Id: Copy + Ord + Send;
     type Record: Send;
     const TYPE: &'static ResourceTypeDef;
     /// The attribute joined in from another table (a user's `groups`, a group's `members`): built
@@ -36,6 +36,7 @@ pub trait Listed: 'static {
     /// The records an index says may match one comparison (not `and`/`or`), or None when no
     /// index answers it.
     fn index(tx: &ReadTx, tenant: TenantId, leaf: &Filter) -> Result<Option<Vec<Self::Id>>, StoreError>;
+    fn id(record: &Self::Record) -> Self::Id;
     fn load(tx: &ReadTx, tenant: TenantId, id: Self::Id) -> Result<Option<Self::Record>, StoreError>;
     /// Visits the tenant's records in creation order, skipping the first `skip` undecoded.
     fn visit(
@@ -74,9 +75,13 @@ pub async fn search<L: Listed>(
     Ok(respond(StatusCode::OK, &run::<L>(&state, &client, query).await?, None, None))
 }
 
+/// At most this many records are examined or rendered on the request's thread; more go to a
+/// blocking thread, so that a large answer does not hold up the requests sharing the runtime.
+const INLINE_LIMIT: usize = 100;
+
 /// Answers a list query with a ListResponse: on the request's thread when an index narrows the
-/// filter or when there is neither filter nor sort (a page in creation order); otherwise every
-/// record of the tenant is examined, on a blocking thread.
+/// filter to a few records, or for a small page without filter or sort; otherwise on a blocking
+/// thread, where every record of the tenant may be examined.
 pub async fn run<L: Listed>(
     state: &AppState,
     client: &ScimClient,
@@ -86,22 +91,36 @@ pub async fn run<L: Listed>(
     let inline = state
         .store
         .read(|tx| {
-            let candidates = match &query.filter {
-                Some(filter) => candidates::<L>(tx, tenant, filter)?,
+            let small = match &query.filter {
+                Some(filter) => candidates::<L>(tx, tenant, filter)?.filter(|ids| ids.len() <= INLINE_LIMIT),
+                None if query.sort_by.is_none() && query.count <= INLINE_LIMIT => Some(Vec::new()),
                 None => None,
             };
-            if candidates.is_some() || (query.filter.is_none() && query.sort_by.is_none()) {
-                return answer::<L>(tx, tenant, &base, &query, candidates).map(Some);
+            match small {
+                Some(ids) => answer::<L>(tx, tenant, &base, &query, Some(ids)).map(Some),
+                None => Ok::<_, ScimError>(None),
             }
-            Ok::<_, ScimError>(None)
         })
         .await?;
     match inline {
         Some(body) => Ok(body),
-        None => state.store.read_blocking(move |tx| answer::<L>(tx, tenant, &base, &query, None)).await,
+        None => {
+            let run = move |tx: &ReadTx| {
+                let candidates = match &query.filter {
+                    Some(filter) => candidates::<L>(tx, tenant, filter)?,
+                    None => None,
+                };
+                answer::<L>(tx, tenant, &base, &query, candidates)
+            };
+            state.store.read_blocking(run).await
+        }
     }
 }
 
+/// Builds the page. Without a filter or sort, the page is read straight from the table (the
+/// stored count is the total; skipped records are not even decoded). Otherwise each candidate (or
+/// every record) is rendered and tested, and only what the answer needs is kept: the page's
+/// records, or for a sort each match's key and id, so memory follows the page, not the tenant.
 fn answer<L: Listed>(
     tx: &ReadTx,
     tenant: TenantId,
@@ -114,12 +133,12 @@ fn answer<L: Listed>(
         query.projection.apply(L::TYPE, &mut resource);
         Value::Object(resource)
     };
-    if query.filter.is_none() && query.sort_by.is_none() {
-        // A page in creation order: the stored count is the total, the skipped records are not
-        // even decoded.
+    let window = query.start_index - 1..(query.start_index - 1).saturating_add(query.count);
+    let filter = query.filter.as_ref();
+    if filter.is_none() && query.sort_by.is_none() {
         let total = L::count(tx, tenant)?;
         let mut page = Vec::with_capacity(query.count.min(total));
-        L::visit(tx, tenant, query.start_index - 1, |record| {
+        L::visit(tx, tenant, window.start, |record| {
             if page.len() >= query.count {
                 return ControlFlow::Break(());
             }
@@ -132,15 +151,25 @@ fn answer<L: Listed>(
             .collect::<Result<_, StoreError>>()?;
         return Ok(list::list_response(total, query.start_index, resources));
     }
-    let joined_in_filter = query.filter.as_ref().is_some_and(|f| list::mentions(f, L::JOINED));
-    let mut found: Vec<(L::Record, Map<String, Value>)> = Vec::new();
+    // The joined attribute is built for testing only when the filter or the sort reads it.
+    let joined_in_filter = filter.is_some_and(|f| list::mentions(f, L::JOINED))
+        || query.sort_by.as_ref().is_some_and(|by| by.name.eq_ignore_ascii_case(L::JOINED));
+    let sorter = query.sort_by.as_ref().map(|by| Sorter::new(L::TYPE, by, query.descending));
+    let mut total = 0;
+    let mut page: Vec<(L::Record, Map<String, Value>)> = Vec::new();
+    let mut keyed: Vec<(Option<SortKey>, L::Id)> = Vec::new();
     let mut consider = |record: L::Record| -> Result<(), StoreError> {
         let resource = Value::Object(L::render(tx, &record, base, joined_in_filter)?);
-        if query.filter.as_ref().is_none_or(|f| f.matches(&resource, L::TYPE)) {
-            if let Value::Object(resource) = resource {
-                found.push((record, resource));
-            }
+        if filter.is_some_and(|f| !f.matches(&resource, L::TYPE)) {
+            return Ok(());
         }
+        let Value::Object(resource) = resource else { return Ok(()) };
+        match &sorter {
+            Some(sorter) => keyed.push((sorter.key(&resource), L::id(&record))),
+            None if window.contains(&total) => page.push((record, resource)),
+            None => {}
+        }
+        total += 1;
         Ok(())
     };
     match candidates {
@@ -165,26 +194,35 @@ fn answer<L: Listed>(
             }
         }
     }
-    let total = found.len();
-    if let Some(by) = &query.sort_by {
-        found = list::sort(found, L::TYPE, by, query.descending, |(_, resource)| resource);
-    }
-    let resources = list::page(found, query.start_index, query.count)
-        .into_iter()
-        .map(|(record, resource)| {
-            let resource = if joined_in_output && !joined_in_filter {
-                L::render(tx, &record, base, true)?
-            } else {
-                resource
-            };
-            Ok(finish(resource))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let resources = match &sorter {
+        Some(sorter) => {
+            sorter.sort(&mut keyed);
+            let mut resources = Vec::new();
+            for (_, id) in keyed.into_iter().skip(window.start).take(query.count) {
+                if let Some(record) = L::load(tx, tenant, id)? {
+                    resources.push(finish(L::render(tx, &record, base, joined_in_output)?));
+                }
+            }
+            resources
+        }
+        None => page
+            .into_iter()
+            .map(|(record, resource)| {
+                let resource = if joined_in_output && !joined_in_filter {
+                    L::render(tx, &record, base, true)?
+                } else {
+                    resource
+                };
+                Ok(finish(resource))
+            })
+            .collect::<Result<_, StoreError>>()?,
+    };
     Ok(list::list_response(total, query.start_index, resources))
 }
 
-/// The records the indexes say may match `filter`; None when no index answers it. `and` uses
-/// either side's index, `or` needs both. The filter is still evaluated on every candidate.
+/// The records the indexes say may match `filter`, in creation order; None when no index answers
+/// it. `and` uses either side's index, `or` needs both. The filter is still evaluated on every
+/// candidate.
 fn candidates<L: Listed>(
     tx: &ReadTx,
     tenant: TenantId,
@@ -197,11 +235,9 @@ fn candidates<L: Listed>(
         },
         Filter::Or(a, b) => match (candidates::<L>(tx, tenant, a)?, candidates::<L>(tx, tenant, b)?) {
             (Some(mut ids), Some(more)) => {
-                for id in more {
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
-                }
+                ids.extend(more);
+                ids.sort_unstable();
+                ids.dedup();
                 Some(ids)
             }
             _ => None,

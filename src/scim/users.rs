@@ -31,7 +31,9 @@ use crate::{
     },
 };
 
-/// Makes the stored record from a normalised resource.
+/// Makes the stored record from a normalised resource. `was_active` is the user's state before
+/// this change (None for a new user): a resource without `active` keeps it, so a PUT that leaves
+/// `active` out cannot reactivate anyone; a new user is active unless provisioned otherwise.
 fn to_record(
     tenant: TenantId,
     id: UserId,
@@ -39,14 +41,16 @@ fn to_record(
     created_at: OffsetDateTime,
     now: OffsetDateTime,
     version: u64,
+    was_active: Option<bool>,
 ) -> Result<UserRecord, ScimError> {
     let user_name = profile.get("userName").and_then(Value::as_str).unwrap_or_default().to_owned();
     if user_name.trim().is_empty() {
         return Err(ScimError::invalid_value("`userName` is required"));
     }
-    // A user is active unless provisioned otherwise (Okta and Entra ID always say); an absent
-    // `active` stays absent in the representation.
-    let active = profile.get("active") != Some(&Value::Bool(false));
+    let active = match profile.get("active") {
+        Some(Value::Bool(active)) => *active,
+        _ => was_active.unwrap_or(true),
+    };
     let external_id = profile.get("externalId").and_then(Value::as_str).map(str::to_owned);
     let emails: Vec<(String, bool, bool)> = profile
         .get("emails")
@@ -64,15 +68,14 @@ fn to_record(
                 .collect()
         })
         .unwrap_or_default();
-    // The sign-in address: the primary email, else a work email, else the first, else a
-    // userName that is an address (Okta's default).
+    // The sign-in address: the primary email, else a work email, else the first. Only an address
+    // the IdP sent as an email counts (a userName that looks like one may be anything).
     let email = emails
         .iter()
         .find(|e| e.1)
         .or_else(|| emails.iter().find(|e| e.2))
         .or_else(|| emails.first())
-        .map(|e| e.0.clone())
-        .or_else(|| user_name.contains('@').then(|| user_name.trim().to_lowercase()));
+        .map(|e| e.0.clone());
     let display_name = display_name(&profile);
     Ok(UserRecord {
         id,
@@ -175,6 +178,7 @@ pub async fn create(
         now,
         now,
         1,
+        None,
     )?;
     let change = client.change(&request, now);
     let base = client.base_url(&state.public_url);
@@ -226,7 +230,7 @@ pub async fn replace(
         user_id,
         &headers,
         projection,
-        move |_| Ok(profile.clone()),
+        |_| Ok(profile.clone()),
         json!({ "operation": "replace" }),
     )
     .await
@@ -265,8 +269,13 @@ pub fn patch_paths(operations: &[patch::PatchOperation]) -> Vec<String> {
         .collect()
 }
 
-/// Replaces a user's profile with what `make` computes from the current record, in one write:
-/// the If-Match check, the change and its consequences (sessions, events, audit) commit together.
+/// How often an update is recomputed when the user changed between reading and writing.
+const UPDATE_ATTEMPTS: usize = 3;
+
+/// Replaces a user's profile with what `make` computes from it. The new profile is computed on
+/// the request's thread from a snapshot, so the writer only checks that the user is still at
+/// that version and commits (the If-Match check, the change and its consequences: sessions,
+/// events, audit); if another change came first, the update is computed again.
 #[allow(clippy::too_many_arguments)]
 async fn update(
     state: &AppState,
@@ -275,31 +284,58 @@ async fn update(
     user_id: UserId,
     headers: &HeaderMap,
     projection: Projection,
-    make: impl Fn(&UserRecord) -> Result<Map<String, Value>, ScimError> + Send + 'static,
+    make: impl Fn(&UserRecord) -> Result<Map<String, Value>, ScimError>,
     detail: Value,
 ) -> Result<Response, ScimError> {
     let if_match = precondition(headers, header::IF_MATCH);
-    let now = state.clock.now();
-    let change = client.change(request, now);
-    let base = client.base_url(&state.public_url);
-    let tenant = client.tenant.id;
-    let (resource, version) = state
-        .store
-        .write(move |tx| {
-            let before = dir::user(tx, tenant, user_id)?.ok_or_else(|| not_found(&user_id.to_string()))?;
-            check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
-            let profile = make(&before)?;
-            let after = if Value::Object(profile.clone()) == before.profile {
-                before
-            } else {
-                let after = to_record(tenant, user_id, profile, before.created_at, now, before.version + 1)?;
-                directory::update_user(tx, &change, &before, &after, detail.clone())?;
-                after
-            };
-            Ok::<_, ScimError>((render(tx, &after, &base)?, after.version))
-        })
-        .await?;
-    Ok(respond(StatusCode::OK, &finish(resource, &projection), Some(&resource::etag(version)), None))
+    let (tenant, base) = (client.tenant.id, client.base_url(&state.public_url));
+    for _ in 0..UPDATE_ATTEMPTS {
+        let before = state.store.read(|tx| dir::user(tx, tenant, user_id)).await?;
+        let before = before.ok_or_else(|| not_found(&user_id.to_string()))?;
+        check_if_match(if_match.as_deref(), &resource::etag(before.version))?;
+        let profile = make(&before)?;
+        if Value::Object(profile.clone()) == before.profile {
+            let resource = state.store.read(|tx| render(tx, &before, &base)).await?;
+            return Ok(respond(
+                StatusCode::OK,
+                &finish(resource, &projection),
+                Some(&resource::etag(before.version)),
+                None,
+            ));
+        }
+        let now = state.clock.now();
+        let after = to_record(
+            tenant,
+            user_id,
+            profile,
+            before.created_at,
+            now,
+            before.version + 1,
+            Some(before.active),
+        )?;
+        let (change, detail, base) = (client.change(request, now), detail.clone(), base.clone());
+        let committed = state
+            .store
+            .write(move |tx| {
+                let current =
+                    dir::user(tx, tenant, user_id)?.ok_or_else(|| not_found(&user_id.to_string()))?;
+                if current.version != before.version {
+                    return Ok(None);
+                }
+                directory::update_user(tx, &change, &current, &after, detail.clone())?;
+                Ok::<_, ScimError>(Some(render(tx, &after, &base)?))
+            })
+            .await?;
+        if let Some(resource) = committed {
+            return Ok(respond(
+                StatusCode::OK,
+                &finish(resource, &projection),
+                Some(&resource::etag(before.version + 1)),
+                None,
+            ));
+        }
+    }
+    Err(ScimError::new_conflict("the user kept changing while this request was applied; send it again"))
 }
 
 pub async fn remove(
@@ -364,6 +400,10 @@ impl Listed for Users {
             }
             _ => None,
         })
+    }
+
+    fn id(record: &UserRecord) -> UserId {
+        record.id
     }
 
     fn load(tx: &ReadTx, tenant: TenantId, id: UserId) -> Result<Option<UserRecord>, StoreError> {

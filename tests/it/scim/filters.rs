@@ -170,3 +170,35 @@ fn groups_filter_by_name_external_id_and_member() {
     assert_eq!(scim.search("Groups", &format!("members.value eq \"{ada}\"")).len(), 1);
     assert_eq!(scim.search("Groups", "displayName sw \"A\"").len(), 1);
 }
+
+#[test]
+fn the_root_search_pages_users_then_groups_as_one_list() {
+    let server = Server::start();
+    let scim = Scim::new(&server, "acme");
+    for i in 0..3 {
+        scim.create_user(&format!("u{i}@acme.test"));
+    }
+    scim.create_group("  Eng  ", &[]);
+    scim.create_group("Ops", &[]);
+    let search = |start: u64, count: u64| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "startIndex": start, "count": count});
+        let page = ok(scim.post("/.search", body), 200);
+        let kinds: Vec<String> = page["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["meta"]["resourceType"].as_str().unwrap().to_owned())
+            .collect();
+        (page["totalResults"].as_u64().unwrap(), kinds)
+    };
+    assert_eq!(
+        search(1, 10),
+        (5, vec!["User".into(), "User".into(), "User".into(), "Group".into(), "Group".into()])
+    );
+    assert_eq!(search(3, 2), (5, vec!["User".into(), "Group".into()]));
+    assert_eq!(search(5, 2), (5, vec!["Group".into()]));
+    // A group name is stored trimmed, so the lookup Entra ID makes before creating one finds it.
+    let found = scim.search("Groups", "displayName eq \"Eng\"");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["displayName"], "Eng");
+}

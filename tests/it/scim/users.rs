@@ -344,3 +344,44 @@ fn before_base(resource: &Value) -> String {
     let location = resource["meta"]["location"].as_str().unwrap();
     location[..location.find("/scim/v2/").unwrap()].to_owned()
 }
+
+#[test]
+fn a_put_without_active_does_not_reactivate_and_a_user_name_is_not_an_email() {
+    let server = Server::start();
+    let scim = Scim::new(&server, "acme");
+    let mut body = user("ada@acme.test");
+    body["active"] = json!(false);
+    let created = ok(scim.post("/Users", body.clone()), 201);
+    body.as_object_mut().unwrap().remove("active");
+    let replaced = ok(scim.put(&format!("/Users/{}", id(&created)), body), 200);
+    assert!(replaced.get("active").is_none());
+    // Still inactive: the seat limit sees no active user.
+    server.patch(&format!("/api/v1/tenants/{}", scim.tenant_id), json!({"seat_limit": 1}));
+    scim.create_user("bob@acme.test");
+    // A userName equal to another user's email is not a sign-in address clash: only emails are.
+    let carol = json!({"schemas": [USER_SCHEMA], "userName": "carol", "active": false,
+        "emails": [{"value": "dave@acme.test", "primary": true}]});
+    ok(scim.post("/Users", carol), 201);
+    ok(
+        scim.post("/Users", json!({"schemas": [USER_SCHEMA], "userName": "dave@acme.test", "active": false})),
+        201,
+    );
+}
+
+#[test]
+fn oversized_and_odd_input_is_refused_or_ignored_not_crashed_on() {
+    let server = Server::start();
+    let scim = Scim::new(&server, "acme");
+    let created = ok(scim.post("/Users", json!({"userName": "ada", "部署名": "R&D", "€€": 1})), 201);
+    assert!(created.get("部署名").is_none());
+    let many: Vec<Value> = (0..1001).map(|i| json!({"value": format!("a{i}@x.test")})).collect();
+    scim_error(scim.post("/Users", json!({"userName": "bob", "emails": many})), 400, Some("invalidValue"));
+    let ops: Vec<Value> =
+        (0..1001).map(|i| json!({"op": "replace", "path": "title", "value": format!("t{i}")})).collect();
+    scim_error(
+        scim.patch(&format!("/Users/{}", id(&created)), patch_op(json!(ops))),
+        400,
+        Some("invalidValue"),
+    );
+    scim_error(scim.post("/Users", json!({"userName": "x".repeat(2000)})), 400, Some("invalidValue"));
+}
