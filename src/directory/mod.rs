@@ -116,6 +116,14 @@ impl Change {
     }
 }
 
+fn without_active(profile: &serde_json::Value) -> serde_json::Value {
+    let mut profile = profile.clone();
+    if let Some(fields) = profile.as_object_mut() {
+        fields.remove("active");
+    }
+    profile
+}
+
 fn user_subject(user: &UserRecord) -> Subject {
     Subject { kind: "user".into(), id: user.id.to_string(), label: Some(user.user_name.clone()) }
 }
@@ -197,10 +205,8 @@ pub fn update_user(
     } else if reactivated {
         change.event(tx, "user.reactivated", subject.clone(), user_data(after))?;
     }
-    if before.profile != after.profile
-        || before.user_name != after.user_name
-        || before.external_id != after.external_id
-    {
+    // `active` alone is announced by the deactivated/reactivated events above.
+    if without_active(&before.profile) != without_active(&after.profile) {
         change.event(tx, "user.updated", subject.clone(), user_data(after))?;
     }
     change.audit(tx, "user.update", subject, detail)?;

@@ -3,7 +3,7 @@
 //! shown once when created; only their SHA-256 digest is stored.
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{Path, State},
     http::StatusCode,
     middleware::from_extractor_with_state,
@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use crate::{
     admin::AdminAuth,
     app::AppState,
-    http::{ApiError, ApiJson},
+    http::{ApiError, ApiJson, middleware::RequestId},
     ids::{EntryId, ScimTokenId},
     store::{
         journal::{self, Actor, AuditRecord, Subject},
@@ -119,6 +119,7 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     Path(tenant): Path<String>,
     ApiJson(input): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, ApiJson<CreatedToken>), ApiError> {
@@ -152,7 +153,12 @@ async fn create(
                 revoked_at: None,
             };
             scim_tokens::insert(tx, &record)?;
-            audit(tx, audit_id, &auth, &record, "admin.scim_token.create", now)?;
+            audit(
+                tx,
+                Audit { id: audit_id, auth: &auth, request: &request, now },
+                &record,
+                "admin.scim_token.create",
+            )?;
             Ok::<_, TenantError>(record)
         })
         .await?;
@@ -163,6 +169,7 @@ async fn create(
 async fn revoke(
     State(state): State<AppState>,
     auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::NotFound(format!("the tenant has no SCIM token `{id}`"));
@@ -175,7 +182,12 @@ async fn revoke(
             let tenant = tenants::resolve(tx, &tenant)?;
             let revoked = scim_tokens::revoke(tx, tenant.id, token_id, now)?;
             if let Some(record) = &revoked {
-                audit(tx, audit_id, &auth, record, "admin.scim_token.revoke", now)?;
+                audit(
+                    tx,
+                    Audit { id: audit_id, auth: &auth, request: &request, now },
+                    record,
+                    "admin.scim_token.revoke",
+                )?;
             }
             Ok::<_, TenantError>(revoked.map(|r| r.digest))
         })
@@ -188,29 +200,35 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who is changing a token, for its audit record.
+struct Audit<'a> {
+    id: EntryId,
+    auth: &'a AdminAuth,
+    request: &'a RequestId,
+    now: OffsetDateTime,
+}
+
 fn audit(
     tx: &crate::store::WriteTx<'_>,
-    id: EntryId,
-    auth: &AdminAuth,
+    by: Audit<'_>,
     token: &ScimTokenRecord,
     action: &str,
-    now: OffsetDateTime,
 ) -> Result<(), crate::store::StoreError> {
     journal::append_audit(
         tx,
         AuditRecord {
-            id,
+            id: by.id,
             seq: 0,
             tenant: Some(token.tenant),
-            at: now,
-            actor: Actor { kind: "admin_key".into(), id: auth.key_id.to_string(), label: None },
+            at: by.now,
+            actor: Actor { kind: "admin_key".into(), id: by.auth.key_id.to_string(), label: None },
             action: action.into(),
             target: Some(Subject {
                 kind: "scim_token".into(),
                 id: token.id.to_string(),
                 label: Some(token.name.clone()),
             }),
-            request_id: None,
+            request_id: Some(by.request.0.clone()),
             detail: json!({ "expires_at": token.expires_at.map(|t| t.unix_timestamp()) }),
         },
     )?;
