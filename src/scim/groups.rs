@@ -121,8 +121,25 @@ fn meta(record: &GroupRecord, base: &str) -> Meta<'static> {
 }
 
 fn representation(record: &GroupRecord, base: &str) -> Map<String, Value> {
-    let profile = record.profile.as_object().cloned().unwrap_or_default();
-    resource::with_meta(GROUP_SCHEMA, &record.id.to_string(), &profile, &meta(record, base))
+    resource::with_meta(GROUP_SCHEMA, &record.id.to_string(), &record.profile, &meta(record, base))
+}
+
+/// Adds the members, joined in from the membership table.
+fn add_members(
+    src: &impl Source,
+    record: &GroupRecord,
+    base: &str,
+    out: &mut Map<String, Value>,
+) -> Result<(), StoreError> {
+    let members = dir::members_of(src, record.tenant, record.id)?;
+    if !members.is_empty() {
+        let items = members
+            .into_iter()
+            .map(|id| json!({ "value": id, "$ref": format!("{base}/Users/{id}"), "type": "User" }))
+            .collect();
+        out.insert("members".into(), Value::Array(items));
+    }
+    Ok(())
 }
 
 /// The representation, with members when `with_members`.
@@ -134,14 +151,7 @@ fn render(
 ) -> Result<Map<String, Value>, StoreError> {
     let mut out = representation(record, base);
     if with_members {
-        let members = dir::members_of(src, record.tenant, record.id)?;
-        if !members.is_empty() {
-            let items = members
-                .into_iter()
-                .map(|id| json!({ "value": id, "$ref": format!("{base}/Users/{id}"), "type": "User" }))
-                .collect();
-            out.insert("members".into(), Value::Array(items));
-        }
+        add_members(src, record, base, &mut out)?;
     }
     Ok(out)
 }
@@ -592,12 +602,16 @@ impl Listed for Groups {
         Ok(usize::try_from(dir::counts(tx, tenant)?.groups).unwrap_or(usize::MAX))
     }
 
-    fn render(
+    fn representation(record: &GroupRecord, base: &str) -> Map<String, Value> {
+        representation(record, base)
+    }
+
+    fn join(
         tx: &ReadTx,
         record: &GroupRecord,
         base: &str,
-        joined: bool,
-    ) -> Result<Map<String, Value>, StoreError> {
-        render(tx, record, base, joined)
+        out: &mut Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        add_members(tx, record, base, out)
     }
 }

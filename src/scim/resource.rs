@@ -290,20 +290,17 @@ pub fn timestamp(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
-/// A stored resource with `schemas`, `id` and `meta` put back: the representation a client sees
-/// (before `attributes`/`excludedAttributes`).
-pub fn with_meta(
-    core_schema: &str,
-    id: &str,
-    stored: &Map<String, Value>,
-    meta: &Meta<'_>,
-) -> Map<String, Value> {
+/// A stored resource (a profile: an object) with `schemas`, `id` and `meta` put back: the
+/// representation a client sees (before `attributes`/`excludedAttributes`).
+pub fn with_meta(core_schema: &str, id: &str, stored: &Value, meta: &Meta<'_>) -> Map<String, Value> {
+    let fields = stored.as_object();
+    let extensions = fields.into_iter().flat_map(|f| f.keys()).filter(|k| k.starts_with("urn:"));
     let mut schemas = vec![Value::String(core_schema.to_owned())];
-    schemas.extend(stored.keys().filter(|k| k.starts_with("urn:")).map(|k| Value::String(k.clone())));
-    let mut out = Map::with_capacity(stored.len() + 3);
+    schemas.extend(extensions.map(|k| Value::String(k.clone())));
+    let mut out = Map::new();
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(id.to_owned()));
-    out.extend(stored.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out.extend(fields.into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
     out.insert("meta".into(), meta.to_json());
     out
 }

@@ -46,13 +46,29 @@ pub trait Listed: 'static {
         visit: impl FnMut(Self::Record) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
     fn count(tx: &ReadTx, tenant: TenantId) -> Result<usize, StoreError>;
-    /// The representation, with the joined attribute when `joined`.
-    fn render(
+    /// The representation without the joined attribute.
+    fn representation(record: &Self::Record, base: &str) -> Map<String, Value>;
+    /// Adds the joined attribute to a representation.
+    fn join(
         tx: &ReadTx,
         record: &Self::Record,
         base: &str,
-        joined: bool,
-    ) -> Result<Map<String, Value>, StoreError>;
+        out: &mut Map<String, Value>,
+    ) -> Result<(), StoreError>;
+}
+
+/// A record's representation, with the joined attribute when `joined`.
+fn build<L: Listed>(
+    tx: &ReadTx,
+    record: &L::Record,
+    base: &str,
+    joined: bool,
+) -> Result<Map<String, Value>, StoreError> {
+    let mut out = L::representation(record, base);
+    if joined {
+        L::join(tx, record, base, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// `GET /Users`, `GET /Groups`.
@@ -147,7 +163,7 @@ fn answer<L: Listed>(
         })?;
         let resources = page
             .iter()
-            .map(|record| Ok(finish(L::render(tx, record, base, joined_in_output)?)))
+            .map(|record| Ok(finish(build::<L>(tx, record, base, joined_in_output)?)))
             .collect::<Result<_, StoreError>>()?;
         return Ok(list::list_response(total, query.start_index, resources));
     }
@@ -159,7 +175,7 @@ fn answer<L: Listed>(
     let mut page: Vec<(L::Record, Map<String, Value>)> = Vec::new();
     let mut keyed: Vec<(Option<SortKey>, L::Id)> = Vec::new();
     let mut consider = |record: L::Record| -> Result<(), StoreError> {
-        let resource = Value::Object(L::render(tx, &record, base, joined_in_filter)?);
+        let resource = Value::Object(build::<L>(tx, &record, base, joined_in_filter)?);
         if filter.is_some_and(|f| !f.matches(&resource, L::TYPE)) {
             return Ok(());
         }
@@ -200,19 +216,17 @@ fn answer<L: Listed>(
             let mut resources = Vec::new();
             for (_, id) in keyed.into_iter().skip(window.start).take(query.count) {
                 if let Some(record) = L::load(tx, tenant, id)? {
-                    resources.push(finish(L::render(tx, &record, base, joined_in_output)?));
+                    resources.push(finish(build::<L>(tx, &record, base, joined_in_output)?));
                 }
             }
             resources
         }
         None => page
             .into_iter()
-            .map(|(record, resource)| {
-                let resource = if joined_in_output && !joined_in_filter {
-                    L::render(tx, &record, base, true)?
-                } else {
-                    resource
-                };
+            .map(|(record, mut resource)| {
+                if joined_in_output && !joined_in_filter {
+                    L::join(tx, &record, base, &mut resource)?;
+                }
                 Ok(finish(resource))
             })
             .collect::<Result<_, StoreError>>()?,

@@ -107,10 +107,6 @@ fn display_name(profile: &Map<String, Value>) -> Option<String> {
     })
 }
 
-fn profile(record: &UserRecord) -> Map<String, Value> {
-    record.profile.as_object().cloned().unwrap_or_default()
-}
-
 fn meta(record: &UserRecord, base: &str) -> Meta<'static> {
     Meta {
         resource_type: "User",
@@ -123,12 +119,16 @@ fn meta(record: &UserRecord, base: &str) -> Meta<'static> {
 
 /// The user's representation without `groups` (enough to evaluate most filters).
 fn representation(record: &UserRecord, base: &str) -> Map<String, Value> {
-    resource::with_meta(USER_SCHEMA, &record.id.to_string(), &profile(record), &meta(record, base))
+    resource::with_meta(USER_SCHEMA, &record.id.to_string(), &record.profile, &meta(record, base))
 }
 
-/// The full representation: with the groups the user is in (RFC 7643 §4.1.2).
-fn render(src: &impl Source, record: &UserRecord, base: &str) -> Result<Map<String, Value>, StoreError> {
-    let mut out = representation(record, base);
+/// Adds the groups the user is in (RFC 7643 §4.1.2), joined in from the membership table.
+fn add_groups(
+    src: &impl Source,
+    record: &UserRecord,
+    base: &str,
+    out: &mut Map<String, Value>,
+) -> Result<(), StoreError> {
     let groups = dir::groups_of(src, record.tenant, record.id)?;
     if !groups.is_empty() {
         let mut items = Vec::with_capacity(groups.len());
@@ -138,6 +138,13 @@ fn render(src: &impl Source, record: &UserRecord, base: &str) -> Result<Map<Stri
         }
         out.insert("groups".into(), Value::Array(items));
     }
+    Ok(())
+}
+
+/// The full representation, groups included.
+fn render(src: &impl Source, record: &UserRecord, base: &str) -> Result<Map<String, Value>, StoreError> {
+    let mut out = representation(record, base);
+    add_groups(src, record, base, &mut out)?;
     Ok(out)
 }
 
@@ -250,7 +257,7 @@ pub async fn patch(
     let operations = patch::parse_request(&body)?;
     let detail = json!({ "operation": "patch", "paths": patch_paths(&operations) });
     let apply = move |before: &UserRecord| {
-        let mut document = Value::Object(profile(before));
+        let mut document = before.profile.clone();
         patch::apply(&mut document, &operations, &USER_RESOURCE)?;
         resource::normalize(&USER_RESOURCE, document)
     };
@@ -423,13 +430,17 @@ impl Listed for Users {
         Ok(usize::try_from(dir::counts(tx, tenant)?.users).unwrap_or(usize::MAX))
     }
 
-    fn render(
+    fn representation(record: &UserRecord, base: &str) -> Map<String, Value> {
+        representation(record, base)
+    }
+
+    fn join(
         tx: &ReadTx,
         record: &UserRecord,
         base: &str,
-        joined: bool,
-    ) -> Result<Map<String, Value>, StoreError> {
-        if joined { render(tx, record, base) } else { Ok(representation(record, base)) }
+        out: &mut Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        add_groups(tx, record, base, out)
     }
 }
 
