@@ -18,9 +18,14 @@ use axum::{
 use super::{ScimError, tokens};
 use crate::{
     app::AppState,
-    http::auth::{BearerError, bearer_token},
+    directory::Change,
+    http::{
+        auth::{BearerError, bearer_token},
+        middleware::RequestId,
+    },
     ids::{ScimTokenId, TenantId},
     store::{
+        journal::Actor,
         scim_tokens::{self, ScimTokenRecord},
         tenants::{self, TenantRecord, TenantStatus},
     },
@@ -107,6 +112,28 @@ const VERIFIED_FOR: Duration = Duration::from_secs(1);
 const MAX_VERIFIED: usize = 10_000;
 
 type Verified = (ScimTokenRecord, TenantRecord);
+
+impl ScimClient {
+    /// The directory change this request makes, for events and the audit trail.
+    pub fn change(&self, request: &RequestId, now: time::OffsetDateTime) -> Change {
+        Change {
+            tenant: self.tenant.id,
+            actor: Actor {
+                kind: "scim_token".into(),
+                id: self.token.to_string(),
+                label: Some(self.token_name.clone()),
+            },
+            channel: "scim",
+            request_id: Some(request.0.clone()),
+            now,
+        }
+    }
+
+    /// The tenant's SCIM base URL.
+    pub fn base_url(&self, public_url: &str) -> String {
+        format!("{public_url}/scim/v2/{}", self.tenant.id)
+    }
+}
 
 /// Per-token state kept in memory: recently verified tokens, rate-limit buckets and pending
 /// last-use writes.

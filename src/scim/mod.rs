@@ -37,26 +37,24 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::{ScimClient, ScimRuntime};
 pub use error::ScimError;
-use groups::Groups;
-use users::Users;
 
-use crate::{app::AppState, directory::Change, http::middleware::RequestId, store::journal::Actor};
+use crate::{app::AppState, http::middleware::RequestId};
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
 /// The SCIM endpoints, to be nested under `/scim/v2/{tenant}`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/Users", get(search::list::<Users>).post(users::create))
-        .route("/Users/.search", post(search::search::<Users>))
+        .route("/Users", get(search::list::<users::Users>).post(users::create))
+        .route("/Users/.search", post(search::search::<users::Users>))
         .route("/Users/{id}", get(users::show).put(users::replace).patch(users::patch).delete(users::remove))
-        .route("/Groups", get(search::list::<Groups>).post(groups::create))
-        .route("/Groups/.search", post(search::search::<Groups>))
+        .route("/Groups", get(search::list::<groups::Groups>).post(groups::create))
+        .route("/Groups/.search", post(search::search::<groups::Groups>))
         .route(
             "/Groups/{id}",
             get(groups::show).put(groups::replace).patch(groups::patch).delete(groups::remove),
         )
-        .route("/.search", post(search_all))
+        .route("/.search", post(search::search_all))
         .merge(discovery::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -69,68 +67,12 @@ pub fn admin_router(state: AppState) -> Router<AppState> {
     tokens::router(state)
 }
 
-/// `POST /.search` at the root (RFC 7644 §3.4.3): users, then groups, paged as one list.
-async fn search_all(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    client: ScimClient,
-    ScimBody(body): ScimBody,
-) -> Result<Response, ScimError> {
-    let user_query = list::ListQuery::from_search(&schema::USER_RESOURCE, &body)?;
-    let group_query = list::ListQuery::from_search(&schema::GROUP_RESOURCE, &body)?;
-    let (start_index, count) = (user_query.start_index, user_query.count);
-    let mut users = search::run::<Users>(&state, &client, user_query).await?;
-    let (user_total, mut resources) = take_page(&mut users);
-    // The groups' part of the window starts where the users end.
-    let group_query = list::ListQuery {
-        start_index: start_index.saturating_sub(user_total).max(1),
-        count: count - resources.len(),
-        ..group_query
-    };
-    let mut groups = search::run::<Groups>(&state, &client, group_query).await?;
-    let (group_total, group_page) = take_page(&mut groups);
-    resources.extend(group_page);
-    let body = list::list_response(user_total + group_total, start_index, resources);
-    Ok(respond(StatusCode::OK, &body, None, None))
-}
-
-/// A ListResponse's total and resources.
-fn take_page(list: &mut Value) -> (usize, Vec<Value>) {
-    let total = list["totalResults"].as_u64().and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
-    let resources = match list["Resources"].take() {
-        Value::Array(items) => items,
-        _ => Vec::new(),
-    };
-    (total, resources)
-}
-
 async fn not_found() -> ScimError {
     ScimError::not_found("no such SCIM endpoint")
 }
 
 async fn method_not_allowed() -> ScimError {
     ScimError::method_not_allowed()
-}
-
-impl ScimClient {
-    /// The directory change this request makes, for events and the audit trail.
-    pub fn change(&self, request: &RequestId, now: time::OffsetDateTime) -> Change {
-        Change {
-            tenant: self.tenant.id,
-            actor: Actor {
-                kind: "scim_token".into(),
-                id: self.token.to_string(),
-                label: Some(self.token_name.clone()),
-            },
-            channel: "scim",
-            request_id: Some(request.0.clone()),
-            now,
-        }
-    }
-
-    /// The tenant's SCIM base URL.
-    pub fn base_url(&self, public_url: &str) -> String {
-        format!("{public_url}/scim/v2/{}", self.tenant.id)
-    }
 }
 
 /// The request id, for the audit trail (always set by the request-id middleware).

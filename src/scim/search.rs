@@ -14,9 +14,11 @@ use serde_json::{Map, Value};
 use super::{
     ScimBody, ScimClient, ScimError,
     filter::Filter,
+    groups::Groups,
     list::{self, ListQuery, SortKey, Sorter},
     respond,
-    schema::ResourceTypeDef,
+    schema::{GROUP_RESOURCE, ResourceTypeDef, USER_RESOURCE},
+    users::Users,
 };
 use crate::{
     app::AppState,
@@ -89,6 +91,40 @@ pub async fn search<L: Listed>(
 ) -> Result<Response, ScimError> {
     let query = ListQuery::from_search(L::TYPE, &body)?;
     Ok(respond(StatusCode::OK, &run::<L>(&state, &client, query).await?, None, None))
+}
+
+/// `POST /.search` at the root (RFC 7644 §3.4.3): users, then groups, paged as one list.
+pub async fn search_all(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let user_query = ListQuery::from_search(&USER_RESOURCE, &body)?;
+    let group_query = ListQuery::from_search(&GROUP_RESOURCE, &body)?;
+    let (start_index, count) = (user_query.start_index, user_query.count);
+    let mut users = run::<Users>(&state, &client, user_query).await?;
+    let (user_total, mut resources) = take_page(&mut users);
+    // The groups' part of the window starts where the users end.
+    let group_query = ListQuery {
+        start_index: start_index.saturating_sub(user_total).max(1),
+        count: count - resources.len(),
+        ..group_query
+    };
+    let mut groups = run::<Groups>(&state, &client, group_query).await?;
+    let (group_total, group_page) = take_page(&mut groups);
+    resources.extend(group_page);
+    let body = list::list_response(user_total + group_total, start_index, resources);
+    Ok(respond(StatusCode::OK, &body, None, None))
+}
+
+/// A ListResponse's total and resources.
+fn take_page(list: &mut Value) -> (usize, Vec<Value>) {
+    let total = list["totalResults"].as_u64().and_then(|t| usize::try_from(t).ok()).unwrap_or(0);
+    let resources = match list["Resources"].take() {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    (total, resources)
 }
 
 /// At most this many records are examined or rendered on the request's thread; more go to a
