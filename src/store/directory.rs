@@ -10,7 +10,8 @@
 //!   ((tenant, user, group)), so that adding one member writes two small keys, whatever the size
 //!   of the group;
 //! - `directory_counts` (tenant → (users, active users, groups)), for seat limits and list totals;
-//! - `deleted_users` ((tenant, user) → record kept for the tenant's retention period).
+//! - `deleted_users` ((tenant, user) → record kept for the tenant's retention period), and
+//!   `deleted_user_purge_queue` ((purge time, tenant, user)) so that purging reads only what is due.
 //!
 //! Every index changes in the transaction that changes its record.
 
@@ -36,6 +37,8 @@ const GROUP_MEMBERS: TableDefinition<(u128, u128, u128), ()> = TableDefinition::
 const USER_GROUPS: TableDefinition<(u128, u128, u128), ()> = TableDefinition::new("user_groups");
 const COUNTS: TableDefinition<u128, (u64, u64, u64)> = TableDefinition::new("directory_counts");
 const DELETED_USERS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("deleted_users");
+/// (purge time in Unix seconds, tenant, user): the retained users in the order they expire.
+const PURGE_QUEUE: TableDefinition<(i64, u128, u128), ()> = TableDefinition::new("deleted_user_purge_queue");
 
 pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(USERS)?;
@@ -50,6 +53,7 @@ pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(USER_GROUPS)?;
     tx.table_mut(COUNTS)?;
     tx.table_mut(DELETED_USERS)?;
+    tx.table_mut(PURGE_QUEUE)?;
     Ok(())
 }
 
@@ -291,8 +295,9 @@ pub fn delete_user(
 
 /// Keeps a deleted user's data until `purge_after`.
 pub fn retain_deleted_user(tx: &WriteTx<'_>, deleted: &DeletedUserRecord) -> Result<(), StoreError> {
-    let key = (deleted.user.tenant.key(), deleted.user.id.key());
-    tx.table_mut(DELETED_USERS)?.insert(key, codec::encode(deleted)?.as_slice())?;
+    let (t, u) = (deleted.user.tenant.key(), deleted.user.id.key());
+    tx.table_mut(DELETED_USERS)?.insert((t, u), codec::encode(deleted)?.as_slice())?;
+    tx.table_mut(PURGE_QUEUE)?.insert((deleted.purge_after.unix_timestamp(), t, u), ())?;
     Ok(())
 }
 
@@ -304,24 +309,19 @@ pub fn deleted_user(
     codec::get(src, DELETED_USERS, (tenant.key(), id.key()))
 }
 
-/// Removes up to `limit` retained users whose retention ended before `now`; returns how many.
+/// Removes up to `limit` retained users whose retention ended by `now`; returns how many.
 pub fn purge_deleted_users(tx: &WriteTx<'_>, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
-    let mut table = tx.table_mut(DELETED_USERS)?;
-    let mut expired = Vec::new();
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        let record: DeletedUserRecord = codec::decode(value.value())?;
-        if record.purge_after <= now {
-            expired.push(key.value());
-            if expired.len() >= limit {
-                break;
-            }
-        }
+    let due: Vec<(i64, u128, u128)> = {
+        let queue = tx.table(PURGE_QUEUE)?;
+        let range = queue.range(..=(now.unix_timestamp(), u128::MAX, u128::MAX))?;
+        range.take(limit).map(|entry| Ok::<_, StoreError>(entry?.0.value())).collect::<Result<_, _>>()?
+    };
+    let (mut queue, mut records) = (tx.table_mut(PURGE_QUEUE)?, tx.table_mut(DELETED_USERS)?);
+    for (at, tenant, user) in &due {
+        queue.remove((*at, *tenant, *user))?;
+        records.remove((*tenant, *user))?;
     }
-    for key in &expired {
-        table.remove(key)?;
-    }
-    Ok(expired.len())
+    Ok(due.len())
 }
 
 // ---- groups ----
@@ -557,6 +557,7 @@ pub(super) fn delete_tenant(tx: &WriteTx<'_>, tenant: TenantId) -> Result<(), St
     tx.table_mut(USERS)?.retain_in((t, 0)..=(t, u128::MAX), |_, _| false)?;
     tx.table_mut(GROUPS)?.retain_in((t, 0)..=(t, u128::MAX), |_, _| false)?;
     tx.table_mut(DELETED_USERS)?.retain_in((t, 0)..=(t, u128::MAX), |_, _| false)?;
+    tx.table_mut(PURGE_QUEUE)?.retain(|(_, tenant, _), _| tenant != t)?;
     tx.table_mut(GROUP_MEMBERS)?.retain_in((t, 0, 0)..=(t, u128::MAX, u128::MAX), |_, _| false)?;
     tx.table_mut(USER_GROUPS)?.retain_in((t, 0, 0)..=(t, u128::MAX, u128::MAX), |_, _| false)?;
     tx.table_mut(COUNTS)?.remove(t)?;
@@ -688,25 +689,37 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn retained_users_are_purged_after_their_period() {
+    async fn retained_users_are_purged_in_the_order_their_period_ends() {
         let (_dir, store) = testing::store();
         let t = TenantId::generate();
-        let user = user_record(t, "ada", "ada@acme.test");
-        let id = user.id;
-        let day = time::Duration::days(1);
-        let deleted = DeletedUserRecord {
-            user,
+        let retained = |name: &str, days: i64| DeletedUserRecord {
+            user: user_record(t, name, &format!("{name}@acme.test")),
             groups: vec![],
             deleted_at: OffsetDateTime::UNIX_EPOCH,
-            purge_after: OffsetDateTime::UNIX_EPOCH + day,
+            purge_after: OffsetDateTime::UNIX_EPOCH + time::Duration::days(days),
         };
-        store.write(move |tx| retain_deleted_user(tx, &deleted)).await.unwrap();
-        let early = store.write(|tx| purge_deleted_users(tx, OffsetDateTime::UNIX_EPOCH, 10)).await.unwrap();
-        let late = store
-            .write(move |tx| purge_deleted_users(tx, OffsetDateTime::UNIX_EPOCH + day, 10))
+        let (soon, later) = (retained("ada", 1), retained("bob", 30));
+        let (id, later_id) = (soon.user.id, later.user.id);
+        store
+            .write(move |tx| {
+                retain_deleted_user(tx, &later)?;
+                retain_deleted_user(tx, &soon)
+            })
             .await
             .unwrap();
-        assert_eq!((early, late), (0, 1));
+        let purge = |days: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx| {
+                        purge_deleted_users(tx, OffsetDateTime::UNIX_EPOCH + time::Duration::days(days), 10)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!((purge(0).await, purge(1).await, purge(29).await), (0, 1, 0));
+        assert!(store.read(move |tx| deleted_user(tx, t, later_id)).await.unwrap().is_some());
         assert!(store.read(move |tx| deleted_user(tx, t, id)).await.unwrap().is_none());
     }
 }
