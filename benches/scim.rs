@@ -219,6 +219,26 @@ async fn large_group(client: &reqwest::Client, base: &str, token: &str, ids: &Ar
     .await;
 }
 
+/// Creates `total` users named `{prefix}{n}@load.example` from 8 concurrent clients.
+async fn create_users(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    label: &str,
+    total: usize,
+    prefix: &'static str,
+) {
+    let (c, b, t) = (client.clone(), base.to_owned(), token.to_owned());
+    drive(label, 8, total, move |n| {
+        let request =
+            c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("{prefix}{n}@load.example")));
+        async move {
+            expect_status(request, 201).await;
+        }
+    })
+    .await;
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -230,15 +250,7 @@ fn main() {
         provision_organisation(&client, &server).await;
 
         let (base, token) = tenant(&client, &server, "load").await;
-        let (c, b, t) = (client.clone(), base.clone(), token.clone());
-        drive("POST /Users", 8, 10_000, move |n| {
-            let request =
-                c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("u{n}@load.example")));
-            async move {
-                expect_status(request, 201).await;
-            }
-        })
-        .await;
+        create_users(&client, &base, &token, "POST /Users", 10_000, "u").await;
 
         let (c, b, t) = (client.clone(), base.clone(), token.clone());
         drive("GET /Users?filter=userName eq (10,000 users)", 8, 20_000, move |n| {
@@ -272,15 +284,7 @@ fn main() {
         })
         .await;
 
-        let (c, b, t) = (client.clone(), base.clone(), token.clone());
-        drive("POST /Users up to 100,000 users", 8, 89_500, move |n| {
-            let request =
-                c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("m{n}@load.example")));
-            async move {
-                expect_status(request, 201).await;
-            }
-        })
-        .await;
+        create_users(&client, &base, &token, "POST /Users up to 100,000 users", 89_500, "m").await;
         println!("server memory after 100,000 users: {:.1} MB RSS", server.rss_mb());
     });
 }
