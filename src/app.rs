@@ -19,7 +19,10 @@ use crate::{
     clock::SharedClock,
     config::Config,
     http::{ApiError, health, middleware as mw},
+    provider::{self, ProviderRuntime, keys::KeyRing},
     scim::{self, ScimRuntime},
+    sessions,
+    signin::{self, SignInRuntime},
     store::Store,
     tenants,
 };
@@ -34,11 +37,22 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// SCIM tokens' rate-limit buckets and last-use bookkeeping.
     pub scim: Arc<ScimRuntime>,
+    /// The token signing keys in force.
+    pub keys: Arc<KeyRing>,
+    pub provider: Arc<ProviderRuntime>,
+    pub signin: Arc<SignInRuntime>,
     draining: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Arc<Config>, clock: SharedClock, public_url: String) -> Self {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        clock: SharedClock,
+        public_url: String,
+        keys: KeyRing,
+        signin: SignInRuntime,
+    ) -> Self {
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         Self {
             store,
@@ -46,8 +60,16 @@ impl AppState {
             clock,
             public_url: public_url.into(),
             scim,
+            keys: Arc::new(keys),
+            provider: Arc::new(ProviderRuntime::default()),
+            signin: Arc::new(signin),
             draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Cookies are Secure (and `__Host-` prefixed) when browsers reach us over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 
     /// From now on `/readyz` answers 503, so load balancers stop sending new work.
@@ -64,9 +86,15 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(admin::router(state.clone()))
         .merge(tenants::router(state.clone()))
-        .merge(scim::admin_router(state.clone()));
+        .merge(scim::admin_router(state.clone()))
+        .merge(provider::clients::router(state.clone()))
+        .merge(provider::rotation::router(state.clone()))
+        .merge(sessions::router(state.clone()))
+        .merge(signin::admin_router(state.clone()));
     let mut app = Router::new()
         .merge(health::router())
+        .merge(provider::router())
+        .merge(signin::router())
         .nest("/api/v1", api)
         .nest("/scim/v2/{tenant}", scim::router())
         .fallback(not_found)

@@ -38,6 +38,18 @@ pub struct Config {
     pub scim_rate_limit: u32,
     /// How many SCIM requests a token may make in a burst above the sustained rate.
     pub scim_rate_burst: u32,
+    /// argon2id memory per password hash, in KiB (OWASP's minimum for argon2id is 19456).
+    pub password_hash_memory_kib: u32,
+    /// The mail relay for password links; None: links are shown to the operator instead.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `starttls` (the default), `tls` (implicit TLS, usually port 465) or `none`.
+    pub smtp_security: String,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    pub smtp_from: String,
+    /// DNS servers for domain verification (`ip:port`, comma-separated); empty: /etc/resolv.conf.
+    pub dns_resolvers: Vec<SocketAddr>,
 }
 
 impl Default for Config {
@@ -56,6 +68,14 @@ impl Default for Config {
             scim_max_body_bytes: 4 << 20,
             scim_rate_limit: 200,
             scim_rate_burst: 400,
+            password_hash_memory_kib: 19_456,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_security: "starttls".into(),
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: "Portcullis <no-reply@localhost>".into(),
+            dns_resolvers: Vec::new(),
         }
     }
 }
@@ -274,6 +294,86 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| Some(c.scim_rate_burst.to_string()),
+    },
+    Setting {
+        key: "password_hash_memory_kib",
+        secret: false,
+        parse: |c, v| {
+            c.password_hash_memory_kib = parse_in_range(v, 8, 1 << 21)? as u32;
+            Ok(())
+        },
+        show: |c| Some(c.password_hash_memory_kib.to_string()),
+    },
+    Setting {
+        key: "smtp_host",
+        secret: false,
+        parse: |c, v| {
+            c.smtp_host = Some(v.trim().to_owned()).filter(|h| !h.is_empty());
+            Ok(())
+        },
+        show: |c| c.smtp_host.clone(),
+    },
+    Setting {
+        key: "smtp_port",
+        secret: false,
+        parse: |c, v| {
+            c.smtp_port = parse_in_range(v, 1, 65535)? as u16;
+            Ok(())
+        },
+        show: |c| Some(c.smtp_port.to_string()),
+    },
+    Setting {
+        key: "smtp_security",
+        secret: false,
+        parse: |c, v| match v.trim() {
+            value @ ("starttls" | "tls" | "none") => {
+                c.smtp_security = value.to_owned();
+                Ok(())
+            }
+            other => Err(format!("`{other}` is not one of starttls, tls, none")),
+        },
+        show: |c| Some(c.smtp_security.clone()),
+    },
+    Setting {
+        key: "smtp_username",
+        secret: false,
+        parse: |c, v| {
+            c.smtp_username = Some(v.to_owned()).filter(|u| !u.is_empty());
+            Ok(())
+        },
+        show: |c| c.smtp_username.clone(),
+    },
+    Setting {
+        key: "smtp_password",
+        secret: true,
+        parse: |c, v| {
+            c.smtp_password = Some(Secret(v.to_owned()));
+            Ok(())
+        },
+        show: |c| c.smtp_password.as_ref().map(|s| s.0.clone()),
+    },
+    Setting {
+        key: "smtp_from",
+        secret: false,
+        parse: |c, v| {
+            c.smtp_from = v.trim().to_owned();
+            Ok(())
+        },
+        show: |c| Some(c.smtp_from.clone()),
+    },
+    Setting {
+        key: "dns_resolvers",
+        secret: false,
+        parse: |c, v| {
+            c.dns_resolvers = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<SocketAddr>().map_err(|_| format!("`{s}` is not an ip:port address")))
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        show: |c| Some(c.dns_resolvers.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
     },
 ];
 

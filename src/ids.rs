@@ -78,3 +78,19 @@ typed_id!(
     /// A lifecycle event or an audit record, unique across the instance.
     EntryId
 );
+typed_id!(
+    /// An OAuth client of the app (its `client_id`).
+    ClientId
+);
+typed_id!(
+    /// An authorization request waiting for the person to sign in.
+    AuthRequestId
+);
+typed_id!(
+    /// A chain of refresh tokens, each replacing the one before (RFC 6819 §5.2.2.3).
+    RefreshFamilyId
+);
+typed_id!(
+    /// A back-channel logout token waiting to be delivered to a client.
+    DeliveryId
+);

@@ -12,6 +12,7 @@ use crate::{
         Store, StoreError,
         admin_keys::{self, AdminKeyRecord},
         instance_keys::{self, InstanceKeyRecord, KeyPurpose},
+        oauth_clients::SigningAlgorithm,
     },
 };
 
@@ -25,6 +26,27 @@ pub enum InitError {
     SamlCertificate(#[from] saml::sp_cert::CertificateError),
 }
 
+fn link_signing_record(now: OffsetDateTime) -> InstanceKeyRecord {
+    let mut secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+    InstanceKeyRecord {
+        kid: format!("link-{}", uuid::Uuid::now_v7().simple()),
+        purpose: KeyPurpose::LinkSigning,
+        algorithm: "HS256".into(),
+        private_key_pem: hex::encode(secret),
+        public_jwk: None,
+        certificate_pem: None,
+        created_at: now,
+        retired_at: None,
+    }
+}
+
+/// The active link-signing secret.
+pub fn link_signing_key(records: &[InstanceKeyRecord]) -> Option<[u8; 32]> {
+    let record = records.iter().find(|k| k.purpose == KeyPurpose::LinkSigning && k.retired_at.is_none())?;
+    hex::decode(&record.private_key_pem).ok()?.try_into().ok()
+}
+
 /// The first admin API key, if this start generated one: shown once, never stored in clear.
 pub struct GeneratedAdminKey(pub String);
 
@@ -36,15 +58,28 @@ pub async fn initialise(
 ) -> Result<Option<GeneratedAdminKey>, InitError> {
     let (keys, admin_key_count) =
         store.read(|tx| Ok::<_, StoreError>((instance_keys::all(tx)?, admin_keys::all(tx)?.len()))).await?;
-    let has =
-        |purpose| keys.iter().any(|k: &InstanceKeyRecord| k.purpose == purpose && k.retired_at.is_none());
+    let has = |purpose, algorithm: &str| {
+        keys.iter().any(|k: &InstanceKeyRecord| {
+            k.purpose == purpose && k.retired_at.is_none() && (algorithm.is_empty() || k.algorithm == algorithm)
+        })
+    };
 
     let mut new_keys = Vec::new();
-    if !has(KeyPurpose::TokenSigning) {
-        new_keys.push(provider::keys::generate_es256(now)?);
-        tracing::info!("generated the token signing key");
+    for algorithm in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
+        if !has(KeyPurpose::TokenSigning, algorithm.as_str()) {
+            let generated =
+                tokio::task::spawn_blocking(move || provider::keys::generate(algorithm, now))
+                    .await
+                    .map_err(|_| StoreError::Panicked)??;
+            new_keys.push(generated);
+            tracing::info!(algorithm = algorithm.as_str(), "generated a token signing key");
+        }
     }
-    if !has(KeyPurpose::SamlServiceProvider) {
+    if !has(KeyPurpose::LinkSigning, "") {
+        new_keys.push(link_signing_record(now));
+        tracing::info!("generated the link signing key");
+    }
+    if !has(KeyPurpose::SamlServiceProvider, "") {
         let host = url::Url::parse(public_url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))

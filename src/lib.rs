@@ -12,9 +12,12 @@ pub mod directory;
 pub mod http;
 pub mod ids;
 pub mod instance;
+pub mod passwords;
 pub mod provider;
 pub mod saml;
 pub mod scim;
+pub mod sessions;
+pub mod signin;
 pub mod store;
 pub mod tenants;
 pub mod text;
@@ -67,11 +70,18 @@ pub async fn run(
         announce_first_admin_key(&key.0);
     }
 
+    provider::crypto::install();
+    let keys = load_keys(&store, clock.now()).await?;
+    let signin = signin_runtime(&store, &config).await?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
-    let state = AppState::new(store.clone(), config, clock, public_url.clone());
+    let state = AppState::new(store.clone(), config, clock, public_url.clone(), keys, signin);
     let router = app::router(state.clone());
-    let sweeper = tokio::spawn(directory::sweep_deleted_users(state.store.clone(), state.clock.clone()));
+    let background = [
+        tokio::spawn(directory::sweep_deleted_users(state.store.clone(), state.clock.clone())),
+        tokio::spawn(sessions::sweep_ended(state.store.clone(), state.clock.clone())),
+        tokio::spawn(sessions::backchannel::deliver_logouts(state.clone())),
+    ];
 
     let stopping = Arc::new(Notify::new());
     let signal = {
@@ -86,7 +96,8 @@ pub async fn run(
     println!("Portcullis listening on {public_url} (bound to {bound})");
     tracing::info!(%bound, %public_url, "listening");
 
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(signal);
     let deadline = async {
         stopping.notified().await;
         tokio::time::sleep(grace).await;
@@ -95,11 +106,51 @@ pub async fn run(
         served = server => served.context("the HTTP server failed")?,
         () = deadline => tracing::warn!(?grace, "requests still in flight after the shutdown grace period; stopping anyway"),
     }
-    sweeper.abort();
+    for task in background {
+        task.abort();
+    }
     drop(state);
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The signing keys in force, from the store.
+async fn load_keys(store: &Store, now: time::OffsetDateTime) -> anyhow::Result<provider::keys::KeyRing> {
+    let records = store.read(|tx| store::instance_keys::all(tx)).await?;
+    let set = provider::keys::KeySet::from_records(&records, now).context("the token signing keys cannot be loaded")?;
+    Ok(provider::keys::KeyRing::new(set))
+}
+
+/// Password hashing, the link-signing key and the mailer, from the settings and the store.
+async fn signin_runtime(store: &Store, config: &Config) -> anyhow::Result<signin::SignInRuntime> {
+    let records = store.read(|tx| store::instance_keys::all(tx)).await?;
+    let link_key = instance::link_signing_key(&records).context("the link signing key is missing")?;
+    let hasher = passwords::PasswordHasher::new(config.password_hash_memory_kib, 2, 1)
+        .map_err(|err| anyhow::anyhow!("password_hash_memory_kib: {err}"))?;
+    let warm = hasher.clone();
+    tokio::task::spawn_blocking(move || warm.warm_up());
+    let mailer = match &config.smtp_host {
+        None => None,
+        Some(host) => {
+            let security = match config.smtp_security.as_str() {
+                "tls" => passwords::SmtpSecurity::Tls,
+                "none" => passwords::SmtpSecurity::None,
+                _ => passwords::SmtpSecurity::StartTls,
+            };
+            let settings = passwords::SmtpSettings {
+                host: host.clone(),
+                port: config.smtp_port,
+                security,
+                username: config.smtp_username.clone(),
+                password: config.smtp_password.as_ref().map(|s| s.expose().to_owned()),
+                from: config.smtp_from.clone(),
+                timeout: std::time::Duration::from_secs(15),
+            };
+            Some(passwords::Mailer::new(settings).map_err(|err| anyhow::anyhow!("the SMTP settings are not usable: {err}"))?)
+        }
+    };
+    Ok(signin::SignInRuntime::new(link_key, hasher, mailer))
 }
 
 fn announce_first_admin_key(key: &str) {

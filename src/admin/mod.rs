@@ -1,6 +1,7 @@
 //! The operators' side: admin API keys and the extractor that guards the admin API. (The
 //! dashboard and setup links will live here too.)
 
+mod audit;
 mod auth;
 mod keys;
 
@@ -14,6 +15,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use audit::AdminChange;
 pub use auth::AdminAuth;
 pub use keys::{IssuedKey, digest, issue_key, validate_supplied_key};
 

@@ -13,10 +13,11 @@ use crate::{
     store::{
         Store, StoreError, WriteTx,
         directory::{self, Conflict, DeletedUserRecord, GroupRecord, UserRecord},
+        credentials,
         journal::{self, Actor, AuditRecord, EventRecord, Subject},
-        sessions,
         tenants::{self, TenantRecord, TenantStatus},
     },
+    sessions,
 };
 
 /// How often retained users whose period has ended are purged.
@@ -69,7 +70,7 @@ pub struct Change {
 }
 
 impl Change {
-    fn audit(
+    pub fn audit(
         &self,
         tx: &WriteTx<'_>,
         action: &str,
@@ -199,7 +200,7 @@ pub fn update_user(
     let subject = user_subject(after);
     let mut detail = detail;
     if deactivated {
-        let revoked = sessions::revoke_user(tx, after.tenant, after.id, change.now)?;
+        let revoked = sessions::end_user_sessions(tx, after.tenant, after.id, "user_deactivated", change.now)?;
         detail["sessions_revoked"] = json!(revoked);
         change.event(tx, "user.deactivated", subject.clone(), user_data(after))?;
     } else if reactivated {
@@ -218,7 +219,8 @@ pub fn update_user(
 pub fn delete_user(tx: &WriteTx<'_>, change: &Change, id: UserId) -> Result<bool, DirectoryError> {
     let retention = open_tenant(tx, change)?.deleted_user_retention_days;
     let tenant = change.tenant;
-    let revoked = sessions::revoke_user(tx, tenant, id, change.now)?;
+    let revoked = sessions::end_user_sessions(tx, tenant, id, "user_deleted", change.now)?;
+    credentials::delete(tx, tenant, id)?;
     let Some((user, groups)) = directory::delete_user(tx, tenant, id)? else {
         return Ok(false);
     };
@@ -321,9 +323,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        ids::{SessionId, TenantId},
+        ids::TenantId,
         store::{
-            directory::tests::user_record, journal, sessions::SessionRecord, tenants::TenantStatus, testing,
+            directory::tests::user_record, journal, sessions::{self as stored_sessions, SessionRecord},
+            tenants::TenantStatus, testing,
         },
     };
 
@@ -337,6 +340,8 @@ mod tests {
             status: TenantStatus::Active,
             seat_limit,
             deleted_user_retention_days: retention,
+            session_policy: Default::default(),
+            require_sso: false,
             created_at: now,
             updated_at: now,
         };
@@ -352,14 +357,7 @@ mod tests {
     }
 
     fn session(change: &Change, user: UserId) -> SessionRecord {
-        SessionRecord {
-            id: SessionId::generate(),
-            tenant: change.tenant,
-            user,
-            created_at: change.now,
-            expires_at: change.now + Duration::hours(8),
-            revoked_at: None,
-        }
+        stored_sessions::tests::session_record(change.tenant, user, change.now)
     }
 
     #[tokio::test]
@@ -373,7 +371,7 @@ mod tests {
             .write(move |tx| {
                 create_user(tx, &c, &a)?;
                 for session in &s {
-                    sessions::put(tx, session)?;
+                    stored_sessions::put(tx, session)?;
                 }
                 Ok::<_, DirectoryError>(())
             })
@@ -391,7 +389,7 @@ mod tests {
             .read(move |tx| {
                 let live = sessions
                     .iter()
-                    .map(|s| Ok(sessions::get(tx, s.id)?.is_some_and(|s| s.is_live(now))))
+                    .map(|s| Ok(stored_sessions::get(tx, s.id)?.is_some_and(|s| s.is_live(now))))
                     .collect::<Result<Vec<bool>, StoreError>>()?;
                 Ok::<_, StoreError>((
                     live,
@@ -403,7 +401,10 @@ mod tests {
             .unwrap();
         assert_eq!(live, [false, false, false]);
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["user.created", "user.deactivated"]);
+        assert_eq!(
+            kinds,
+            ["user.created", "session.revoked", "session.revoked", "session.revoked", "user.deactivated"]
+        );
         let last = audit.last().unwrap();
         assert_eq!(
             (last.action.as_str(), last.detail["sessions_revoked"].as_u64()),
@@ -437,7 +438,7 @@ mod tests {
         store
             .write(move |tx| {
                 create_user(tx, &c, &a)?;
-                sessions::put(tx, &s2)?;
+                stored_sessions::put(tx, &s2)?;
                 Ok::<_, DirectoryError>(())
             })
             .await
@@ -450,7 +451,7 @@ mod tests {
                 Ok::<_, StoreError>((
                     directory::user(tx, tenant, id)?.is_none(),
                     directory::deleted_user(tx, tenant, id)?,
-                    sessions::get(tx, s.id)?.is_some_and(|s| s.is_live(now)),
+                    stored_sessions::get(tx, s.id)?.is_some_and(|s| s.is_live(now)),
                 ))
             })
             .await

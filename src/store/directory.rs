@@ -27,6 +27,9 @@ use crate::ids::{GroupId, TenantId, UserId};
 const USERS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("users");
 const USER_NAMES: TableDefinition<(u128, &str), u128> = TableDefinition::new("user_names");
 const USER_EMAILS: TableDefinition<(u128, &str), u128> = TableDefinition::new("user_emails");
+/// (lower-case sign-in email, tenant) → user: the tenants a person has an account in, for
+/// routing an address whose domain belongs to no tenant (a password account at gmail.com).
+const SIGN_IN_EMAILS: TableDefinition<(&str, u128), u128> = TableDefinition::new("sign_in_emails");
 const USER_EXTERNAL_IDS: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("user_external_ids");
 const USER_EMAIL_VALUES: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("user_email_values");
 const GROUPS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("groups");
@@ -44,6 +47,7 @@ pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(USERS)?;
     tx.table_mut(USER_NAMES)?;
     tx.table_mut(USER_EMAILS)?;
+    tx.table_mut(SIGN_IN_EMAILS)?;
     tx.table_mut(USER_EXTERNAL_IDS)?;
     tx.table_mut(USER_EMAIL_VALUES)?;
     tx.table_mut(GROUPS)?;
@@ -164,6 +168,38 @@ pub fn user_by_email(
     }
 }
 
+/// Every (tenant, user) that signs in with `email` (lower-case), in tenant order.
+pub fn accounts_by_email(src: &impl Source, email: &str) -> Result<Vec<(TenantId, UserId)>, StoreError> {
+    let table = src.table(SIGN_IN_EMAILS)?;
+    let range = table.range((email, 0)..=(email, u128::MAX))?;
+    range
+        .map(|entry| {
+            let (key, user) = entry?;
+            Ok((TenantId::from_key(key.value().1), UserId::from_key(user.value())))
+        })
+        .collect()
+}
+
+/// Schema 2: fills `sign_in_emails` from `user_emails`.
+pub(super) fn backfill_sign_in_emails(tx: &WriteTx<'_>) -> Result<(), StoreError> {
+    let entries: Vec<(u128, String, u128)> = {
+        let emails = tx.table_mut(USER_EMAILS)?;
+        let range = emails.range::<(u128, &str)>(..)?;
+        range
+            .map(|entry| {
+                let (key, user) = entry?;
+                let (tenant, email) = key.value();
+                Ok::<_, StoreError>((tenant, email.to_owned(), user.value()))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut index = tx.table_mut(SIGN_IN_EMAILS)?;
+    for (tenant, email, user) in entries {
+        index.insert((email.as_str(), tenant), user)?;
+    }
+    Ok(())
+}
+
 pub fn user_ids_by_external_id(
     src: &impl Source,
     tenant: TenantId,
@@ -241,6 +277,7 @@ fn index_user(tx: &WriteTx<'_>, record: &UserRecord) -> Result<(), StoreError> {
     tx.table_mut(USER_NAMES)?.insert((t, record.user_name.to_lowercase().as_str()), u)?;
     if let Some(email) = &record.email {
         tx.table_mut(USER_EMAILS)?.insert((t, email.as_str()), u)?;
+        tx.table_mut(SIGN_IN_EMAILS)?.insert((email.as_str(), t), u)?;
     }
     if let Some(external_id) = &record.external_id {
         tx.table_mut(USER_EXTERNAL_IDS)?.insert((t, external_id.as_str(), u), ())?;
@@ -257,6 +294,7 @@ fn unindex_user(tx: &WriteTx<'_>, record: &UserRecord) -> Result<(), StoreError>
     tx.table_mut(USER_NAMES)?.remove((t, record.user_name.to_lowercase().as_str()))?;
     if let Some(email) = &record.email {
         tx.table_mut(USER_EMAILS)?.remove((t, email.as_str()))?;
+        tx.table_mut(SIGN_IN_EMAILS)?.remove((email.as_str(), t))?;
     }
     if let Some(external_id) = &record.external_id {
         tx.table_mut(USER_EXTERNAL_IDS)?.remove((t, external_id.as_str(), u))?;

@@ -24,6 +24,9 @@ pub enum KeyPurpose {
     TokenSigning,
     /// Signs SAML requests and decrypts assertions, as every tenant's service provider.
     SamlServiceProvider,
+    /// A symmetric secret (32 random bytes, hex in `private_key_pem`) from which the keys of
+    /// password links and form CSRF tokens are derived.
+    LinkSigning,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]

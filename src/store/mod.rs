@@ -8,10 +8,14 @@
 
 pub mod admin_keys;
 mod codec;
+pub mod credentials;
 pub mod directory;
 mod error;
+pub mod grants;
 pub mod instance_keys;
 pub mod journal;
+pub mod logout_deliveries;
+pub mod oauth_clients;
 mod schema;
 pub mod scim_tokens;
 pub mod sessions;

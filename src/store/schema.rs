@@ -5,14 +5,15 @@
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    StoreError, WriteTx, admin_keys, directory, instance_keys, journal, scim_tokens, sessions, tenants,
+    StoreError, WriteTx, admin_keys, credentials, directory, grants, instance_keys, journal, logout_deliveries,
+    oauth_clients, scim_tokens, sessions, tenants,
 };
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// A step from `to - 1` to `to`.
 pub struct Migration {
@@ -22,7 +23,10 @@ pub struct Migration {
 
 /// Every migration, in order. Add a step here (and bump `SCHEMA_VERSION`) when a table's keys
 /// change or records must be rewritten; new optional fields need none (see `codec`).
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[
+    // 2: the global index of sign-in emails, for routing addresses no tenant's domain covers.
+    Migration { to: 2, run: directory::backfill_sign_in_emails },
+];
 
 /// What opening found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,10 @@ fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     admin_keys::create_tables(tx)?;
     scim_tokens::create_tables(tx)?;
     journal::create_tables(tx)?;
+    oauth_clients::create_tables(tx)?;
+    grants::create_tables(tx)?;
+    logout_deliveries::create_tables(tx)?;
+    credentials::create_tables(tx)?;
     Ok(())
 }
 

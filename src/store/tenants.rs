@@ -8,7 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec, directory, scim_tokens, sessions};
+use super::{Record, Source, StoreError, WriteTx, codec, credentials, directory, scim_tokens, sessions};
 use crate::ids::TenantId;
 
 const TENANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("tenants");
@@ -44,8 +44,35 @@ pub struct TenantRecord {
     /// None: deleted at once.
     #[serde(default)]
     pub deleted_user_retention_days: Option<u32>,
+    /// How its people's sessions end. Defaults apply where unset.
+    #[serde(default)]
+    pub session_policy: SessionPolicy,
+    /// Its people must sign in through the tenant's SSO connection: no password, no Google.
+    #[serde(default)]
+    pub require_sso: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SessionPolicy {
+    /// Minutes without activity after which a session ends (None: the default, 12 hours).
+    pub idle_minutes: Option<u32>,
+    /// Hours after sign-in at which a session ends whatever happens (None: the default, 24).
+    pub max_hours: Option<u32>,
+}
+
+impl SessionPolicy {
+    pub const DEFAULT_IDLE_MINUTES: u32 = 12 * 60;
+    pub const DEFAULT_MAX_HOURS: u32 = 24;
+
+    pub fn idle_minutes(&self) -> u32 {
+        self.idle_minutes.unwrap_or(Self::DEFAULT_IDLE_MINUTES)
+    }
+
+    pub fn max_hours(&self) -> u32 {
+        self.max_hours.unwrap_or(Self::DEFAULT_MAX_HOURS)
+    }
 }
 
 impl Record for TenantRecord {
@@ -187,6 +214,7 @@ pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, St
     release_slug(tx, &tenant.slug)?;
     directory::delete_tenant(tx, id)?;
     sessions::delete_tenant(tx, id)?;
+    credentials::delete_tenant(tx, id)?;
     scim_tokens::delete_tenant(tx, id)?;
     tx.table_mut(TENANTS)?.remove(id.key())?;
     Ok(Some(tenant))
@@ -204,7 +232,7 @@ mod tests {
                 self,
                 tests::{group_record, user_record},
             },
-            sessions::{self, SessionRecord},
+            sessions,
             testing,
         },
     };
@@ -223,6 +251,8 @@ mod tests {
             status: TenantStatus::Active,
             seat_limit: None,
             deleted_user_retention_days: None,
+            session_policy: SessionPolicy::default(),
+            require_sso: false,
             created_at: now,
             updated_at: now,
         };
@@ -242,14 +272,7 @@ mod tests {
         let group = group_record(tenant.id, "Staff");
         directory::save_group(tx, &group)?.unwrap();
         directory::add_member(tx, tenant.id, group.id, user.id)?;
-        let session = SessionRecord {
-            id: SessionId::generate(),
-            tenant: tenant.id,
-            user: user.id,
-            created_at: now,
-            expires_at: now + Duration::hours(1),
-            revoked_at: None,
-        };
+        let session = sessions::tests::session_record(tenant.id, user.id, now);
         sessions::put(tx, &session)?;
         Ok((tenant.id, user.id, group.id, session.id))
     }

@@ -12,8 +12,9 @@ use crate::{
     ids::TenantId,
     store::{
         Source,
-        tenants::{self, DomainRecord, DomainStatus, TenantRecord, TenantStatus},
+        tenants::{self, DomainRecord, DomainStatus, SessionPolicy, TenantRecord, TenantStatus},
     },
+    sessions,
 };
 
 const MAX_DOMAINS: usize = 100;
@@ -33,6 +34,10 @@ pub struct CreateTenant {
     pub seat_limit: Option<u32>,
     #[serde(default)]
     pub deleted_user_retention_days: Option<u32>,
+    #[serde(default)]
+    pub session_policy: Option<SessionPolicy>,
+    #[serde(default)]
+    pub require_sso: Option<bool>,
 }
 
 /// A partial update: absent fields stay as they are; `null` clears an optional setting.
@@ -46,6 +51,21 @@ pub struct UpdateTenant {
     pub seat_limit: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     pub deleted_user_retention_days: Option<Option<u32>>,
+    /// Replaces the whole policy; a field left out or `null` returns to its default.
+    pub session_policy: Option<SessionPolicy>,
+    pub require_sso: Option<bool>,
+}
+
+/// Sessions last at most a year, and idle limits are at least five minutes.
+fn check_session_policy(policy: SessionPolicy) -> Result<SessionPolicy, TenantError> {
+    let invalid = |message: &str| TenantError::Invalid { field: "session_policy", message: message.into() };
+    if policy.idle_minutes.is_some_and(|m| !(5..=525_600).contains(&m)) {
+        return Err(invalid("idle_minutes must be 5 to 525600 (a year)"));
+    }
+    if policy.max_hours.is_some_and(|h| !(1..=8_760).contains(&h)) {
+        return Err(invalid("max_hours must be 1 to 8760 (a year)"));
+    }
+    Ok(policy)
 }
 
 /// Tells a field sent as `null` (Some(None)) from a field not sent (None).
@@ -98,6 +118,7 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
         });
     }
     let deleted_user_retention_days = check_retention(input.deleted_user_retention_days)?;
+    let session_policy = check_session_policy(input.session_policy.unwrap_or_default())?;
     let now = state.clock.now();
     let tenant = TenantRecord {
         id: TenantId::generate(),
@@ -106,6 +127,8 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
         status: input.status.unwrap_or(TenantStatus::Active),
         seat_limit: input.seat_limit,
         deleted_user_retention_days,
+        session_policy,
+        require_sso: input.require_sso.unwrap_or(false),
         created_at: now,
         updated_at: now,
     };
@@ -182,6 +205,7 @@ pub async fn update(
     let slug = input.slug.as_deref().map(validate::slug).transpose()?;
     let display_name = input.display_name.as_deref().map(validate::display_name).transpose()?;
     let retention = input.deleted_user_retention_days.map(check_retention).transpose()?;
+    let session_policy = input.session_policy.map(check_session_policy).transpose()?;
     let now = state.clock.now();
     let updated = state
         .store
@@ -206,6 +230,16 @@ pub async fn update(
             if let Some(days) = retention {
                 tenant.deleted_user_retention_days = days;
             }
+            if let Some(policy) = session_policy {
+                tenant.session_policy = policy;
+            }
+            if let Some(required) = input.require_sso {
+                tenant.require_sso = required;
+            }
+            // A suspended tenant's people are signed out at once, and their apps told.
+            if tenant.status == TenantStatus::Suspended {
+                sessions::end_tenant_sessions(tx, tenant.id, "tenant_suspended", now)?;
+            }
             tenant.updated_at = now;
             tenants::put(tx, &tenant)?;
             let domains = tenants::domains(tx, tenant.id)?;
@@ -217,10 +251,12 @@ pub async fn update(
 }
 
 pub async fn delete(state: &AppState, reference: String) -> Result<(), TenantError> {
+    let now = state.clock.now();
     let deleted = state
         .store
         .write(move |tx| {
             let tenant = resolve(tx, &reference)?;
+            sessions::end_tenant_sessions(tx, tenant.id, "tenant_deleted", now)?;
             tenants::delete(tx, tenant.id)?;
             Ok::<_, TenantError>(tenant.id)
         })

@@ -23,6 +23,9 @@ pub struct TenantView {
     pub seat_limit: Option<u32>,
     /// Days a deleted user's data is kept before it is purged (null: deleted at once).
     pub deleted_user_retention_days: Option<u32>,
+    pub session_policy: SessionPolicyView,
+    /// Its people must sign in through SSO (no password or Google sign-in).
+    pub require_sso: bool,
     pub domains: Vec<DomainView>,
     /// What the tenant's IdP administrator needs to configure provisioning and sign-in.
     pub urls: TenantUrls,
@@ -35,12 +38,29 @@ pub struct TenantView {
 #[derive(Debug, Serialize)]
 pub struct TenantUrls {
     pub scim_base_url: String,
+    /// The vanity sign-in address: goes straight to the tenant's way of signing in.
+    pub login_url: String,
+}
+
+/// The effective values, defaults filled in.
+#[derive(Debug, Serialize)]
+pub struct SessionPolicyView {
+    pub idle_minutes: u32,
+    pub max_hours: u32,
 }
 
 impl TenantView {
     pub fn new(tenant: TenantRecord, domains: Vec<DomainRecord>, public_url: &str) -> Self {
         Self {
-            urls: TenantUrls { scim_base_url: format!("{public_url}/scim/v2/{}", tenant.id) },
+            urls: TenantUrls {
+                scim_base_url: format!("{public_url}/scim/v2/{}", tenant.id),
+                login_url: format!("{public_url}/t/{}", tenant.slug),
+            },
+            session_policy: SessionPolicyView {
+                idle_minutes: tenant.session_policy.idle_minutes(),
+                max_hours: tenant.session_policy.max_hours(),
+            },
+            require_sso: tenant.require_sso,
             id: tenant.id,
             slug: tenant.slug,
             display_name: tenant.display_name,

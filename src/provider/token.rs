@@ -1,0 +1,375 @@
+//! The token endpoint (RFC 6749 §3.2): the `authorization_code` grant with PKCE, and the
+//! `refresh_token` grant with rotation and reuse detection (RFC 9700 §4.14.2).
+//!
+//! Every check that depends on state runs inside the write that consumes the code or the refresh
+//! token, so two concurrent exchanges of one code cannot both succeed. A refused exchange that
+//! must still change something (a reused code or refresh token revokes what it led to) commits
+//! that change and then answers with the error.
+
+use axum::{
+    Form, Json,
+    extract::{State, rejection::FormRejection},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use super::{
+    OAuthError,
+    authorize::{random_token, verifier_matches},
+    claims::{AccessClaims, user_claims},
+    clients::{self, ClientCredentials},
+};
+use crate::{
+    app::AppState,
+    ids::{RefreshFamilyId, SessionId},
+    sessions,
+    store::{
+        Source, StoreError, WriteTx,
+        directory::{self, UserRecord},
+        grants::{self, CodeRecord, RefreshFamilyRecord, RefreshTokenRecord},
+        oauth_clients::OAuthClientRecord,
+        sessions::{self as stored_sessions, SessionRecord},
+        tenants::{self, DomainStatus, TenantRecord, TenantStatus},
+    },
+};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    scope: Option<String>,
+    #[serde(flatten)]
+    credentials: ClientCredentials,
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenRequest>, FormRejection>,
+) -> Response {
+    let Ok(Form(request)) = form else {
+        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded token parameters")
+            .into_response();
+    };
+    match exchange(&state, &headers, request).await {
+        Ok(body) => no_store(Json(body).into_response()),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn exchange(state: &AppState, headers: &HeaderMap, request: TokenRequest) -> Result<Value, OAuthError> {
+    let credentials = &request.credentials;
+    let client = state.store.read(|tx| clients::authenticate(tx, headers, credentials, true)).await?;
+    match request.grant_type.as_deref() {
+        Some("authorization_code") => redeem_code(state, &client, &request).await,
+        Some("refresh_token") => refresh(state, &client, &request).await,
+        Some(_) => Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token")),
+        None => Err(OAuthError::invalid_request("grant_type is required")),
+    }
+}
+
+/// What a successful exchange produced, before the tokens are signed.
+struct Grant {
+    user: UserRecord,
+    tenant: TenantRecord,
+    session: SessionRecord,
+    scopes: Vec<String>,
+    nonce: Option<String>,
+    refresh_token: Option<String>,
+    email_verified: bool,
+}
+
+enum Redeemed {
+    Granted(Box<Grant>),
+    /// The code was used before: what it issued was revoked in this commit.
+    Replayed,
+}
+
+async fn redeem_code(state: &AppState, client: &OAuthClientRecord, request: &TokenRequest) -> Result<Value, OAuthError> {
+    let code = request.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let verifier =
+        request.code_verifier.clone().ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    let redirect_uri =
+        request.redirect_uri.clone().ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    let digest: [u8; 32] = Sha256::digest(code.as_bytes()).into();
+    let now = state.clock.now();
+    let jti = uuid::Uuid::new_v4();
+    let access_expires_at = now + Duration::seconds(i64::from(client.access_token_ttl_secs));
+    let refresh_token = random_token("pcrt_");
+    let refresh_digest: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
+    let family_id = RefreshFamilyId::generate();
+    let (client_record, refresh_value) = (client.clone(), refresh_token.clone());
+    let outcome = state
+        .store
+        .write(move |tx| {
+            let Some(mut record) = grants::code(tx, &digest)? else {
+                return Err(OAuthError::invalid_grant("the code is not valid"));
+            };
+            if record.redeemed_at.is_some() {
+                revoke_what_code_issued(tx, &record, now)?;
+                return Ok(Redeemed::Replayed);
+            }
+            check_code(&record, &client_record, &redirect_uri, &verifier, now)?;
+            let (user, tenant, session) = live_subject(tx, &record.tenant, record.user, record.session, now)?;
+            let wants_refresh =
+                client_record.refresh_token_ttl_secs > 0 && record.scopes.iter().any(|s| s == "offline_access");
+            record.redeemed_at = Some(now);
+            record.access_token_jti = Some(jti.as_u128());
+            record.access_token_expires_at = Some(access_expires_at);
+            if wants_refresh {
+                record.family = Some(family_id);
+                start_family(tx, &client_record, &record, &session, family_id, &refresh_digest, now)?;
+            }
+            grants::put_code(tx, &digest, &record)?;
+            sessions::touch(tx, session.id, Some(client_record.id), now)?;
+            let email_verified = email_verified(tx, &tenant, &user)?;
+            Ok(Redeemed::Granted(Box::new(Grant {
+                user,
+                tenant,
+                session,
+                scopes: record.scopes.clone(),
+                nonce: record.nonce.clone(),
+                refresh_token: wants_refresh.then(|| refresh_value.clone()),
+                email_verified,
+            })))
+        })
+        .await?;
+    match outcome {
+        Redeemed::Granted(grant) => issue(state, client, *grant, jti, now, true),
+        Redeemed::Replayed => {
+            tracing::warn!(client_id = %client.id, "an authorization code was presented twice; its tokens are revoked");
+            Err(OAuthError::invalid_grant("the code is not valid"))
+        }
+    }
+}
+
+fn check_code(
+    record: &CodeRecord,
+    client: &OAuthClientRecord,
+    redirect_uri: &str,
+    verifier: &str,
+    now: OffsetDateTime,
+) -> Result<(), OAuthError> {
+    // One answer for every reason: the client learns nothing about codes that are not its own.
+    let refused = || OAuthError::invalid_grant("the code is not valid");
+    if record.client != client.id || record.expires_at <= now {
+        return Err(refused());
+    }
+    if record.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request's"));
+    }
+    if !verifier_matches(verifier, &record.code_challenge) {
+        return Err(OAuthError::invalid_grant("the code_verifier does not match the code_challenge"));
+    }
+    Ok(())
+}
+
+/// RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
+fn revoke_what_code_issued(tx: &WriteTx<'_>, record: &CodeRecord, now: OffsetDateTime) -> Result<(), StoreError> {
+    if let Some(family) = record.family {
+        grants::revoke_refresh_family(tx, family, "code_reused", now)?;
+    }
+    if let (Some(jti), Some(expires_at)) = (record.access_token_jti, record.access_token_expires_at) {
+        grants::revoke_access_token(tx, jti, expires_at)?;
+    }
+    Ok(())
+}
+
+/// The user, tenant and session a grant is for, all still active.
+fn live_subject(
+    src: &impl Source,
+    tenant: &crate::ids::TenantId,
+    user: crate::ids::UserId,
+    session: SessionId,
+    now: OffsetDateTime,
+) -> Result<(UserRecord, TenantRecord, SessionRecord), OAuthError> {
+    let ended = || OAuthError::invalid_grant("the session has ended");
+    let session = stored_sessions::get(src, session)?.filter(|s| s.is_live(now)).ok_or_else(ended)?;
+    let user = directory::user(src, *tenant, user)?.filter(|u| u.active).ok_or_else(ended)?;
+    let tenant = tenants::get(src, *tenant)?.filter(|t| t.status == TenantStatus::Active).ok_or_else(ended)?;
+    Ok((user, tenant, session))
+}
+
+fn start_family(
+    tx: &WriteTx<'_>,
+    client: &OAuthClientRecord,
+    code: &CodeRecord,
+    session: &SessionRecord,
+    id: RefreshFamilyId,
+    digest: &[u8; 32],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let family = RefreshFamilyRecord {
+        id,
+        client: client.id,
+        tenant: code.tenant,
+        user: code.user,
+        session: session.id,
+        scopes: code.scopes.clone(),
+        auth_time: code.auth_time,
+        created_at: now,
+        expires_at: session.expires_at,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    grants::put_refresh_family(tx, &family)?;
+    grants::put_refresh_token(tx, digest, &refresh_record(client, &family, now))
+}
+
+fn refresh_record(client: &OAuthClientRecord, family: &RefreshFamilyRecord, now: OffsetDateTime) -> RefreshTokenRecord {
+    let ttl_end = now + Duration::seconds(i64::from(client.refresh_token_ttl_secs));
+    RefreshTokenRecord { family: family.id, issued_at: now, expires_at: ttl_end.min(family.expires_at), replaced_at: None }
+}
+
+enum Refreshed {
+    Granted(Box<Grant>),
+    /// A replaced token came back: the family was revoked in this commit.
+    Reused,
+}
+
+async fn refresh(state: &AppState, client: &OAuthClientRecord, request: &TokenRequest) -> Result<Value, OAuthError> {
+    let presented =
+        request.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let narrowed: Option<Vec<String>> =
+        request.scope.as_deref().map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect());
+    let now = state.clock.now();
+    let jti = uuid::Uuid::new_v4();
+    let next = random_token("pcrt_");
+    let next_digest: [u8; 32] = Sha256::digest(next.as_bytes()).into();
+    let (client_record, next_value) = (client.clone(), next.clone());
+    let outcome = state
+        .store
+        .write(move |tx| {
+            let refused = || OAuthError::invalid_grant("the refresh token is not valid");
+            let mut token = grants::refresh_token(tx, &digest)?.ok_or_else(refused)?;
+            let family = grants::refresh_family(tx, token.family)?.ok_or_else(refused)?;
+            if family.client != client_record.id || family.revoked_at.is_some() || token.expires_at <= now {
+                return Err(refused());
+            }
+            if token.replaced_at.is_some() {
+                grants::revoke_refresh_family(tx, family.id, "reuse_detected", now)?;
+                return Ok(Refreshed::Reused);
+            }
+            let (user, tenant, session) = live_subject(tx, &family.tenant, family.user, family.session, now)?;
+            let scopes = match &narrowed {
+                Some(asked) if asked.iter().any(|s| !family.scopes.contains(s)) => {
+                    return Err(OAuthError::new("invalid_scope", "a refresh cannot add scopes"));
+                }
+                Some(asked) => asked.clone(),
+                None => family.scopes.clone(),
+            };
+            token.replaced_at = Some(now);
+            grants::put_refresh_token(tx, &digest, &token)?;
+            grants::put_refresh_token(tx, &next_digest, &refresh_record(&client_record, &family, now))?;
+            sessions::touch(tx, session.id, Some(client_record.id), now)?;
+            let email_verified = email_verified(tx, &tenant, &user)?;
+            Ok(Refreshed::Granted(Box::new(Grant {
+                user,
+                tenant,
+                session,
+                scopes,
+                nonce: None,
+                refresh_token: Some(next_value.clone()),
+                email_verified,
+            })))
+        })
+        .await?;
+    match outcome {
+        Refreshed::Granted(grant) => issue(state, client, *grant, jti, now, true),
+        Refreshed::Reused => {
+            tracing::warn!(client_id = %client.id, "a replaced refresh token was presented; its family is revoked");
+            Err(OAuthError::invalid_grant("the refresh token is not valid"))
+        }
+    }
+}
+
+/// Whether the user's email is at a domain the tenant has proved it controls.
+pub(super) fn email_verified(src: &impl Source, tenant: &TenantRecord, user: &UserRecord) -> Result<bool, StoreError> {
+    let Some(domain) = user.email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d) else {
+        return Ok(false);
+    };
+    Ok(tenants::domain(src, tenant.id, domain)?.is_some_and(|d| d.status == DomainStatus::Verified))
+}
+
+/// Signs the access token and ID token of a grant and shapes the token response.
+fn issue(
+    state: &AppState,
+    client: &OAuthClientRecord,
+    grant: Grant,
+    jti: uuid::Uuid,
+    now: OffsetDateTime,
+    with_id_token: bool,
+) -> Result<Value, OAuthError> {
+    let keys = state.keys.current();
+    let issuer = state.public_url.to_string();
+    let scope = grant.scopes.join(" ");
+    let access = AccessClaims {
+        iss: issuer.clone(),
+        sub: grant.user.id.to_string(),
+        aud: client.id.to_string(),
+        client_id: client.id.to_string(),
+        exp: (now + Duration::seconds(i64::from(client.access_token_ttl_secs))).unix_timestamp(),
+        iat: now.unix_timestamp(),
+        jti: jti.hyphenated().to_string(),
+        scope: scope.clone(),
+        sid: grant.session.id.to_string(),
+        org_id: grant.tenant.id.to_string(),
+        auth_time: grant.session.created_at.unix_timestamp(),
+    };
+    let signing_failed = |err: super::keys::TokenError| {
+        tracing::error!(%err, "cannot sign a token");
+        OAuthError::server_error()
+    };
+    let access_token = keys.sign(client.id_token_signing_alg, "at+jwt", &access).map_err(signing_failed)?;
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": client.access_token_ttl_secs,
+        "scope": scope,
+    });
+    if with_id_token {
+        let id_token = id_token(client, &grant, &issuer, now);
+        body["id_token"] = json!(keys.sign(client.id_token_signing_alg, "JWT", &id_token).map_err(signing_failed)?);
+    }
+    if let Some(refresh_token) = grant.refresh_token {
+        body["refresh_token"] = json!(refresh_token);
+    }
+    Ok(body)
+}
+
+fn id_token(client: &OAuthClientRecord, grant: &Grant, issuer: &str, now: OffsetDateTime) -> Value {
+    let mut claims = user_claims(&grant.user, &grant.tenant, &grant.scopes, grant.email_verified);
+    let standard = json!({
+        "iss": issuer,
+        "sub": grant.user.id,
+        "aud": client.id,
+        "azp": client.id,
+        "exp": (now + Duration::seconds(i64::from(client.id_token_ttl_secs))).unix_timestamp(),
+        "iat": now.unix_timestamp(),
+        "auth_time": grant.session.created_at.unix_timestamp(),
+        "sid": grant.session.id,
+        "amr": grant.session.amr,
+        "idp": grant.session.idp,
+    });
+    if let Value::Object(standard) = standard {
+        claims.extend(standard);
+    }
+    if let Some(nonce) = &grant.nonce {
+        claims.insert("nonce".into(), json!(nonce));
+    }
+    Value::Object(claims)
+}
