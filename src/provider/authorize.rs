@@ -8,7 +8,10 @@
 
 use axum::{
     Form,
-    extract::{Query, State, rejection::FormRejection},
+    extract::{
+        Query, State,
+        rejection::{FormRejection, QueryRejection},
+    },
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Redirect, Response},
 };
@@ -63,9 +66,21 @@ pub struct AuthorizeParams {
 pub async fn authorize_get(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<AuthorizeParams>,
+    query: Result<Query<AuthorizeParams>, QueryRejection>,
 ) -> Response {
-    authorize(state, headers, params).await
+    match query {
+        Ok(Query(params)) => authorize(state, headers, params).await,
+        // A repeated parameter (RFC 6749 §3.1): not even the redirect URI can be trusted.
+        Err(_) => unreadable_request(),
+    }
+}
+
+fn unreadable_request() -> Response {
+    pages::error(
+        axum::http::StatusCode::BAD_REQUEST,
+        "This sign-in link is not valid",
+        "The application sent a request Portcullis cannot read. Go back to the application and try again.",
+    )
 }
 
 pub async fn authorize_post(
@@ -75,11 +90,7 @@ pub async fn authorize_post(
 ) -> Response {
     match form {
         Ok(Form(params)) => authorize(state, headers, params).await,
-        Err(_) => pages::error(
-            axum::http::StatusCode::BAD_REQUEST,
-            "This sign-in link is not valid",
-            "The application sent a request Portcullis cannot read. Go back to the application and try again.",
-        ),
+        Err(_) => unreadable_request(),
     }
 }
 

@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod http_basics;
 mod lifecycle;
+mod provider;
 mod scim;
 mod server;
 mod tenants;
