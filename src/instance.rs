@@ -60,17 +60,18 @@ pub async fn initialise(
         store.read(|tx| Ok::<_, StoreError>((instance_keys::all(tx)?, admin_keys::all(tx)?.len()))).await?;
     let has = |purpose, algorithm: &str| {
         keys.iter().any(|k: &InstanceKeyRecord| {
-            k.purpose == purpose && k.retired_at.is_none() && (algorithm.is_empty() || k.algorithm == algorithm)
+            k.purpose == purpose
+                && k.retired_at.is_none()
+                && (algorithm.is_empty() || k.algorithm == algorithm)
         })
     };
 
     let mut new_keys = Vec::new();
     for algorithm in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
         if !has(KeyPurpose::TokenSigning, algorithm.as_str()) {
-            let generated =
-                tokio::task::spawn_blocking(move || provider::keys::generate(algorithm, now))
-                    .await
-                    .map_err(|_| StoreError::Panicked)??;
+            let generated = tokio::task::spawn_blocking(move || provider::keys::generate(algorithm, now))
+                .await
+                .map_err(|_| StoreError::Panicked)??;
             new_keys.push(generated);
             tracing::info!(algorithm = algorithm.as_str(), "generated a token signing key");
         }

@@ -71,8 +71,9 @@ pub async fn run(
     }
 
     provider::crypto::install();
-    let keys = load_keys(&store, clock.now()).await?;
-    let signin = signin_runtime(&store, &config).await?;
+    let key_records = store.read(store::instance_keys::all).await?;
+    let keys = load_keys(&key_records, clock.now())?;
+    let signin = signin_runtime(&key_records, &config)?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
     let state = AppState::new(store.clone(), config, clock, public_url.clone(), keys, signin);
@@ -116,16 +117,21 @@ pub async fn run(
 }
 
 /// The signing keys in force, from the store.
-async fn load_keys(store: &Store, now: time::OffsetDateTime) -> anyhow::Result<provider::keys::KeyRing> {
-    let records = store.read(|tx| store::instance_keys::all(tx)).await?;
-    let set = provider::keys::KeySet::from_records(&records, now).context("the token signing keys cannot be loaded")?;
+fn load_keys(
+    records: &[store::instance_keys::InstanceKeyRecord],
+    now: time::OffsetDateTime,
+) -> anyhow::Result<provider::keys::KeyRing> {
+    let set = provider::keys::KeySet::from_records(records, now)
+        .context("the token signing keys cannot be loaded")?;
     Ok(provider::keys::KeyRing::new(set))
 }
 
 /// Password hashing, the link-signing key and the mailer, from the settings and the store.
-async fn signin_runtime(store: &Store, config: &Config) -> anyhow::Result<signin::SignInRuntime> {
-    let records = store.read(|tx| store::instance_keys::all(tx)).await?;
-    let link_key = instance::link_signing_key(&records).context("the link signing key is missing")?;
+fn signin_runtime(
+    records: &[store::instance_keys::InstanceKeyRecord],
+    config: &Config,
+) -> anyhow::Result<signin::SignInRuntime> {
+    let link_key = instance::link_signing_key(records).context("the link signing key is missing")?;
     let hasher = passwords::PasswordHasher::new(config.password_hash_memory_kib, 2, 1)
         .map_err(|err| anyhow::anyhow!("password_hash_memory_kib: {err}"))?;
     let warm = hasher.clone();
@@ -147,7 +153,10 @@ async fn signin_runtime(store: &Store, config: &Config) -> anyhow::Result<signin
                 from: config.smtp_from.clone(),
                 timeout: std::time::Duration::from_secs(15),
             };
-            Some(passwords::Mailer::new(settings).map_err(|err| anyhow::anyhow!("the SMTP settings are not usable: {err}"))?)
+            Some(
+                passwords::Mailer::new(settings)
+                    .map_err(|err| anyhow::anyhow!("the SMTP settings are not usable: {err}"))?,
+            )
         }
     };
     Ok(signin::SignInRuntime::new(link_key, hasher, mailer))

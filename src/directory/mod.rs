@@ -10,14 +10,13 @@ use time::{Duration, OffsetDateTime};
 use crate::{
     clock::SharedClock,
     ids::{EntryId, GroupId, TenantId, UserId},
+    sessions,
     store::{
-        Store, StoreError, WriteTx,
+        Store, StoreError, WriteTx, credentials,
         directory::{self, Conflict, DeletedUserRecord, GroupRecord, UserRecord},
-        credentials,
         journal::{self, Actor, AuditRecord, EventRecord, Subject},
         tenants::{self, TenantRecord, TenantStatus},
     },
-    sessions,
 };
 
 /// How often retained users whose period has ended are purged.
@@ -200,7 +199,8 @@ pub fn update_user(
     let subject = user_subject(after);
     let mut detail = detail;
     if deactivated {
-        let revoked = sessions::end_user_sessions(tx, after.tenant, after.id, "user_deactivated", change.now)?;
+        let revoked =
+            sessions::end_user_sessions(tx, after.tenant, after.id, "user_deactivated", change.now)?;
         detail["sessions_revoked"] = json!(revoked);
         change.event(tx, "user.deactivated", subject.clone(), user_data(after))?;
     } else if reactivated {
@@ -325,8 +325,11 @@ mod tests {
     use crate::{
         ids::TenantId,
         store::{
-            directory::tests::user_record, journal, sessions::{self as stored_sessions, SessionRecord},
-            tenants::TenantStatus, testing,
+            directory::tests::user_record,
+            journal,
+            sessions::{self as stored_sessions, SessionRecord},
+            tenants::TenantStatus,
+            testing,
         },
     };
 

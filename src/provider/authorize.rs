@@ -28,8 +28,7 @@ use crate::{
     sessions::{self, NewSession, cookie},
     signin::pages,
     store::{
-        StoreError,
-        directory,
+        StoreError, directory,
         grants::{self, AuthorizationRequestRecord, CodeRecord},
         oauth_clients::{self, OAuthClientRecord},
         sessions::{self as stored_sessions, SessionRecord},
@@ -132,7 +131,8 @@ async fn authorize(state: AppState, headers: HeaderMap, params: AuthorizeParams)
         Ok(client) => client,
         Err(response) => return response,
     };
-    let (redirect_uri, issuer) = (params.redirect_uri.clone().unwrap_or_default(), state.public_url.to_string());
+    let (redirect_uri, issuer) =
+        (params.redirect_uri.clone().unwrap_or_default(), state.public_url.to_string());
     let back = ReturnTo { redirect_uri: &redirect_uri, state: params.state.as_deref(), issuer: &issuer };
     let now = state.clock.now();
     let request = match validate(&state, &client, &params, now).await {
@@ -210,7 +210,8 @@ async fn validate(
         return Err(invalid("only response_mode=query is supported"));
     }
     let scopes = requested_scopes(client, params.scope.as_deref())?;
-    let challenge = params.code_challenge.as_deref().ok_or_else(|| invalid("code_challenge is required (PKCE)"))?;
+    let challenge =
+        params.code_challenge.as_deref().ok_or_else(|| invalid("code_challenge is required (PKCE)"))?;
     if params.code_challenge_method.as_deref() != Some("S256") {
         return Err(invalid("code_challenge_method must be S256"));
     }
@@ -219,16 +220,26 @@ async fn validate(
     }
     let max_age = match params.max_age.as_deref() {
         None => None,
-        Some(value) => Some(value.parse::<u64>().map_err(|_| invalid("max_age must be a number of seconds"))?),
+        Some(value) => {
+            Some(value.parse::<u64>().map_err(|_| invalid("max_age must be a number of seconds"))?)
+        }
     };
-    let prompts: Vec<&str> = params.prompt.as_deref().unwrap_or_default().split(' ').filter(|p| !p.is_empty()).collect();
+    let prompts: Vec<&str> =
+        params.prompt.as_deref().unwrap_or_default().split(' ').filter(|p| !p.is_empty()).collect();
     if prompts.contains(&"none") && prompts.len() > 1 {
         return Err(invalid("prompt=none cannot be combined with other values"));
     }
     let tenant = match params.organization.clone() {
         None => None,
         Some(reference) => {
-            let found = state.store.read(move |tx| crate::tenants::resolve(tx, &reference).ok().map_or(Ok(None), |t| Ok::<_, StoreError>(Some(t)))).await;
+            let found = state
+                .store
+                .read(move |tx| {
+                    crate::tenants::resolve(tx, &reference)
+                        .ok()
+                        .map_or(Ok(None), |t| Ok::<_, StoreError>(Some(t)))
+                })
+                .await;
             match found {
                 Ok(Some(tenant)) if tenant.status == TenantStatus::Active => Some(tenant.id),
                 Ok(_) => return Err(invalid("organization is not a known organization")),
@@ -395,7 +406,8 @@ async fn finish(
     state
         .store
         .write(move |tx| {
-            let user_active = directory::user(tx, stored_session.tenant, stored_session.user)?.is_some_and(|u| u.active);
+            let user_active =
+                directory::user(tx, stored_session.tenant, stored_session.user)?.is_some_and(|u| u.active);
             let tenant_active =
                 tenants::get(tx, stored_session.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
             if !user_active || !tenant_active {

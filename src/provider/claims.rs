@@ -32,7 +32,12 @@ impl AccessClaims {
 
 /// The person's claims that scopes release (OpenID Connect Core §5.4), plus the tenant and roles,
 /// which every token carries.
-pub fn user_claims(user: &UserRecord, tenant: &TenantRecord, scopes: &[String], email_verified: bool) -> Map<String, Value> {
+pub fn user_claims(
+    user: &UserRecord,
+    tenant: &TenantRecord,
+    scopes: &[String],
+    email_verified: bool,
+) -> Map<String, Value> {
     let mut claims = Map::new();
     claims.insert("org_id".into(), json!(tenant.id));
     claims.insert("org_slug".into(), json!(tenant.slug));

@@ -170,12 +170,27 @@ impl ClientSettings {
             }
             Ok(value)
         };
-        client.access_token_ttl_secs =
-            ttl("access_token_ttl_secs", self.access_token_ttl_secs, client.access_token_ttl_secs, 60, MAX_TOKEN_TTL_SECS)?;
-        client.id_token_ttl_secs =
-            ttl("id_token_ttl_secs", self.id_token_ttl_secs, client.id_token_ttl_secs, 60, MAX_TOKEN_TTL_SECS)?;
-        client.refresh_token_ttl_secs =
-            ttl("refresh_token_ttl_secs", self.refresh_token_ttl_secs, client.refresh_token_ttl_secs, 0, MAX_REFRESH_TTL)?;
+        client.access_token_ttl_secs = ttl(
+            "access_token_ttl_secs",
+            self.access_token_ttl_secs,
+            client.access_token_ttl_secs,
+            60,
+            MAX_TOKEN_TTL_SECS,
+        )?;
+        client.id_token_ttl_secs = ttl(
+            "id_token_ttl_secs",
+            self.id_token_ttl_secs,
+            client.id_token_ttl_secs,
+            60,
+            MAX_TOKEN_TTL_SECS,
+        )?;
+        client.refresh_token_ttl_secs = ttl(
+            "refresh_token_ttl_secs",
+            self.refresh_token_ttl_secs,
+            client.refresh_token_ttl_secs,
+            0,
+            MAX_REFRESH_TTL,
+        )?;
         if let Some(alg) = self.id_token_signing_alg {
             client.id_token_signing_alg = alg;
         }
@@ -184,7 +199,8 @@ impl ClientSettings {
                 uri.map(|u| check_uri("backchannel_logout_uri", &u, false)).transpose()?;
         }
         if let Some(uri) = self.initiate_login_uri {
-            client.initiate_login_uri = uri.map(|u| check_uri("initiate_login_uri", &u, false)).transpose()?;
+            client.initiate_login_uri =
+                uri.map(|u| check_uri("initiate_login_uri", &u, false)).transpose()?;
         }
         if client.redirect_uris.is_empty() {
             return Err(ApiError::invalid("redirect_uris", "at least one redirect URI is needed"));
@@ -268,12 +284,15 @@ fn not_found(id: &str) -> ApiError {
 }
 
 async fn list(State(state): State<AppState>) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    let clients = state.store.read(|tx| oauth_clients::all(tx)).await?;
+    let clients = state.store.read(oauth_clients::all).await?;
     let items: Vec<ClientView> = clients.into_iter().map(Into::into).collect();
     Ok(ApiJson(json!({ "items": items })))
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<ApiJson<ClientView>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<ClientView>, ApiError> {
     let client_id: ClientId = id.parse().map_err(|_| not_found(&id))?;
     let client = state.store.read(move |tx| oauth_clients::get(tx, client_id)).await?;
     Ok(ApiJson(client.ok_or_else(|| not_found(&id))?.into()))
@@ -334,7 +353,8 @@ async fn update(
         return Err(ApiError::invalid("public", "a client's type is chosen when it is created"));
     }
     let now = state.clock.now();
-    let current = state.store.read(move |tx| oauth_clients::get(tx, client_id)).await?.ok_or_else(|| not_found(&id))?;
+    let current =
+        state.store.read(move |tx| oauth_clients::get(tx, client_id)).await?.ok_or_else(|| not_found(&id))?;
     let mut client = current.clone();
     settings.apply(&mut client)?;
     client.updated_at = now;
@@ -442,7 +462,8 @@ pub fn authenticate(
     let client = oauth_clients::get(src, client_id)?.ok_or_else(OAuthError::invalid_client)?;
     match (&client.secret_digest, secret) {
         (Some(expected), Some(secret)) => {
-            let matches: bool = subtle::ConstantTimeEq::ct_eq(&secret_digest(&secret)[..], &expected[..]).into();
+            let matches: bool =
+                subtle::ConstantTimeEq::ct_eq(&secret_digest(&secret)[..], &expected[..]).into();
             if matches { Ok(client) } else { Err(OAuthError::invalid_client()) }
         }
         (None, None) if allow_public => Ok(client),
@@ -480,7 +501,10 @@ pub(crate) mod tests {
     use super::*;
 
     /// A confidential client whose secret is `pccs_test`.
-    pub(crate) fn client_record(backchannel_logout_uri: Option<&str>, now: OffsetDateTime) -> OAuthClientRecord {
+    pub(crate) fn client_record(
+        backchannel_logout_uri: Option<&str>,
+        now: OffsetDateTime,
+    ) -> OAuthClientRecord {
         OAuthClientRecord {
             id: ClientId::generate(),
             name: "app".into(),

@@ -45,7 +45,8 @@ struct OpenSslRs256 {
 impl OpenSslRs256 {
     fn new(key: &EncodingKey) -> Result<Self, Error> {
         // jsonwebtoken keeps an RSA private key as PKCS#1 DER.
-        let rsa = Rsa::private_key_from_der(key.as_bytes()).map_err(|_| Error::from(ErrorKind::InvalidRsaKey(String::new())))?;
+        let rsa = Rsa::private_key_from_der(key.as_bytes())
+            .map_err(|_| Error::from(ErrorKind::InvalidRsaKey(String::new())))?;
         let key = PKey::from_rsa(rsa).map_err(|_| Error::from(ErrorKind::InvalidRsaKey(String::new())))?;
         Ok(Self { key })
     }
@@ -53,7 +54,8 @@ impl OpenSslRs256 {
 
 impl signature::Signer<Vec<u8>> for OpenSslRs256 {
     fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
-        let mut signer = Signer::new(MessageDigest::sha256(), &self.key).map_err(signature::Error::from_source)?;
+        let mut signer =
+            Signer::new(MessageDigest::sha256(), &self.key).map_err(signature::Error::from_source)?;
         signer.sign_oneshot_to_vec(message).map_err(signature::Error::from_source)
     }
 }
@@ -79,19 +81,26 @@ mod tests {
         let rsa = Rsa::generate(2048).unwrap();
         let pem = rsa.private_key_to_pem().unwrap();
         let claims = json!({ "sub": "ada", "exp": 4_000_000_000u64 });
-        let token = encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap();
+        let token =
+            encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(&pem).unwrap())
+                .unwrap();
 
         // OpenSSL's own verification of the signature over "header.payload".
         let (signed, signature) = token.rsplit_once('.').unwrap();
         let public = PKey::public_key_from_pem(&rsa.public_key_to_pem().unwrap()).unwrap();
         let mut verifier = Verifier::new(MessageDigest::sha256(), &public).unwrap();
-        assert!(verifier.verify_oneshot(&URL_SAFE_NO_PAD.decode(signature).unwrap(), signed.as_bytes()).unwrap());
+        assert!(
+            verifier.verify_oneshot(&URL_SAFE_NO_PAD.decode(signature).unwrap(), signed.as_bytes()).unwrap()
+        );
 
         // And jsonwebtoken's RustCrypto verifier, from the public components as a JWKS gives them.
         let (n, e) = (URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), URL_SAFE_NO_PAD.encode(rsa.e().to_vec()));
-        let decoded =
-            decode::<Value>(&token, &DecodingKey::from_rsa_components(&n, &e).unwrap(), &Validation::new(Algorithm::RS256))
-                .unwrap();
+        let decoded = decode::<Value>(
+            &token,
+            &DecodingKey::from_rsa_components(&n, &e).unwrap(),
+            &Validation::new(Algorithm::RS256),
+        )
+        .unwrap();
         assert_eq!(decoded.claims, claims);
     }
 }

@@ -57,7 +57,9 @@ impl From<StoreError> for OAuthError {
     fn from(err: StoreError) -> Self {
         tracing::error!(%err, "store failure in the OpenID Provider");
         match err {
-            StoreError::Closed => Self::new("temporarily_unavailable", "the server is shutting down; try again"),
+            StoreError::Closed => {
+                Self::new("temporarily_unavailable", "the server is shutting down; try again")
+            }
             _ => Self::server_error(),
         }
     }

@@ -51,7 +51,8 @@ impl VerifiedTokens {
         let claims = match known {
             Some(claims) => claims,
             None => {
-                let claims: AccessClaims = state.keys.current().verify(token, "at+jwt", &state.public_url).ok()?;
+                let claims: AccessClaims =
+                    state.keys.current().verify(token, "at+jwt", &state.public_url).ok()?;
                 let claims = Arc::new(claims);
                 if let Ok(mut map) = self.claims.lock() {
                     if map.len() >= VERIFIED_CAPACITY {
@@ -67,7 +68,11 @@ impl VerifiedTokens {
 }
 
 /// Whether a verified access token is still active: not revoked, its session live.
-fn access_token_active(src: &impl Source, claims: &AccessClaims, now: OffsetDateTime) -> Result<bool, StoreError> {
+fn access_token_active(
+    src: &impl Source,
+    claims: &AccessClaims,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
     let Ok(jti) = claims.jti.parse::<uuid::Uuid>() else {
         return Ok(false);
     };
@@ -135,7 +140,11 @@ fn access_description(claims: &AccessClaims) -> Value {
     })
 }
 
-fn refresh_description(src: &impl Source, digest: &[u8; 32], now: OffsetDateTime) -> Result<Option<Value>, StoreError> {
+fn refresh_description(
+    src: &impl Source,
+    digest: &[u8; 32],
+    now: OffsetDateTime,
+) -> Result<Option<Value>, StoreError> {
     let Some(token) = grants::refresh_token(src, digest)? else {
         return Ok(None);
     };
@@ -143,7 +152,8 @@ fn refresh_description(src: &impl Source, digest: &[u8; 32], now: OffsetDateTime
         return Ok(None);
     };
     let live_session = sessions::get(src, family.session)?.is_some_and(|s| s.is_live(now));
-    if token.replaced_at.is_some() || family.revoked_at.is_some() || token.expires_at <= now || !live_session {
+    if token.replaced_at.is_some() || family.revoked_at.is_some() || token.expires_at <= now || !live_session
+    {
         return Ok(None);
     }
     Ok(Some(json!({
@@ -161,7 +171,8 @@ pub async fn revoke(
 ) -> Response {
     let result = async {
         let params = read_form(form)?;
-        let client = state.store.read(|tx| clients::authenticate(tx, &headers, &params.credentials, true)).await?;
+        let client =
+            state.store.read(|tx| clients::authenticate(tx, &headers, &params.credentials, true)).await?;
         let token = params.token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         let now = state.clock.now();
         if let Some(claims) = state.provider.verified.verify(&state, &token, now) {
@@ -201,7 +212,8 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     let result = async {
         let token = bearer_token(&headers).map_err(|_| OAuthError::invalid_token())?;
         let now = state.clock.now();
-        let claims = state.provider.verified.verify(&state, token, now).ok_or_else(OAuthError::invalid_token)?;
+        let claims =
+            state.provider.verified.verify(&state, token, now).ok_or_else(OAuthError::invalid_token)?;
         if !claims.has_scope("openid") {
             return Err(OAuthError::new("insufficient_scope", "the token lacks the openid scope"));
         }
@@ -215,11 +227,16 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
     }
 }
 
-fn userinfo_claims(src: &impl Source, claims: &AccessClaims, now: OffsetDateTime) -> Result<Option<Value>, StoreError> {
+fn userinfo_claims(
+    src: &impl Source,
+    claims: &AccessClaims,
+    now: OffsetDateTime,
+) -> Result<Option<Value>, StoreError> {
     if !access_token_active(src, claims, now)? {
         return Ok(None);
     }
-    let (Ok(tenant_id), Ok(user_id)) = (claims.org_id.parse::<TenantId>(), claims.sub.parse::<UserId>()) else {
+    let (Ok(tenant_id), Ok(user_id)) = (claims.org_id.parse::<TenantId>(), claims.sub.parse::<UserId>())
+    else {
         return Ok(None);
     };
     let Some(user) = directory::user(src, tenant_id, user_id)?.filter(|u| u.active) else {

@@ -33,7 +33,10 @@ pub const RETIRED_KEYS_PUBLISHED_FOR: Duration = Duration::seconds(MAX_TOKEN_TTL
 pub struct KeyGenerationError(String);
 
 /// Generates the active key of an algorithm.
-pub fn generate(algorithm: SigningAlgorithm, now: OffsetDateTime) -> Result<InstanceKeyRecord, KeyGenerationError> {
+pub fn generate(
+    algorithm: SigningAlgorithm,
+    now: OffsetDateTime,
+) -> Result<InstanceKeyRecord, KeyGenerationError> {
     match algorithm {
         SigningAlgorithm::ES256 => generate_es256(now),
         SigningAlgorithm::RS256 => generate_rs256(now),
@@ -45,7 +48,8 @@ pub fn generate_rs256(now: OffsetDateTime) -> Result<InstanceKeyRecord, KeyGener
     let failed = |e: openssl::error::ErrorStack| KeyGenerationError(e.to_string());
     let rsa = openssl::rsa::Rsa::generate(2048).map_err(failed)?;
     let (n, e) = (URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), URL_SAFE_NO_PAD.encode(rsa.e().to_vec()));
-    let pem = openssl::pkey::PKey::from_rsa(rsa).and_then(|k| k.private_key_to_pem_pkcs8()).map_err(failed)?;
+    let pem =
+        openssl::pkey::PKey::from_rsa(rsa).and_then(|k| k.private_key_to_pem_pkcs8()).map_err(failed)?;
     let private_key_pem = String::from_utf8(pem).map_err(|e| KeyGenerationError(e.to_string()))?;
     // RFC 7638: the required members, in lexicographic order, without whitespace.
     let kid = thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#));
@@ -128,7 +132,8 @@ impl KeySet {
         let mut set = KeySet { signing: HashMap::new(), verifying: HashMap::new(), jwks: String::new() };
         let mut published = Vec::new();
         let in_force = records.iter().filter(|k| {
-            k.purpose == KeyPurpose::TokenSigning && k.retired_at.is_none_or(|at| now < at + RETIRED_KEYS_PUBLISHED_FOR)
+            k.purpose == KeyPurpose::TokenSigning
+                && k.retired_at.is_none_or(|at| now < at + RETIRED_KEYS_PUBLISHED_FOR)
         });
         for key in in_force {
             let bad = |message: String| TokenError::BadKey { kid: key.kid.clone(), message };
@@ -161,7 +166,12 @@ impl KeySet {
     }
 
     /// Signs `claims` as a JWT of media type `typ` (`JWT`, `at+jwt`, `logout+jwt`).
-    pub fn sign<T: Serialize>(&self, algorithm: SigningAlgorithm, typ: &str, claims: &T) -> Result<String, TokenError> {
+    pub fn sign<T: Serialize>(
+        &self,
+        algorithm: SigningAlgorithm,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, TokenError> {
         let key = self.signing.get(&algorithm).ok_or(TokenError::NoKey(algorithm.as_str()))?;
         let mut header = Header::new(match algorithm {
             SigningAlgorithm::ES256 => Algorithm::ES256,
@@ -181,11 +191,21 @@ impl KeySet {
 
     /// Like `verify` for an ID token given back as a hint (RP-initiated logout), which may have
     /// expired: it identifies a session, it grants nothing.
-    pub fn verify_allowing_expiry<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<T, TokenError> {
+    pub fn verify_allowing_expiry<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<T, TokenError> {
         self.verify_with(token, "JWT", issuer, false)
     }
 
-    fn verify_with<T: DeserializeOwned>(&self, token: &str, typ: &str, issuer: &str, check_expiry: bool) -> Result<T, TokenError> {
+    fn verify_with<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        issuer: &str,
+        check_expiry: bool,
+    ) -> Result<T, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
             return Err(TokenError::Invalid(format!("not a {typ} token")));
@@ -284,7 +304,10 @@ mod tests {
         all.extend([generate_es256(now).unwrap(), generate_rs256(now).unwrap()]);
         let after = KeySet::from_records(&all, now + Duration::hours(1)).unwrap();
         let fresh = after.sign(SigningAlgorithm::RS256, "JWT", &claims).unwrap();
-        assert_ne!(jsonwebtoken::decode_header(&fresh).unwrap().kid, jsonwebtoken::decode_header(&token).unwrap().kid);
+        assert_ne!(
+            jsonwebtoken::decode_header(&fresh).unwrap().kid,
+            jsonwebtoken::decode_header(&token).unwrap().kid
+        );
         assert!(after.verify::<serde_json::Value>(&token, "JWT", "https://sso.test").is_ok());
         let jwks: serde_json::Value = serde_json::from_str(after.jwks()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
@@ -310,7 +333,10 @@ mod tests {
         let kid = jsonwebtoken::decode_header(&good).unwrap().kid.unwrap();
         let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{kid}"}}"#));
         let payload = good.split('.').nth(1).unwrap();
-        assert!(set.verify::<serde_json::Value>(&format!("{header}.{payload}."), "JWT", "https://sso.test").is_err());
+        assert!(
+            set.verify::<serde_json::Value>(&format!("{header}.{payload}."), "JWT", "https://sso.test")
+                .is_err()
+        );
         assert!(set.verify::<serde_json::Value>(&good, "at+jwt", "https://sso.test").is_err(), "wrong typ");
         assert!(set.sign(SigningAlgorithm::RS256, "JWT", &claims(1)).is_err(), "no RS256 key in this set");
     }

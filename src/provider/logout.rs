@@ -40,7 +40,11 @@ struct HintClaims {
     sid: Option<String>,
 }
 
-pub async fn logout_get(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<LogoutParams>) -> Response {
+pub async fn logout_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<LogoutParams>,
+) -> Response {
     logout(state, headers, params).await
 }
 
@@ -51,7 +55,9 @@ pub async fn logout_post(
 ) -> Response {
     match form {
         Ok(Form(params)) => logout(state, headers, params).await,
-        Err(_) => pages::error(StatusCode::BAD_REQUEST, "Something went wrong", "The request could not be read."),
+        Err(_) => {
+            pages::error(StatusCode::BAD_REQUEST, "Something went wrong", "The request could not be read.")
+        }
     }
 }
 
@@ -63,11 +69,16 @@ async fn logout(state: AppState, headers: HeaderMap, params: LogoutParams) -> Re
     let named_client = params.client_id.as_deref().and_then(|c| c.parse::<ClientId>().ok());
     if let (Some(hinted), Some(named)) = (hinted_client, named_client) {
         if hinted != named {
-            return pages::error(StatusCode::BAD_REQUEST, "Sign-out failed", "The application's sign-out request is inconsistent.");
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "Sign-out failed",
+                "The application's sign-out request is inconsistent.",
+            );
         }
     }
     let client_id = hinted_client.or(named_client);
-    let return_to = match return_address(&state, client_id, params.post_logout_redirect_uri.as_deref()).await {
+    let return_to = match return_address(&state, client_id, params.post_logout_redirect_uri.as_deref()).await
+    {
         Ok(uri) => uri,
         Err(page) => return page,
     };
@@ -75,10 +86,13 @@ async fn logout(state: AppState, headers: HeaderMap, params: LogoutParams) -> Re
     let cookie_session = cookie::read(&headers, cookie::session_name(secure)).map(str::to_owned);
     let now = state.clock.now();
     let browser_session = match cookie_session {
-        Some(value) => state.store.read(move |tx| sessions::from_cookie(tx, &value, now)).await.ok().flatten(),
+        Some(value) => {
+            state.store.read(move |tx| sessions::from_cookie(tx, &value, now)).await.ok().flatten()
+        }
         None => None,
     };
-    let hinted_session = hint.as_ref().and_then(|h| h.sid.as_deref()).and_then(|s| s.parse::<SessionId>().ok());
+    let hinted_session =
+        hint.as_ref().and_then(|h| h.sid.as_deref()).and_then(|s| s.parse::<SessionId>().ok());
     let confirmed = params.confirm.as_deref() == Some("yes")
         && params.csrf.as_deref().is_some_and(|c| signin::csrf_ok(&state, &headers, "logout", c));
     let to_end = match (hinted_session, &browser_session) {
@@ -95,7 +109,8 @@ async fn logout(state: AppState, headers: HeaderMap, params: LogoutParams) -> Re
     }
     let mut response = match return_to {
         Some(uri) => {
-            let params: Vec<(&str, &str)> = params.state.as_deref().map(|s| vec![("state", s)]).unwrap_or_default();
+            let params: Vec<(&str, &str)> =
+                params.state.as_deref().map(|s| vec![("state", s)]).unwrap_or_default();
             redirect_with(&uri, &params)
         }
         None => pages::page(StatusCode::OK, "You are signed out", "<p>You can close this window.</p>"),
@@ -138,7 +153,9 @@ async fn return_address(
     };
     let found = state.store.read(move |tx| oauth_clients::get(tx, client)).await;
     match found {
-        Ok(Some(client)) if client.post_logout_redirect_uris.iter().any(|u| u == requested) => Ok(Some(requested.to_owned())),
+        Ok(Some(client)) if client.post_logout_redirect_uris.iter().any(|u| u == requested) => {
+            Ok(Some(requested.to_owned()))
+        }
         Ok(_) => Err(refused()),
         Err(err) => {
             tracing::error!(%err, "cannot read a client at logout");
@@ -149,7 +166,9 @@ async fn return_address(
 
 fn confirmation_page(state: &AppState, headers: &HeaderMap, params: &LogoutParams) -> Response {
     let (browser, set) = signin::browser_id(state, headers);
-    let keep = |name: &str, value: &Option<String>| value.as_deref().map(|v| pages::hidden(name, v)).unwrap_or_default();
+    let keep = |name: &str, value: &Option<String>| {
+        value.as_deref().map(|v| pages::hidden(name, v)).unwrap_or_default()
+    };
     let body = format!(
         "<p>Do you want to sign out?</p><form method=\"post\" action=\"/oauth2/logout\">{csrf}{confirm}{client}{uri}{st}\
          <button type=\"submit\">Sign out</button></form>",

@@ -40,7 +40,10 @@ pub async fn rotate(
     audit: Option<AdminChange>,
 ) -> Result<Vec<InstanceKeyRecord>, RotationError> {
     let fresh = tokio::task::spawn_blocking(move || {
-        [SigningAlgorithm::ES256, SigningAlgorithm::RS256].map(|alg| keys::generate(alg, now)).into_iter().collect::<Result<Vec<_>, _>>()
+        [SigningAlgorithm::ES256, SigningAlgorithm::RS256]
+            .map(|alg| keys::generate(alg, now))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(|_| StoreError::Panicked)??;
@@ -59,8 +62,15 @@ pub async fn rotate(
             }
             if let Some(change) = &audit {
                 let created: Vec<&str> = fresh.iter().map(|k| k.kid.as_str()).collect();
-                let subject = Subject { kind: "signing_keys".into(), id: "token_signing".into(), label: None };
-                change.audit(tx, None, "signing_keys.rotate", subject, json!({ "retired": retired, "created": created }))?;
+                let subject =
+                    Subject { kind: "signing_keys".into(), id: "token_signing".into(), label: None };
+                change.audit(
+                    tx,
+                    None,
+                    "signing_keys.rotate",
+                    subject,
+                    json!({ "retired": retired, "created": created }),
+                )?;
             }
             instance_keys::all(tx)
         })
@@ -107,7 +117,7 @@ fn views(keys: Vec<InstanceKeyRecord>, now: OffsetDateTime) -> serde_json::Value
 }
 
 async fn list(State(state): State<AppState>) -> Result<ApiJson<serde_json::Value>, ApiError> {
-    let keys = state.store.read(|tx| instance_keys::all(tx)).await?;
+    let keys = state.store.read(instance_keys::all).await?;
     Ok(ApiJson(views(keys, state.clock.now())))
 }
 
@@ -117,10 +127,12 @@ async fn rotate_now(
     Extension(request): Extension<RequestId>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
     let now = state.clock.now();
-    let all = rotate(&state.store, now, Some(AdminChange::new(auth, &request, now))).await.map_err(|err| match err {
-        RotationError::Store(err) => ApiError::from(err),
-        RotationError::Generation(err) => ApiError::Internal(err.to_string()),
-    })?;
+    let all = rotate(&state.store, now, Some(AdminChange::new(auth, &request, now))).await.map_err(
+        |err| match err {
+            RotationError::Store(err) => ApiError::from(err),
+            RotationError::Generation(err) => ApiError::Internal(err.to_string()),
+        },
+    )?;
     let set = KeySet::from_records(&all, now).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.keys.replace(set);
     tracing::info!("token signing keys rotated");

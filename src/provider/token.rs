@@ -55,8 +55,10 @@ pub async fn token(
     form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
     let Ok(Form(request)) = form else {
-        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded token parameters")
-            .into_response();
+        return OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded token parameters",
+        )
+        .into_response();
     };
     match exchange(&state, &headers, request).await {
         Ok(body) => no_store(Json(body).into_response()),
@@ -76,7 +78,9 @@ async fn exchange(state: &AppState, headers: &HeaderMap, request: TokenRequest) 
     match request.grant_type.as_deref() {
         Some("authorization_code") => redeem_code(state, &client, &request).await,
         Some("refresh_token") => refresh(state, &client, &request).await,
-        Some(_) => Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token")),
+        Some(_) => {
+            Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token"))
+        }
         None => Err(OAuthError::invalid_request("grant_type is required")),
     }
 }
@@ -98,12 +102,20 @@ enum Redeemed {
     Replayed,
 }
 
-async fn redeem_code(state: &AppState, client: &OAuthClientRecord, request: &TokenRequest) -> Result<Value, OAuthError> {
+async fn redeem_code(
+    state: &AppState,
+    client: &OAuthClientRecord,
+    request: &TokenRequest,
+) -> Result<Value, OAuthError> {
     let code = request.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-    let verifier =
-        request.code_verifier.clone().ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
-    let redirect_uri =
-        request.redirect_uri.clone().ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    let verifier = request
+        .code_verifier
+        .clone()
+        .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+    let redirect_uri = request
+        .redirect_uri
+        .clone()
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
     let digest: [u8; 32] = Sha256::digest(code.as_bytes()).into();
     let now = state.clock.now();
     let jti = uuid::Uuid::new_v4();
@@ -124,8 +136,8 @@ async fn redeem_code(state: &AppState, client: &OAuthClientRecord, request: &Tok
             }
             check_code(&record, &client_record, &redirect_uri, &verifier, now)?;
             let (user, tenant, session) = live_subject(tx, &record.tenant, record.user, record.session, now)?;
-            let wants_refresh =
-                client_record.refresh_token_ttl_secs > 0 && record.scopes.iter().any(|s| s == "offline_access");
+            let wants_refresh = client_record.refresh_token_ttl_secs > 0
+                && record.scopes.iter().any(|s| s == "offline_access");
             record.redeemed_at = Some(now);
             record.access_token_jti = Some(jti.as_u128());
             record.access_token_expires_at = Some(access_expires_at);
@@ -178,7 +190,11 @@ fn check_code(
 }
 
 /// RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
-fn revoke_what_code_issued(tx: &WriteTx<'_>, record: &CodeRecord, now: OffsetDateTime) -> Result<(), StoreError> {
+fn revoke_what_code_issued(
+    tx: &WriteTx<'_>,
+    record: &CodeRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     if let Some(family) = record.family {
         grants::revoke_refresh_family(tx, family, "code_reused", now)?;
     }
@@ -199,7 +215,8 @@ fn live_subject(
     let ended = || OAuthError::invalid_grant("the session has ended");
     let session = stored_sessions::get(src, session)?.filter(|s| s.is_live(now)).ok_or_else(ended)?;
     let user = directory::user(src, *tenant, user)?.filter(|u| u.active).ok_or_else(ended)?;
-    let tenant = tenants::get(src, *tenant)?.filter(|t| t.status == TenantStatus::Active).ok_or_else(ended)?;
+    let tenant =
+        tenants::get(src, *tenant)?.filter(|t| t.status == TenantStatus::Active).ok_or_else(ended)?;
     Ok((user, tenant, session))
 }
 
@@ -229,9 +246,18 @@ fn start_family(
     grants::put_refresh_token(tx, digest, &refresh_record(client, &family, now))
 }
 
-fn refresh_record(client: &OAuthClientRecord, family: &RefreshFamilyRecord, now: OffsetDateTime) -> RefreshTokenRecord {
+fn refresh_record(
+    client: &OAuthClientRecord,
+    family: &RefreshFamilyRecord,
+    now: OffsetDateTime,
+) -> RefreshTokenRecord {
     let ttl_end = now + Duration::seconds(i64::from(client.refresh_token_ttl_secs));
-    RefreshTokenRecord { family: family.id, issued_at: now, expires_at: ttl_end.min(family.expires_at), replaced_at: None }
+    RefreshTokenRecord {
+        family: family.id,
+        issued_at: now,
+        expires_at: ttl_end.min(family.expires_at),
+        replaced_at: None,
+    }
 }
 
 enum Refreshed {
@@ -240,9 +266,15 @@ enum Refreshed {
     Reused,
 }
 
-async fn refresh(state: &AppState, client: &OAuthClientRecord, request: &TokenRequest) -> Result<Value, OAuthError> {
-    let presented =
-        request.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+async fn refresh(
+    state: &AppState,
+    client: &OAuthClientRecord,
+    request: &TokenRequest,
+) -> Result<Value, OAuthError> {
+    let presented = request
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let narrowed: Option<Vec<String>> =
         request.scope.as_deref().map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect());
@@ -298,7 +330,11 @@ async fn refresh(state: &AppState, client: &OAuthClientRecord, request: &TokenRe
 }
 
 /// Whether the user's email is at a domain the tenant has proved it controls.
-pub(super) fn email_verified(src: &impl Source, tenant: &TenantRecord, user: &UserRecord) -> Result<bool, StoreError> {
+pub(super) fn email_verified(
+    src: &impl Source,
+    tenant: &TenantRecord,
+    user: &UserRecord,
+) -> Result<bool, StoreError> {
     let Some(domain) = user.email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d) else {
         return Ok(false);
     };
@@ -343,7 +379,8 @@ fn issue(
     });
     if with_id_token {
         let id_token = id_token(client, &grant, &issuer, now);
-        body["id_token"] = json!(keys.sign(client.id_token_signing_alg, "JWT", &id_token).map_err(signing_failed)?);
+        body["id_token"] =
+            json!(keys.sign(client.id_token_signing_alg, "JWT", &id_token).map_err(signing_failed)?);
     }
     if let Some(refresh_token) = grant.refresh_token {
         body["refresh_token"] = json!(refresh_token);

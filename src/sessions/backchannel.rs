@@ -33,17 +33,23 @@ const TOKEN_LIFETIME: Duration = Duration::minutes(2);
 
 /// Runs until the server stops.
 pub async fn deliver_logouts(state: AppState) {
-    let client = match reqwest::Client::builder().timeout(HTTP_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(client) => client,
         Err(err) => return tracing::error!(%err, "cannot start back-channel logout delivery"),
     };
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         let now = state.clock.now();
-        let due = state.store.read(move |tx| logout_deliveries::due(tx, now, BATCH)).await.unwrap_or_else(|err: StoreError| {
-            tracing::warn!(%err, "cannot read the logout outbox");
-            Vec::new()
-        });
+        let due = state.store.read(move |tx| logout_deliveries::due(tx, now, BATCH)).await.unwrap_or_else(
+            |err: StoreError| {
+                tracing::warn!(%err, "cannot read the logout outbox");
+                Vec::new()
+            },
+        );
         let idle = due.is_empty();
         for delivery in due {
             in_flight.spawn(attempt(state.clone(), client.clone(), delivery));
@@ -94,8 +100,13 @@ fn backoff(attempts: u32) -> Duration {
     Duration::seconds_f64(capped + jitter)
 }
 
-async fn send(state: &AppState, client: &reqwest::Client, delivery: &LogoutDeliveryRecord) -> Result<(), String> {
-    let found = state.store.read(|tx| oauth_clients::get(tx, delivery.client)).await.map_err(|e| e.to_string())?;
+async fn send(
+    state: &AppState,
+    client: &reqwest::Client,
+    delivery: &LogoutDeliveryRecord,
+) -> Result<(), String> {
+    let found =
+        state.store.read(|tx| oauth_clients::get(tx, delivery.client)).await.map_err(|e| e.to_string())?;
     // A client deleted meanwhile has nobody to tell; sign with its algorithm otherwise.
     let Some(oauth_client) = found else {
         return Ok(());
@@ -114,7 +125,13 @@ async fn send(state: &AppState, client: &reqwest::Client, delivery: &LogoutDeliv
 }
 
 fn without_url(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() { "timed out" } else if err.is_connect() { "connection failed" } else { "request failed" };
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
     kind.to_owned()
 }
 

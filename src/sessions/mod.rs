@@ -42,7 +42,11 @@ pub async fn sweep_ended(store: crate::store::Store, clock: crate::clock::Shared
         loop {
             let now = clock.now();
             let purged = store
-                .write(move |tx| Ok::<_, StoreError>(sessions::purge_ended(tx, now, BATCH)? + grants::purge_expired(tx, now, BATCH)?))
+                .write(move |tx| {
+                    Ok::<_, StoreError>(
+                        sessions::purge_ended(tx, now, BATCH)? + grants::purge_expired(tx, now, BATCH)?,
+                    )
+                })
                 .await;
             match purged {
                 Ok(n) if n > 0 => tracing::debug!(purged = n, "purged ended sessions and expired grants"),
@@ -129,7 +133,12 @@ pub fn from_cookie(
 
 /// Records activity and the client the session now serves. Writes only when something changed
 /// or the last activity is older than `TOUCH_INTERVAL`; returns whether the session is live.
-pub fn touch(tx: &WriteTx<'_>, id: SessionId, client: Option<ClientId>, now: OffsetDateTime) -> Result<bool, StoreError> {
+pub fn touch(
+    tx: &WriteTx<'_>,
+    id: SessionId,
+    client: Option<ClientId>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
     let Some(mut session) = sessions::get(tx, id)? else {
         return Ok(false);
     };
@@ -195,7 +204,11 @@ pub fn end_tenant_sessions(
 }
 
 /// Queues the back-channel logout of each client of the session and announces its end.
-fn after_revocation(tx: &WriteTx<'_>, session: &SessionRecord, now: OffsetDateTime) -> Result<(), StoreError> {
+fn after_revocation(
+    tx: &WriteTx<'_>,
+    session: &SessionRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     for client in &session.clients {
         let Some(uri) = oauth_clients::get(tx, *client)?.and_then(|c| c.backchannel_logout_uri) else {
             continue;

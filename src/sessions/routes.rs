@@ -114,7 +114,13 @@ async fn end_one(
                 _ => return Ok(None),
             }
             let ended = super::end_session(tx, session_id, "admin", change.now)?.is_some();
-            change.audit(tx, Some(tenant.id), "session.revoke", session_subject(&session_id.to_string()), json!({ "was_live": ended }))?;
+            change.audit(
+                tx,
+                Some(tenant.id),
+                "session.revoke",
+                session_subject(&session_id.to_string()),
+                json!({ "was_live": ended }),
+            )?;
             Ok::<_, ApiError>(Some(usize::from(ended)))
         })
         .await?;
@@ -154,7 +160,11 @@ async fn end_tenant(
         .write(move |tx| {
             let tenant = tenants::resolve(tx, &tenant)?;
             let ended = super::end_tenant_sessions(tx, tenant.id, "admin", change.now)?;
-            let subject = Subject { kind: "tenant".into(), id: tenant.id.to_string(), label: Some(tenant.slug.clone()) };
+            let subject = Subject {
+                kind: "tenant".into(),
+                id: tenant.id.to_string(),
+                label: Some(tenant.slug.clone()),
+            };
             change.audit(tx, Some(tenant.id), "session.revoke_tenant", subject, json!({ "ended": ended }))?;
             Ok::<_, ApiError>(ended)
         })

@@ -155,7 +155,10 @@ struct LoginQuery {
 }
 
 /// The pending authorization request, if it is still waiting.
-pub(crate) async fn pending_request(state: &AppState, id: &str) -> Result<AuthorizationRequestRecord, Response> {
+pub(crate) async fn pending_request(
+    state: &AppState,
+    id: &str,
+) -> Result<AuthorizationRequestRecord, Response> {
     let Ok(id) = id.parse::<AuthRequestId>() else {
         return Err(pages::expired_request());
     };
@@ -170,7 +173,11 @@ pub(crate) async fn pending_request(state: &AppState, id: &str) -> Result<Author
     }
 }
 
-async fn show_login(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<LoginQuery>) -> Response {
+async fn show_login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
     let request = match pending_request(&state, query.request.as_deref().unwrap_or_default()).await {
         Ok(request) => request,
         Err(page) => return page,
@@ -204,7 +211,8 @@ fn email_page(
         request = hidden("request", &request.id.to_string()),
         csrf = hidden("csrf", &csrf),
         email = escape(email),
-        described = if error.is_some() { " aria-describedby=\"form-error\" aria-invalid=\"true\"" } else { "" },
+        described =
+            if error.is_some() { " aria-describedby=\"form-error\" aria-invalid=\"true\"" } else { "" },
     );
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     pages::page(status, "Sign in", &body)
@@ -223,7 +231,11 @@ async fn submit_email(
     form: Result<Form<EmailForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(StatusCode::BAD_REQUEST, "Something went wrong", "The form could not be read. Go back and try again.");
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Go back and try again.",
+        );
     };
     let request = match pending_request(&state, &form.request).await {
         Ok(request) => request,
@@ -235,7 +247,16 @@ async fn submit_email(
     let (browser, set) = browser_id(&state, &headers);
     let email = form.email.trim().to_lowercase();
     if !plausible_email(&email) {
-        return with_browser_cookie(email_page(&state, &browser, &request, &form.email, Some("Enter your email address, like name@example.com.")), set);
+        return with_browser_cookie(
+            email_page(
+                &state,
+                &browser,
+                &request,
+                &form.email,
+                Some("Enter your email address, like name@example.com."),
+            ),
+            set,
+        );
     }
     with_browser_cookie(route(&state, &browser, &request, &email, None).await, set)
 }
@@ -276,26 +297,42 @@ async fn route(
         Route::SsoNotConfigured { name, .. } => pages::error(
             StatusCode::FORBIDDEN,
             "Single sign-on is required",
-            &format!("{name} requires you to sign in through your organisation's identity provider, which is not set up yet. Contact your IT administrator."),
+            &format!(
+                "{name} requires you to sign in through your organisation's identity provider, which is not set up yet. Contact your IT administrator."
+            ),
         ),
-        Route::Password { tenant, .. } => password::password_page(state, browser, request, email, tenant.or(pinned), None),
+        Route::Password { tenant, .. } => {
+            password::password_page(state, browser, request, email, tenant.or(pinned), None)
+        }
     }
 }
 
 fn tenant_facts(src: &impl Source, tenant: &TenantRecord) -> Result<TenantFacts, StoreError> {
     // SSO connections arrive with the SAML and OIDC connection features; none exist yet.
     let _ = src;
-    Ok(TenantFacts { id: tenant.id, name: tenant.display_name.clone(), sso_connection: None, require_sso: tenant.require_sso })
+    Ok(TenantFacts {
+        id: tenant.id,
+        name: tenant.display_name.clone(),
+        sso_connection: None,
+        require_sso: tenant.require_sso,
+    })
 }
 
-fn routing_facts(src: &impl Source, pinned: Option<TenantId>, domain: &str, google_enabled: bool) -> Result<Facts, StoreError> {
+fn routing_facts(
+    src: &impl Source,
+    pinned: Option<TenantId>,
+    domain: &str,
+    google_enabled: bool,
+) -> Result<Facts, StoreError> {
     let active = |t: Option<TenantRecord>| t.filter(|t| t.status == TenantStatus::Active);
     let pinned = match pinned {
         Some(id) => active(tenants::get(src, id)?).map(|t| tenant_facts(src, &t)).transpose()?,
         None => None,
     };
     let owner = match tenants::domain_owner(src, domain)? {
-        Some(owner) if tenants::domain(src, owner, domain)?.is_some_and(|d| d.status == DomainStatus::Verified) => {
+        Some(owner)
+            if tenants::domain(src, owner, domain)?.is_some_and(|d| d.status == DomainStatus::Verified) =>
+        {
             active(tenants::get(src, owner)?).map(|t| tenant_facts(src, &t)).transpose()?
         }
         _ => None,
@@ -310,7 +347,8 @@ async fn vanity(State(state): State<AppState>, Path(slug): Path<String>) -> Resp
     let found = state
         .store
         .read(move |tx| {
-            let tenant = tenants::id_by_slug(tx, &slug)?.map(|id| tenants::get(tx, id)).transpose()?.flatten();
+            let tenant =
+                tenants::id_by_slug(tx, &slug)?.map(|id| tenants::get(tx, id)).transpose()?.flatten();
             let client = oauth_clients::all(tx)?.into_iter().find(|c| c.initiate_login_uri.is_some());
             Ok::<_, StoreError>((tenant, client))
         })
@@ -319,14 +357,19 @@ async fn vanity(State(state): State<AppState>, Path(slug): Path<String>) -> Resp
         Ok((Some(tenant), Some(client))) if tenant.status == TenantStatus::Active => {
             let issuer = state.public_url.to_string();
             let uri = client.initiate_login_uri.unwrap_or_default();
-            crate::provider::redirect_with(&uri, &[("iss", issuer.as_str()), ("organization", tenant.slug.as_str())])
+            crate::provider::redirect_with(
+                &uri,
+                &[("iss", issuer.as_str()), ("organization", tenant.slug.as_str())],
+            )
         }
         Ok((Some(tenant), None)) if tenant.status == TenantStatus::Active => pages::error(
             StatusCode::OK,
             &format!("Sign in to {}", tenant.display_name),
             "Open the application and choose to sign in; it will bring you here.",
         ),
-        Ok(_) => pages::error(StatusCode::NOT_FOUND, "Unknown organisation", "Check the address you were given."),
+        Ok(_) => {
+            pages::error(StatusCode::NOT_FOUND, "Unknown organisation", "Check the address you were given.")
+        }
         Err(err) => {
             tracing::error!(%err, "cannot read a tenant for its vanity URL");
             pages::unavailable()
@@ -342,5 +385,6 @@ pub(crate) fn client_address(peer: SocketAddr) -> String {
 /// Refuses a burst of attempts from one address or at one account.
 pub(crate) fn throttled(runtime: &Arc<SignInRuntime>, keys: &[String]) -> Option<u64> {
     let now = Instant::now();
-    keys.iter().find_map(|key| runtime.throttle.check(key, now).err().map(|retry| retry.whole_seconds().max(1)))
+    keys.iter()
+        .find_map(|key| runtime.throttle.check(key, now).err().map(|retry| retry.whole_seconds().max(1)))
 }

@@ -11,7 +11,8 @@ use axum::{
 pub const STYLESHEET: &str = include_str!("portcullis.css");
 
 /// No scripts at all; styles from this origin only; never framed (clickjacking).
-const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+const PAGE_CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -84,7 +85,9 @@ pub fn hidden(name: &str, value: &str) -> String {
 
 /// A message shown above a form, announced to screen readers.
 pub fn alert(message: Option<&str>) -> String {
-    message.map(|m| format!("<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>", escape(m))).unwrap_or_default()
+    message
+        .map(|m| format!("<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>", escape(m)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -94,6 +97,9 @@ mod tests {
     #[test]
     fn everything_shown_is_escaped() {
         assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
-        assert_eq!(hidden("n", "\"><script>"), "<input type=\"hidden\" name=\"n\" value=\"&quot;&gt;&lt;script&gt;\">");
+        assert_eq!(
+            hidden("n", "\"><script>"),
+            "<input type=\"hidden\" name=\"n\" value=\"&quot;&gt;&lt;script&gt;\">"
+        );
     }
 }

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::{browser_id, client_address, pages, pending_request, plausible_email, throttled, with_browser_cookie};
+use super::{
+    browser_id, client_address, pages, pending_request, plausible_email, throttled, with_browser_cookie,
+};
 use crate::{
     admin::{AdminAuth, AdminChange},
     app::AppState,
@@ -94,9 +96,15 @@ struct Candidate {
 
 /// The accounts that may sign in with a password at `email`: in the pinned tenant only, else in
 /// every tenant where the address has one. Tenants that require SSO are left out.
-fn candidates(src: &impl Source, email: &str, pinned: Option<TenantId>) -> Result<Vec<Candidate>, StoreError> {
+fn candidates(
+    src: &impl Source,
+    email: &str,
+    pinned: Option<TenantId>,
+) -> Result<Vec<Candidate>, StoreError> {
     let accounts = match pinned {
-        Some(tenant) => dir::user_by_email(src, tenant, email)?.map(|u| vec![(tenant, u.id)]).unwrap_or_default(),
+        Some(tenant) => {
+            dir::user_by_email(src, tenant, email)?.map(|u| vec![(tenant, u.id)]).unwrap_or_default()
+        }
         None => dir::accounts_by_email(src, email)?,
     };
     let mut found = Vec::new();
@@ -105,7 +113,9 @@ fn candidates(src: &impl Source, email: &str, pinned: Option<TenantId>) -> Resul
         if tenant.status != TenantStatus::Active || tenant.require_sso {
             continue;
         }
-        let (Some(user), Some(credential)) = (dir::user(src, tenant_id, user_id)?, credentials::get(src, tenant_id, user_id)?) else {
+        let (Some(user), Some(credential)) =
+            (dir::user(src, tenant_id, user_id)?, credentials::get(src, tenant_id, user_id)?)
+        else {
             continue;
         };
         found.push(Candidate { tenant, user, credential });
@@ -128,7 +138,11 @@ pub(super) async fn submit_password(
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(StatusCode::BAD_REQUEST, "Something went wrong", "The form could not be read. Go back and try again.");
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Go back and try again.",
+        );
     };
     let request = match pending_request(&state, &form.request).await {
         Ok(request) => request,
@@ -143,7 +157,10 @@ pub(super) async fn submit_password(
     let retry = |message: &str| password_page(&state, &browser, &request, &email, pinned, Some(message));
     let keys = [format!("ip:{}", client_address(peer)), format!("email:{email}")];
     if let Some(seconds) = throttled(&state.signin, &keys) {
-        return with_browser_cookie(retry(&format!("Too many attempts. Wait {seconds} seconds, then try again.")), set);
+        return with_browser_cookie(
+            retry(&format!("Too many attempts. Wait {seconds} seconds, then try again.")),
+            set,
+        );
     }
     if form.password.is_empty() || form.password.len() > 1024 || !plausible_email(&email) {
         return with_browser_cookie(retry(FAILED), set);
@@ -153,7 +170,9 @@ pub(super) async fn submit_password(
         Ok(Checked::Several(tenants)) => choose_tenant_page(&request, &tenants),
         Ok(Checked::Locked(until)) => {
             let minutes = ((until - state.clock.now()).whole_seconds().max(60) + 59) / 60;
-            retry(&format!("Too many failed attempts. Try again in {minutes} minutes, or reset your password."))
+            retry(&format!(
+                "Too many failed attempts. Try again in {minutes} minutes, or reset your password."
+            ))
         }
         Ok(Checked::Refused) => retry(FAILED),
         Err(err) => {
@@ -172,7 +191,12 @@ enum Checked {
     Refused,
 }
 
-async fn check_password(state: &AppState, email: &str, pinned: Option<TenantId>, password: String) -> Result<Checked, StoreError> {
+async fn check_password(
+    state: &AppState,
+    email: &str,
+    pinned: Option<TenantId>,
+    password: String,
+) -> Result<Checked, StoreError> {
     let now = state.clock.now();
     let found = state.store.read(|tx| candidates(tx, email, pinned)).await?;
     let lockout = &state.signin.lockout;
@@ -190,10 +214,12 @@ async fn check_password(state: &AppState, email: &str, pinned: Option<TenantId>,
     })
     .await
     .map_err(|_| StoreError::Panicked)?;
-    let (accepted, rejected): (Vec<(Candidate, bool)>, Vec<(Candidate, bool)>) =
-        open.into_iter().zip(matches).partition(|(_, matched)| *matched);
+    let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
+    for (candidate, matched) in open.into_iter().zip(matches) {
+        if matched { accepted.push(candidate) } else { rejected.push(candidate) }
+    }
     record_attempts(state, &accepted, &rejected, now).await?;
-    let mut accepted: Vec<Candidate> = accepted.into_iter().map(|(c, _)| c).filter(|c| c.user.active).collect();
+    accepted.retain(|c| c.user.active);
     match accepted.len() {
         1 => Ok(Checked::Accepted(Box::new(accepted.remove(0)))),
         0 => match locked.iter().filter_map(|c| lockout.is_locked(&failures_of(&c.credential), now)).min() {
@@ -208,20 +234,20 @@ async fn check_password(state: &AppState, email: &str, pinned: Option<TenantId>,
 /// changes).
 async fn record_attempts(
     state: &AppState,
-    accepted: &[(Candidate, bool)],
-    rejected: &[(Candidate, bool)],
+    accepted: &[Candidate],
+    rejected: &[Candidate],
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let lockout = state.signin.lockout.clone();
     let mut changes: Vec<(TenantId, UserId, FailureRecord)> = rejected
         .iter()
-        .map(|(c, _)| (c.tenant.id, c.user.id, lockout.record_failure(&failures_of(&c.credential), now)))
+        .map(|c| (c.tenant.id, c.user.id, lockout.record_failure(&failures_of(&c.credential), now)))
         .collect();
     changes.extend(
         accepted
             .iter()
-            .filter(|(c, _)| c.credential.failures > 0)
-            .map(|(c, _)| (c.tenant.id, c.user.id, lockout.record_success())),
+            .filter(|c| c.credential.failures > 0)
+            .map(|c| (c.tenant.id, c.user.id, lockout.record_success())),
     );
     if changes.is_empty() {
         return Ok(());
@@ -249,7 +275,10 @@ async fn sign_in(
     request: &AuthorizationRequestRecord,
     candidate: Candidate,
 ) -> Response {
-    let user_agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(200).collect());
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(200).collect());
     let sign_in = SignIn {
         tenant: candidate.tenant.id,
         user: candidate.user.id,
@@ -266,9 +295,18 @@ async fn sign_in(
 fn choose_tenant_page(request: &AuthorizationRequestRecord, tenants: &[TenantRecord]) -> Response {
     let items: String = tenants
         .iter()
-        .map(|t| format!("<li><a href=\"/login?request={}&amp;organization={}\">{}</a></li>", request.id, t.id, escape(&t.display_name)))
+        .map(|t| {
+            format!(
+                "<li><a href=\"/login?request={}&amp;organization={}\">{}</a></li>",
+                request.id,
+                t.id,
+                escape(&t.display_name)
+            )
+        })
         .collect();
-    let body = format!("<p>Your email address has accounts in several organisations. Which one do you want to use?</p><ul class=\"choices\">{items}</ul>");
+    let body = format!(
+        "<p>Your email address has accounts in several organisations. Which one do you want to use?</p><ul class=\"choices\">{items}</ul>"
+    );
     pages::page(StatusCode::OK, "Choose your organisation", &body)
 }
 
@@ -299,7 +337,11 @@ pub(super) struct ForgotQuery {
     request: Option<String>,
 }
 
-pub(super) async fn show_forgot(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ForgotQuery>) -> Response {
+pub(super) async fn show_forgot(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ForgotQuery>,
+) -> Response {
     let (browser, set) = browser_id(&state, &headers);
     let body = forgot_form(&state, &browser, query.request.as_deref().unwrap_or_default(), None);
     with_browser_cookie(pages::page(StatusCode::OK, "Reset your password", &body), set)
@@ -336,7 +378,11 @@ pub(super) async fn submit_forgot(
     form: Result<Form<ForgotForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(StatusCode::BAD_REQUEST, "Something went wrong", "The form could not be read. Go back and try again.");
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Go back and try again.",
+        );
     };
     if !state.signin.csrf_ok(&headers, state.secure_cookies(), "forgot", &form.csrf) {
         return pages::forged_form();
@@ -361,10 +407,23 @@ async fn send_reset_links(state: AppState, email: String) {
     };
     let Some(mailer) = state.signin.mailer.as_ref() else { return };
     for candidate in found.iter().filter(|c| c.user.active) {
-        let (link, _) = password_link(&state, candidate.tenant.id, candidate.user.id, Some(&candidate.credential), ResetPurpose::Reset, now);
+        let (link, _) = password_link(
+            &state,
+            candidate.tenant.id,
+            candidate.user.id,
+            Some(&candidate.credential),
+            ResetPurpose::Reset,
+            now,
+        );
         let minutes = RESET_LINK_LIFETIME.whole_minutes() as u64;
         let sent = mailer
-            .send_password_reset(&email, candidate.user.display_name.as_deref(), &link, minutes, &candidate.tenant.display_name)
+            .send_password_reset(
+                &email,
+                candidate.user.display_name.as_deref(),
+                &link,
+                minutes,
+                &candidate.tenant.display_name,
+            )
             .await;
         if let Err(err) = sent {
             tracing::warn!(%err, tenant = %candidate.tenant.id, "cannot send a password reset email");
@@ -378,7 +437,10 @@ pub(super) struct ResetQuery {
 }
 
 /// The user a password link is for, if the link is still good.
-async fn link_user(state: &AppState, token: &str) -> Result<(TenantRecord, UserRecord, Option<PasswordCredentialRecord>, ResetClaims), Response> {
+async fn link_user(
+    state: &AppState,
+    token: &str,
+) -> Result<(TenantRecord, UserRecord, Option<PasswordCredentialRecord>, ResetClaims), Response> {
     let invalid = || {
         pages::error(
             StatusCode::BAD_REQUEST,
@@ -391,7 +453,11 @@ async fn link_user(state: &AppState, token: &str) -> Result<(TenantRecord, UserR
     let found = state
         .store
         .read(move |tx| {
-            Ok::<_, StoreError>((tenants::get(tx, tenant_id)?, dir::user(tx, tenant_id, user_id)?, credentials::get(tx, tenant_id, user_id)?))
+            Ok::<_, StoreError>((
+                tenants::get(tx, tenant_id)?,
+                dir::user(tx, tenant_id, user_id)?,
+                credentials::get(tx, tenant_id, user_id)?,
+            ))
         })
         .await;
     let (Some(tenant), Some(user), credential) = found.map_err(|_| pages::unavailable())? else {
@@ -400,11 +466,19 @@ async fn link_user(state: &AppState, token: &str) -> Result<(TenantRecord, UserR
     if tenant.status != TenantStatus::Active || !user.active || tenant.require_sso {
         return Err(invalid());
     }
-    let verified = state.signin.resets.verify(token, &fingerprint(credential.as_ref()), state.clock.now()).map_err(|_| invalid())?;
+    let verified = state
+        .signin
+        .resets
+        .verify(token, &fingerprint(credential.as_ref()), state.clock.now())
+        .map_err(|_| invalid())?;
     Ok((tenant, user, credential, verified))
 }
 
-pub(super) async fn show_reset(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ResetQuery>) -> Response {
+pub(super) async fn show_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ResetQuery>,
+) -> Response {
     let token = query.token.unwrap_or_default();
     let (tenant, user, _, _) = match link_user(&state, &token).await {
         Ok(found) => found,
@@ -414,7 +488,14 @@ pub(super) async fn show_reset(State(state): State<AppState>, headers: HeaderMap
     with_browser_cookie(reset_page(&state, &browser, &token, &tenant, &user, None), set)
 }
 
-fn reset_page(state: &AppState, browser: &str, token: &str, tenant: &TenantRecord, user: &UserRecord, error: Option<&str>) -> Response {
+fn reset_page(
+    state: &AppState,
+    browser: &str,
+    token: &str,
+    tenant: &TenantRecord,
+    user: &UserRecord,
+    error: Option<&str>,
+) -> Response {
     let csrf = state.signin.csrf_token(browser, "reset");
     let body = format!(
         "{alert}<p>For <strong>{email}</strong> at {tenant}.</p>\
@@ -444,9 +525,17 @@ pub(super) struct ResetForm {
     confirm: String,
 }
 
-pub(super) async fn submit_reset(State(state): State<AppState>, headers: HeaderMap, form: Result<Form<ResetForm>, FormRejection>) -> Response {
+pub(super) async fn submit_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<ResetForm>, FormRejection>,
+) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(StatusCode::BAD_REQUEST, "Something went wrong", "The form could not be read. Go back and try again.");
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Go back and try again.",
+        );
     };
     if !state.signin.csrf_ok(&headers, state.secure_cookies(), "reset", &form.csrf) {
         return pages::forged_form();
@@ -461,7 +550,9 @@ pub(super) async fn submit_reset(State(state): State<AppState>, headers: HeaderM
         return again("The two passwords differ.");
     }
     let email = user.email.clone().unwrap_or_else(|| user.user_name.clone());
-    if let Err(violation) = state.signin.policy.check(&form.password, &context_words(&email, user.display_name.as_deref())) {
+    if let Err(violation) =
+        state.signin.policy.check(&form.password, &context_words(&email, user.display_name.as_deref()))
+    {
         return again(&violation.to_string());
     }
     let runtime = std::sync::Arc::clone(&state.signin);
@@ -476,7 +567,11 @@ pub(super) async fn submit_reset(State(state): State<AppState>, headers: HeaderM
             "Your password is set",
             "<p>Return to the application and sign in with your new password. Other sessions of your account have been signed out.</p>",
         ),
-        Ok(false) => pages::error(StatusCode::BAD_REQUEST, "This link does not work", "Password links work once. Ask for a new one."),
+        Ok(false) => pages::error(
+            StatusCode::BAD_REQUEST,
+            "This link does not work",
+            "Password links work once. Ask for a new one.",
+        ),
         Err(err) => {
             tracing::error!(%err, "cannot store a new password");
             pages::unavailable()
@@ -503,7 +598,12 @@ async fn store_password(
                 return Ok(false);
             }
             let version = current.as_ref().map_or(0, |c| c.version) + 1;
-            let credential = PasswordCredentialRecord { hash: Some(hash.clone()), changed_at: Some(now), version, ..Default::default() };
+            let credential = PasswordCredentialRecord {
+                hash: Some(hash.clone()),
+                changed_at: Some(now),
+                version,
+                ..Default::default()
+            };
             credentials::put(tx, tenant_id, user_id, &credential)?;
             let ended = sessions::end_user_sessions(tx, tenant_id, user_id, "password_changed", now)?;
             let change = Change {
@@ -513,7 +613,12 @@ async fn store_password(
                 request_id: None,
                 now,
             };
-            change.audit(tx, "password.set", Subject { kind: "user".into(), id: user_id.to_string(), label: Some(label.clone()) }, json!({ "sessions_ended": ended }))?;
+            change.audit(
+                tx,
+                "password.set",
+                Subject { kind: "user".into(), id: user_id.to_string(), label: Some(label.clone()) },
+                json!({ "sessions_ended": ended }),
+            )?;
             Ok(true)
         })
         .await
@@ -561,7 +666,11 @@ async fn create_local_user(
     if !plausible_email(&email) {
         return Err(ApiError::invalid("email", "is not an email address"));
     }
-    let display_name = input.display_name.map(|n| crate::text::label(&n, 200)).transpose().map_err(|m| ApiError::invalid("display_name", m))?;
+    let display_name = input
+        .display_name
+        .map(|n| crate::text::label(&n, 200))
+        .transpose()
+        .map_err(|m| ApiError::invalid("display_name", m))?;
     let now = state.clock.now();
     let id = UserId::generate();
     let mut profile = json!({ "userName": email, "emails": [{ "value": email, "type": "work", "primary": true }], "active": true });
@@ -600,10 +709,18 @@ async fn create_local_user(
             Ok::<_, ApiError>(tenant)
         })
         .await?;
-    let (link, expires_at, emailed) = deliver_link(&state, &tenant, id, &email, display_name.as_deref(), None, ResetPurpose::Invite).await;
+    let (link, expires_at, emailed) =
+        deliver_link(&state, &tenant, id, &email, display_name.as_deref(), None, ResetPurpose::Invite).await;
     Ok((
         StatusCode::CREATED,
-        ApiJson(LocalUserView { id, email, display_name, password_link: link, password_link_expires_at: expires_at, emailed }),
+        ApiJson(LocalUserView {
+            id,
+            email,
+            display_name,
+            password_link: link,
+            password_link_expires_at: expires_at,
+            emailed,
+        }),
     ))
 }
 
@@ -619,7 +736,11 @@ fn directory_error(err: DirectoryError) -> ApiError {
             field: None,
             message: format!("the tenant's seat limit of {limit} active users is reached"),
         },
-        DirectoryError::TenantClosed => ApiError::Conflict { code: "tenant_suspended", field: None, message: "the tenant is suspended".into() },
+        DirectoryError::TenantClosed => ApiError::Conflict {
+            code: "tenant_suspended",
+            field: None,
+            message: "the tenant is suspended".into(),
+        },
         DirectoryError::Store(err) => err.into(),
     }
 }
@@ -636,7 +757,8 @@ async fn deliver_link(
 ) -> (Option<String>, OffsetDateTime, bool) {
     let now = state.clock.now();
     let fresh = PasswordCredentialRecord::default();
-    let (link, expires_at) = password_link(state, tenant.id, user, Some(credential.unwrap_or(&fresh)), purpose, now);
+    let (link, expires_at) =
+        password_link(state, tenant.id, user, Some(credential.unwrap_or(&fresh)), purpose, now);
     if let Some(mailer) = &state.signin.mailer {
         let minutes = (expires_at - now).whole_minutes() as u64;
         match mailer.send_password_reset(email, display_name, &link, minutes, &tenant.display_name).await {
@@ -680,16 +802,35 @@ async fn issue_password_link(
     let Some(email) = record.email.clone().filter(|_| record.active) else {
         return Err(ApiError::invalid("user", "the user is inactive or has no email address"));
     };
-    let purpose = if credential.as_ref().is_some_and(|c| c.hash.is_some()) { ResetPurpose::Reset } else { ResetPurpose::Invite };
+    let purpose = if credential.as_ref().is_some_and(|c| c.hash.is_some()) {
+        ResetPurpose::Reset
+    } else {
+        ResetPurpose::Invite
+    };
     let admin = AdminChange::new(auth, &request, state.clock.now());
     let (tenant_id, label) = (tenant.id, record.user_name.clone());
-    let (link, expires_at, emailed) =
-        deliver_link(&state, &tenant, user_id, &email, record.display_name.as_deref(), credential.as_ref(), purpose).await;
+    let (link, expires_at, emailed) = deliver_link(
+        &state,
+        &tenant,
+        user_id,
+        &email,
+        record.display_name.as_deref(),
+        credential.as_ref(),
+        purpose,
+    )
+    .await;
     state
         .store
         .write(move |tx| {
-            let subject = Subject { kind: "user".into(), id: user_id.to_string(), label: Some(label.clone()) };
-            admin.audit(tx, Some(tenant_id), "user.password_link", subject, json!({ "emailed": emailed, "purpose": purpose.as_str() }))
+            let subject =
+                Subject { kind: "user".into(), id: user_id.to_string(), label: Some(label.clone()) };
+            admin.audit(
+                tx,
+                Some(tenant_id),
+                "user.password_link",
+                subject,
+                json!({ "emailed": emailed, "purpose": purpose.as_str() }),
+            )
         })
         .await?;
     Ok(ApiJson(PasswordLinkView { password_link: link, expires_at, emailed }))
@@ -715,7 +856,13 @@ async fn remove_password(
             credentials::delete(tx, tenant.id, user_id)?;
             let ended = sessions::end_user_sessions(tx, tenant.id, user_id, "password_removed", admin.now)?;
             let subject = Subject { kind: "user".into(), id: user_id.to_string(), label: None };
-            admin.audit(tx, Some(tenant.id), "user.password_remove", subject, json!({ "sessions_ended": ended }))?;
+            admin.audit(
+                tx,
+                Some(tenant.id),
+                "user.password_remove",
+                subject,
+                json!({ "sessions_ended": ended }),
+            )?;
             Ok::<_, ApiError>(true)
         })
         .await?;

@@ -59,21 +59,33 @@ mod tests {
     use super::*;
 
     fn tenant(sso: Option<&str>, require_sso: bool) -> TenantFacts {
-        TenantFacts { id: TenantId::generate(), name: "Acme".into(), sso_connection: sso.map(str::to_owned), require_sso }
+        TenantFacts {
+            id: TenantId::generate(),
+            name: "Acme".into(),
+            sso_connection: sso.map(str::to_owned),
+            require_sso,
+        }
     }
 
     #[test]
     fn a_verified_domain_with_sso_goes_to_its_idp() {
         let acme = tenant(Some("saml:1"), false);
         let facts = Facts { verified_domain_owner: Some(acme.clone()), ..Facts::default() };
-        assert_eq!(decide(&facts), Route::Sso { tenant: acme.id, connection: "saml:1".into(), password_allowed: true });
+        assert_eq!(
+            decide(&facts),
+            Route::Sso { tenant: acme.id, connection: "saml:1".into(), password_allowed: true }
+        );
     }
 
     #[test]
     fn required_sso_forbids_the_password_fallback() {
         let acme = tenant(Some("oidc:2"), true);
-        let facts = Facts { verified_domain_owner: Some(acme.clone()), google_enabled: true, ..Facts::default() };
-        assert_eq!(decide(&facts), Route::Sso { tenant: acme.id, connection: "oidc:2".into(), password_allowed: false });
+        let facts =
+            Facts { verified_domain_owner: Some(acme.clone()), google_enabled: true, ..Facts::default() };
+        assert_eq!(
+            decide(&facts),
+            Route::Sso { tenant: acme.id, connection: "oidc:2".into(), password_allowed: false }
+        );
         let unconfigured = tenant(None, true);
         let facts = Facts { verified_domain_owner: Some(unconfigured.clone()), ..Facts::default() };
         assert_eq!(decide(&facts), Route::SsoNotConfigured { tenant: unconfigured.id, name: "Acme".into() });
@@ -82,7 +94,8 @@ mod tests {
     #[test]
     fn a_tenant_without_sso_uses_passwords_and_google_when_on() {
         let acme = tenant(None, false);
-        let facts = Facts { verified_domain_owner: Some(acme.clone()), google_enabled: true, ..Facts::default() };
+        let facts =
+            Facts { verified_domain_owner: Some(acme.clone()), google_enabled: true, ..Facts::default() };
         assert_eq!(decide(&facts), Route::Password { tenant: Some(acme.id), google: true });
     }
 
@@ -96,7 +109,11 @@ mod tests {
     #[test]
     fn a_pinned_tenant_wins_over_the_address() {
         let (pinned, other) = (tenant(Some("saml:p"), false), tenant(Some("saml:o"), false));
-        let facts = Facts { pinned: Some(pinned.clone()), verified_domain_owner: Some(other), google_enabled: false };
-        assert_eq!(decide(&facts), Route::Sso { tenant: pinned.id, connection: "saml:p".into(), password_allowed: true });
+        let facts =
+            Facts { pinned: Some(pinned.clone()), verified_domain_owner: Some(other), google_enabled: false };
+        assert_eq!(
+            decide(&facts),
+            Route::Sso { tenant: pinned.id, connection: "saml:p".into(), password_allowed: true }
+        );
     }
 }

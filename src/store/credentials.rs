@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use super::{Record, Source, StoreError, WriteTx, codec};
 use crate::ids::{TenantId, UserId};
 
-const PASSWORD_CREDENTIALS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("password_credentials");
+const PASSWORD_CREDENTIALS: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("password_credentials");
 
 pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(PASSWORD_CREDENTIALS)?;

@@ -149,7 +149,10 @@ pub fn authorization_request(
     codec::get(src, AUTHORIZATION_REQUESTS, id.key())
 }
 
-pub fn put_authorization_request(tx: &WriteTx<'_>, request: &AuthorizationRequestRecord) -> Result<(), StoreError> {
+pub fn put_authorization_request(
+    tx: &WriteTx<'_>,
+    request: &AuthorizationRequestRecord,
+) -> Result<(), StoreError> {
     let key = request.id.key();
     tx.table_mut(AUTHORIZATION_REQUESTS)?.insert(key, codec::encode(request)?.as_slice())?;
     queue(tx, request.expires_at, Kind::AuthorizationRequest, &key.to_be_bytes())
@@ -180,23 +183,28 @@ pub fn refresh_token(src: &impl Source, digest: &[u8; 32]) -> Result<Option<Refr
     codec::get(src, REFRESH_TOKENS, digest)
 }
 
-pub fn put_refresh_token(tx: &WriteTx<'_>, digest: &[u8; 32], token: &RefreshTokenRecord) -> Result<(), StoreError> {
-    let fresh =
-        tx.table_mut(REFRESH_TOKENS)?.insert(digest, codec::encode(token)?.as_slice())?.is_none();
+pub fn put_refresh_token(
+    tx: &WriteTx<'_>,
+    digest: &[u8; 32],
+    token: &RefreshTokenRecord,
+) -> Result<(), StoreError> {
+    let fresh = tx.table_mut(REFRESH_TOKENS)?.insert(digest, codec::encode(token)?.as_slice())?.is_none();
     if fresh {
         queue(tx, token.expires_at, Kind::RefreshToken, digest)?;
     }
     Ok(())
 }
 
-pub fn refresh_family(src: &impl Source, id: RefreshFamilyId) -> Result<Option<RefreshFamilyRecord>, StoreError> {
+pub fn refresh_family(
+    src: &impl Source,
+    id: RefreshFamilyId,
+) -> Result<Option<RefreshFamilyRecord>, StoreError> {
     codec::get(src, REFRESH_FAMILIES, id.key())
 }
 
 pub fn put_refresh_family(tx: &WriteTx<'_>, family: &RefreshFamilyRecord) -> Result<(), StoreError> {
     let key = family.id.key();
-    let fresh =
-        tx.table_mut(REFRESH_FAMILIES)?.insert(key, codec::encode(family)?.as_slice())?.is_none();
+    let fresh = tx.table_mut(REFRESH_FAMILIES)?.insert(key, codec::encode(family)?.as_slice())?.is_none();
     if fresh {
         queue(tx, family.expires_at, Kind::RefreshFamily, &key.to_be_bytes())?;
     }
@@ -224,7 +232,11 @@ pub fn is_access_token_revoked(src: &impl Source, jti: u128) -> Result<bool, Sto
     Ok(src.table(REVOKED_ACCESS_TOKENS)?.get(jti)?.is_some())
 }
 
-pub fn revoke_access_token(tx: &WriteTx<'_>, jti: u128, expires_at: OffsetDateTime) -> Result<(), StoreError> {
+pub fn revoke_access_token(
+    tx: &WriteTx<'_>,
+    jti: u128,
+    expires_at: OffsetDateTime,
+) -> Result<(), StoreError> {
     let fresh = tx.table_mut(REVOKED_ACCESS_TOKENS)?.insert(jti, expires_at.unix_timestamp())?.is_none();
     if fresh {
         queue(tx, expires_at, Kind::RevokedAccessToken, &jti.to_be_bytes())?;

@@ -47,7 +47,11 @@ pub fn enqueue(tx: &WriteTx<'_>, delivery: &LogoutDeliveryRecord) -> Result<(), 
 }
 
 /// Up to `limit` deliveries due at `now`, earliest first.
-pub fn due(src: &impl Source, now: OffsetDateTime, limit: usize) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
+pub fn due(
+    src: &impl Source,
+    now: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let table = src.table(LOGOUT_DELIVERIES)?;
     let range = table.range(..=(now_ms, u128::MAX))?;

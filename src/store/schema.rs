@@ -5,8 +5,8 @@
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    StoreError, WriteTx, admin_keys, credentials, directory, grants, instance_keys, journal, logout_deliveries,
-    oauth_clients, scim_tokens, sessions, tenants,
+    StoreError, WriteTx, admin_keys, credentials, directory, grants, instance_keys, journal,
+    logout_deliveries, oauth_clients, scim_tokens, sessions, tenants,
 };
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");

@@ -88,7 +88,8 @@ pub fn put(tx: &WriteTx<'_>, session: &SessionRecord) -> Result<(), StoreError> 
     let fresh =
         tx.table_mut(SESSIONS)?.insert(session.id.key(), codec::encode(session)?.as_slice())?.is_none();
     if fresh {
-        tx.table_mut(USER_SESSIONS)?.insert((session.tenant.key(), session.user.key(), session.id.key()), ())?;
+        tx.table_mut(USER_SESSIONS)?
+            .insert((session.tenant.key(), session.user.key(), session.id.key()), ())?;
         let purge_at = session.expires_at + KEPT_AFTER_EXPIRY;
         tx.table_mut(SESSION_EXPIRY)?.insert((purge_at.unix_timestamp(), session.id.key()), ())?;
     }
@@ -246,7 +247,8 @@ pub(crate) mod tests {
         let (_dir, store) = testing::store();
         let (t, ada, bob) = (TenantId::generate(), UserId::generate(), UserId::generate());
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
-        let sessions = [session_record(t, ada, now), session_record(t, ada, now), session_record(t, bob, now)];
+        let sessions =
+            [session_record(t, ada, now), session_record(t, ada, now), session_record(t, bob, now)];
         let ids: Vec<SessionId> = sessions.iter().map(|s| s.id).collect();
         let revoked = store
             .write(move |tx| {
@@ -277,14 +279,23 @@ pub(crate) mod tests {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
         let (old, recent) = (session_record(t, ada, now), session_record(t, ada, now + Duration::days(2)));
         let (old_id, recent_id) = (old.id, recent.id);
-        store.write(move |tx| {
-            put(tx, &old)?;
-            put(tx, &recent)
-        }).await.unwrap();
+        store
+            .write(move |tx| {
+                put(tx, &old)?;
+                put(tx, &recent)
+            })
+            .await
+            .unwrap();
         let later = now + Duration::days(8);
         assert_eq!(store.write(move |tx| purge_ended(tx, later, 100)).await.unwrap(), 1);
         let left = store
-            .read(move |tx| Ok::<_, StoreError>((get(tx, old_id)?.is_none(), of_user(tx, t, ada)?.len(), get(tx, recent_id)?.is_some())))
+            .read(move |tx| {
+                Ok::<_, StoreError>((
+                    get(tx, old_id)?.is_none(),
+                    of_user(tx, t, ada)?.len(),
+                    get(tx, recent_id)?.is_some(),
+                ))
+            })
             .await
             .unwrap();
         assert_eq!(left, (true, 1, true));

@@ -232,8 +232,7 @@ mod tests {
                 self,
                 tests::{group_record, user_record},
             },
-            sessions,
-            testing,
+            sessions, testing,
         },
     };
 

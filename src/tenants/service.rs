@@ -10,11 +10,11 @@ use super::{TenantError, validate};
 use crate::{
     app::AppState,
     ids::TenantId,
+    sessions,
     store::{
         Source,
         tenants::{self, DomainRecord, DomainStatus, SessionPolicy, TenantRecord, TenantStatus},
     },
-    sessions,
 };
 
 const MAX_DOMAINS: usize = 100;

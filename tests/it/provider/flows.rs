@@ -1,10 +1,7 @@
 //! The whole sign-in lifecycle as an app sees it.
 
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
-use openidconnect::{
-    OAuth2TokenResponse, RefreshToken, TokenResponse,
-    core::{CoreUserInfoClaims},
-};
+use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse, core::CoreUserInfoClaims};
 use serde_json::{Value, json};
 
 use super::{App, Browser, LogoutReceiver, callback_params, http, sign_in, tenant_with_password_user};
@@ -51,14 +48,21 @@ fn an_app_signs_a_person_in_refreshes_and_learns_when_the_session_ends() {
     // introspection says active, with the session and the tenant
     let access = tokens.access_token().secret().clone();
     let active = app.introspect(&server, &access);
-    assert_eq!((active["active"].as_bool(), active["sid"].clone(), active["org_id"].clone()), (Some(true), raw["sid"].clone(), json!(tenant)));
+    assert_eq!(
+        (active["active"].as_bool(), active["sid"].clone(), active["org_id"].clone()),
+        (Some(true), raw["sid"].clone(), json!(tenant))
+    );
 
     // refresh rotates the refresh token
     let first_refresh = tokens.refresh_token().expect("offline_access gives a refresh token").clone();
     let refreshed = app.rp.exchange_refresh_token(&first_refresh).unwrap().request(&http).unwrap();
     let second_refresh = refreshed.refresh_token().unwrap().clone();
     assert_ne!(second_refresh.secret(), first_refresh.secret());
-    assert_eq!(app.introspect(&server, first_refresh.secret())["active"], false, "a replaced token is inactive");
+    assert_eq!(
+        app.introspect(&server, first_refresh.secret())["active"],
+        false,
+        "a replaced token is inactive"
+    );
     assert_eq!(app.introspect(&server, second_refresh.secret())["active"], true);
 
     // A second sign-in in the same browser needs no password: the session answers at once.
@@ -71,7 +75,11 @@ fn an_app_signs_a_person_in_refreshes_and_learns_when_the_session_ends() {
     let ended = ok(server.delete(&format!("/api/v1/tenants/{tenant}/users/{ada}/sessions")), 200);
     assert_eq!(ended["ended"], 1);
     assert_eq!(app.introspect(&server, &access)["active"], false);
-    let refused = app.rp.exchange_refresh_token(&RefreshToken::new(second_refresh.secret().clone())).unwrap().request(&http);
+    let refused = app
+        .rp
+        .exchange_refresh_token(&RefreshToken::new(second_refresh.secret().clone()))
+        .unwrap()
+        .request(&http);
     assert!(refused.is_err(), "refresh after revocation");
     let bodies = receiver.wait_for(1);
     let logout_token = bodies[0].strip_prefix("logout_token=").expect("a logout_token form field");
@@ -86,7 +94,8 @@ fn an_app_signs_a_person_in_refreshes_and_learns_when_the_session_ends() {
 fn rp_initiated_logout_ends_the_session_and_returns_to_a_registered_address() {
     let server = Server::start();
     tenant_with_password_user(&server, PASSWORD);
-    let app = App::register(&server, json!({ "post_logout_redirect_uris": ["http://127.0.0.1:9/signed-out"] }));
+    let app =
+        App::register(&server, json!({ "post_logout_redirect_uris": ["http://127.0.0.1:9/signed-out"] }));
     let pending = app.authorize(&["email"]);
     let mut browser = Browser::new();
     let back = sign_in(&server, &mut browser, &pending.url, "ada@acme.test", PASSWORD);
@@ -128,7 +137,8 @@ fn signing_keys_rotate_and_old_tokens_keep_verifying() {
     let before = tokens.access_token().secret().clone();
 
     let keys = ok(server.post("/api/v1/signing-keys/rotate", json!({})), 200);
-    let statuses: Vec<&str> = keys["items"].as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> =
+        keys["items"].as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == "active").count(), 2);
     assert_eq!(statuses.iter().filter(|s| **s == "published").count(), 2);
     let jwks: Value = server.get("/oauth2/jwks").json().unwrap();
@@ -146,7 +156,8 @@ fn signing_keys_rotate_and_old_tokens_keep_verifying() {
 fn decode_unverified(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+        .unwrap()
 }
 
 /// Verifies a token the way an app would: by its `kid` in the published JWKS, with jsonwebtoken.

@@ -13,8 +13,8 @@ use std::{
 };
 
 use openidconnect::{
-    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     core::{CoreClient, CoreProviderMetadata, CoreResponseType},
 };
 use reqwest::{Method, blocking::Client, redirect::Policy};
@@ -63,9 +63,12 @@ impl App {
             body[key] = value.clone();
         }
         let created = ok(server.post("/api/v1/oauth-clients", body), 201);
-        let (client_id, secret) =
-            (created["client_id"].as_str().unwrap().to_owned(), created["client_secret"].as_str().unwrap().to_owned());
-        let metadata = CoreProviderMetadata::discover(&IssuerUrl::new(server.url("")).unwrap(), &http).unwrap();
+        let (client_id, secret) = (
+            created["client_id"].as_str().unwrap().to_owned(),
+            created["client_secret"].as_str().unwrap().to_owned(),
+        );
+        let metadata =
+            CoreProviderMetadata::discover(&IssuerUrl::new(server.url("")).unwrap(), &http).unwrap();
         let rp = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(client_id.clone()),
@@ -135,7 +138,10 @@ pub struct Page {
 
 impl Browser {
     pub fn new() -> Browser {
-        Browser { client: Client::builder().redirect(Policy::none()).build().unwrap(), cookies: HashMap::new() }
+        Browser {
+            client: Client::builder().redirect(Policy::none()).build().unwrap(),
+            cookies: HashMap::new(),
+        }
     }
 
     fn send(&mut self, method: Method, url: &str, form: Option<&[(String, String)]>) -> Page {
@@ -191,7 +197,12 @@ impl Browser {
 }
 
 fn unescape(value: &str) -> String {
-    value.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    value
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn attribute(html: &str, tag: &str, name: &str) -> Option<String> {
@@ -226,7 +237,10 @@ pub fn tenant_with_password_user(server: &Server, password: &str) -> (String, St
     let tenant = server.create_tenant("acme", &["acme.test"]);
     let tenant_id = tenant["id"].as_str().unwrap().to_owned();
     let user = ok(
-        server.post(&format!("/api/v1/tenants/{tenant_id}/users"), json!({ "email": "Ada@acme.test", "display_name": "Ada Lovelace" })),
+        server.post(
+            &format!("/api/v1/tenants/{tenant_id}/users"),
+            json!({ "email": "Ada@acme.test", "display_name": "Ada Lovelace" }),
+        ),
         201,
     );
     assert_eq!(user["emailed"], false, "without SMTP the operator gets the link");
@@ -280,7 +294,8 @@ impl LogoutReceiver {
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
                 seen.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
-                let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ =
+                    write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             }
         });
         LogoutReceiver { url, bodies }

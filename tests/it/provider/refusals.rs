@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{App, Browser, REDIRECT_URI, callback_params, http, sign_in, tenant_with_password_user};
 use crate::{
-    scim::{issue_token, ok, urlencode},
+    scim::{issue_token, urlencode},
     server::Server,
 };
 
@@ -22,13 +22,16 @@ fn authorize_url(server: &Server, app: &App, extra: &str) -> String {
     )
 }
 
-const CHALLENGE: &str = "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
+const CHALLENGE: &str =
+    "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
 
 #[test]
 fn an_unregistered_redirect_uri_is_never_redirected_to() {
     let server = Server::start();
     let app = App::register(&server, json!({}));
-    for uri in ["http://127.0.0.1:9/callback/extra", "http://127.0.0.1:9/callbac", "https://evil.test/callback"] {
+    for uri in
+        ["http://127.0.0.1:9/callback/extra", "http://127.0.0.1:9/callbac", "https://evil.test/callback"]
+    {
         let url = format!(
             "{}?client_id={}&response_type=code&scope=openid&redirect_uri={}{CHALLENGE}",
             server.url("/oauth2/authorize"),
@@ -39,7 +42,11 @@ fn an_unregistered_redirect_uri_is_never_redirected_to() {
         assert_eq!((page.status, page.location), (400, None), "{uri}");
         assert!(page.body.contains("not registered"));
     }
-    let unknown = Browser::new().get(&format!("{}?client_id=nobody&redirect_uri={}", server.url("/oauth2/authorize"), urlencode(REDIRECT_URI)));
+    let unknown = Browser::new().get(&format!(
+        "{}?client_id=nobody&redirect_uri={}",
+        server.url("/oauth2/authorize"),
+        urlencode(REDIRECT_URI)
+    ));
     assert_eq!((unknown.status, unknown.location), (400, None));
 }
 
@@ -55,13 +62,18 @@ fn pkce_is_required_and_plain_is_refused() {
         params["error"].clone()
     };
     assert_eq!(error_of(""), "invalid_request");
-    assert_eq!(error_of("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain"), "invalid_request");
+    assert_eq!(
+        error_of("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain"),
+        "invalid_request"
+    );
     assert_eq!(error_of("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"), "invalid_request");
-    let token_flow = authorize_url(&server, &app, CHALLENGE).replace("response_type=code", "response_type=token");
+    let token_flow =
+        authorize_url(&server, &app, CHALLENGE).replace("response_type=code", "response_type=token");
     let page = Browser::new().get(&token_flow);
     assert_eq!(callback_params(page.location.as_deref().unwrap())["error"], "unsupported_response_type");
     // A repeated parameter makes the whole request untrustworthy: a page, no redirect.
-    let repeated = Browser::new().get(&format!("{}&response_type=code", authorize_url(&server, &app, CHALLENGE)));
+    let repeated =
+        Browser::new().get(&format!("{}&response_type=code", authorize_url(&server, &app, CHALLENGE)));
     assert_eq!((repeated.status, repeated.location), (400, None));
     let no_openid = authorize_url(&server, &app, CHALLENGE).replace("scope=openid", "scope=email");
     let page = Browser::new().get(&no_openid);
@@ -80,9 +92,16 @@ fn a_reused_code_is_refused_and_revokes_what_it_issued() {
     let back = sign_in(&server, &mut browser, &pending.url, "ada@acme.test", PASSWORD);
     let code = callback_params(back.location.as_deref().unwrap())["code"].clone();
     let tokens = app.exchange(&code, pending.verifier);
-    let replay = app.call(&server, "/oauth2/token", &[
-        ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT_URI), ("code_verifier", &verifier),
-    ]);
+    let replay = app.call(
+        &server,
+        "/oauth2/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &verifier),
+        ],
+    );
     let body = oauth_error(replay, 400);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(app.introspect(&server, tokens.access_token().secret())["active"], false);
@@ -101,17 +120,34 @@ fn a_code_needs_its_verifier_redirect_uri_and_client() {
     let back = sign_in(&server, &mut browser, &pending.url, "ada@acme.test", PASSWORD);
     let code = callback_params(back.location.as_deref().unwrap())["code"].clone();
     let exchange = |who: &App, verifier: &str, redirect: &str| {
-        who.call(&server, "/oauth2/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect), ("code_verifier", verifier)])
+        who.call(
+            &server,
+            "/oauth2/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+            ],
+        )
     };
     let wrong_verifier = "x".repeat(43);
     assert_eq!(oauth_error(exchange(&app, &wrong_verifier, REDIRECT_URI), 400)["error"], "invalid_grant");
-    assert_eq!(oauth_error(exchange(&app, &verifier, "http://127.0.0.1:9/other"), 400)["error"], "invalid_grant");
+    assert_eq!(
+        oauth_error(exchange(&app, &verifier, "http://127.0.0.1:9/other"), 400)["error"],
+        "invalid_grant"
+    );
     assert_eq!(oauth_error(exchange(&other, &verifier, REDIRECT_URI), 400)["error"], "invalid_grant");
     // A wrong client secret is invalid_client with a Basic challenge.
     let wrong_secret = Client::new()
         .post(server.url("/oauth2/token"))
         .basic_auth(&app.client_id, Some("pccs_wrong"))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT_URI), ("code_verifier", verifier.as_str())])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier.as_str()),
+        ])
         .send()
         .unwrap();
     assert_eq!(wrong_secret.headers()["www-authenticate"], "Basic realm=\"portcullis\"");
@@ -131,10 +167,24 @@ fn a_reused_refresh_token_revokes_its_whole_family() {
     let back = sign_in(&server, &mut browser, &pending.url, "ada@acme.test", PASSWORD);
     let tokens = app.exchange(&callback_params(back.location.as_deref().unwrap())["code"], pending.verifier);
     let first = tokens.refresh_token().unwrap().clone();
-    let second = app.rp.exchange_refresh_token(&first).unwrap().request(&http).unwrap().refresh_token().unwrap().clone();
+    let second = app
+        .rp
+        .exchange_refresh_token(&first)
+        .unwrap()
+        .request(&http)
+        .unwrap()
+        .refresh_token()
+        .unwrap()
+        .clone();
     // An attacker replays the first token: refused, and the legitimate second one dies with it.
     assert!(app.rp.exchange_refresh_token(&first).unwrap().request(&http).is_err());
-    assert!(app.rp.exchange_refresh_token(&RefreshToken::new(second.secret().clone())).unwrap().request(&http).is_err());
+    assert!(
+        app.rp
+            .exchange_refresh_token(&RefreshToken::new(second.secret().clone()))
+            .unwrap()
+            .request(&http)
+            .is_err()
+    );
     assert_eq!(app.introspect(&server, second.secret())["active"], false);
     // The session itself lives on: the browser signs in again without a password.
     let again = app.authorize(&["email"]);
@@ -155,10 +205,13 @@ fn deactivation_by_scim_ends_sessions_at_once() {
         .patch(server.url(&format!("/scim/v2/{tenant}/Users/{ada}")))
         .bearer_auth(token)
         .header("content-type", "application/scim+json")
-        .body(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{ "op": "replace", "value": { "active": false } }]
-        }).to_string())
+        .body(
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{ "op": "replace", "value": { "active": false } }]
+            })
+            .to_string(),
+        )
         .send()
         .unwrap();
     assert_eq!(deactivated.status(), 200);
