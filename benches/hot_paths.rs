@@ -36,6 +36,8 @@ fn tenant(n: usize) -> TenantRecord {
         status: TenantStatus::Active,
         seat_limit: None,
         deleted_user_retention_days: None,
+        session_policy: Default::default(),
+        require_sso: false,
         created_at: now,
         updated_at: now,
     }
