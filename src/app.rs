@@ -24,7 +24,10 @@ use crate::{
     sessions,
     signin::{self, SignInRuntime},
     store::Store,
-    tenants,
+    tenants::{
+        self,
+        dns::{DnsSettings, DomainVerifier},
+    },
 };
 
 /// What every handler can reach. Cheap to clone.
@@ -41,6 +44,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub provider: Arc<ProviderRuntime>,
     pub signin: Arc<SignInRuntime>,
+    /// Domain verification's DNS client, or why there is none.
+    pub dns: Arc<Result<DomainVerifier, String>>,
     draining: Arc<AtomicBool>,
 }
 
@@ -54,6 +59,7 @@ impl AppState {
         signin: SignInRuntime,
     ) -> Self {
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
+        let dns = Arc::new(dns_verifier(&config));
         Self {
             store,
             config,
@@ -63,6 +69,7 @@ impl AppState {
             keys: Arc::new(keys),
             provider: Arc::new(ProviderRuntime::default()),
             signin: Arc::new(signin),
+            dns,
             draining: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -80,6 +87,14 @@ impl AppState {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+}
+
+fn dns_verifier(config: &Config) -> Result<DomainVerifier, String> {
+    let settings = DnsSettings { resolvers: config.dns_resolvers.clone(), ..DnsSettings::default() };
+    DomainVerifier::new(&settings).map_err(|err| {
+        tracing::warn!(%err, "domain verification through DNS is unavailable (setting dns_resolvers)");
+        format!("domain verification through DNS is unavailable: {err} (setting dns_resolvers)")
+    })
 }
 
 pub fn router(state: AppState) -> Router {

@@ -177,6 +177,12 @@ impl From<TenantError> for ApiError {
                 field: Some("domain"),
                 message: format!("the tenant already has the domain `{domain}`"),
             },
+            TenantError::VerificationFailed(message) => {
+                ApiError::Conflict { code: "verification_failed", field: None, message }
+            }
+            TenantError::DnsUnavailable(message) => {
+                ApiError::Conflict { code: "dns_unavailable", field: None, message }
+            }
             TenantError::Store(err) => err.into(),
         }
     }

@@ -96,6 +96,12 @@ pub struct DomainRecord {
     pub verification_token: String,
     pub created_at: OffsetDateTime,
     pub verified_at: Option<OffsetDateTime>,
+    /// `dns` (the TXT record was found) or `manual` (an operator vouched, on an air-gapped site).
+    #[serde(default)]
+    pub verification_method: Option<String>,
+    /// The admin key that verified it.
+    #[serde(default)]
+    pub verified_by: Option<String>,
 }
 
 impl Record for DomainRecord {
@@ -264,6 +270,8 @@ mod tests {
             verification_token: "t".into(),
             created_at: now,
             verified_at: None,
+            verification_method: None,
+            verified_by: None,
         };
         assert_eq!(claim_domain(tx, &domain)?, None);
         let user = user_record(tenant.id, "ada", &format!("ada@{}", domain.domain));

@@ -2,6 +2,7 @@
 //! admin API under `/api/v1/tenants`. Domain verification and the sign-in routing that uses
 //! slugs and verified domains come with the sign-in work.
 
+pub mod dns;
 mod service;
 mod validate;
 mod views;
@@ -40,6 +41,12 @@ pub enum TenantError {
     DomainAlreadyAdded(String),
     #[error("the tenant has no domain {0}")]
     DomainNotFound(String),
+    /// The DNS record proving control of the domain was not found.
+    #[error("{0}")]
+    VerificationFailed(String),
+    /// DNS could not be asked (no resolver, a timeout, a failing server).
+    #[error("{0}")]
+    DnsUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,6 +57,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}", get(show).patch(update).delete(remove))
         .route("/tenants/{tenant}/domains", get(list_domains).post(add_domain))
         .route("/tenants/{tenant}/domains/{domain}", delete(remove_domain))
+        .route("/tenants/{tenant}/domains/{domain}/verify", axum::routing::post(verify_domain))
         .route_layer(from_extractor_with_state::<AdminAuth, _>(state))
 }
 
@@ -118,6 +126,28 @@ async fn add_domain(
 ) -> Result<(StatusCode, ApiJson<DomainView>), ApiError> {
     let domain = service::add_domain(&state, reference, input).await?;
     Ok((StatusCode::CREATED, ApiJson(domain.into())))
+}
+
+/// Checks the domain's TXT record through DNS, or (`{"method": "manual"}`) records an
+/// operator's word for it on an air-gapped site. Both are audited.
+async fn verify_domain(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    axum::Extension(request): axum::Extension<crate::http::middleware::RequestId>,
+    Path((reference, domain)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<ApiJson<DomainView>, ApiError> {
+    // The body is optional: none (or `{}`) means a DNS check.
+    let method = if body.is_empty() {
+        service::VerificationMethod::default()
+    } else {
+        serde_json::from_slice::<service::VerifyDomain>(&body)
+            .map_err(|err| ApiError::Malformed(format!("the body is not a verification request: {err}")))?
+            .method
+    };
+    let change = crate::admin::AdminChange::new(auth, &request, state.clock.now());
+    let domain = service::verify_domain(&state, reference, domain, method, change).await?;
+    Ok(ApiJson(domain.into()))
 }
 
 async fn remove_domain(

@@ -6,13 +6,20 @@ use std::collections::BTreeSet;
 use rand::RngCore;
 use serde::Deserialize;
 
-use super::{TenantError, validate};
+use serde_json::json;
+
+use super::{
+    TenantError,
+    dns::{VERIFICATION_LABEL, Verification},
+    validate,
+};
 use crate::{
     app::AppState,
     ids::TenantId,
     sessions,
     store::{
         Source,
+        journal::Subject,
         tenants::{self, DomainRecord, DomainStatus, SessionPolicy, TenantRecord, TenantStatus},
     },
 };
@@ -95,6 +102,86 @@ fn check_retention(days: Option<u32>) -> Result<Option<u32>, TenantError> {
 #[serde(deny_unknown_fields)]
 pub struct AddDomain {
     pub domain: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMethod {
+    /// Look the TXT record up through the configured resolvers.
+    #[default]
+    Dns,
+    /// Take the operator's word (air-gapped sites); audited as such.
+    Manual,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyDomain {
+    #[serde(default)]
+    pub method: VerificationMethod,
+}
+
+pub async fn verify_domain(
+    state: &AppState,
+    reference: String,
+    domain: String,
+    method: VerificationMethod,
+    change: crate::admin::AdminChange,
+) -> Result<DomainRecord, TenantError> {
+    let name = validate::domain(&domain).map_err(|_| TenantError::DomainNotFound(domain.clone()))?;
+    let (lookup, lookup_name) = (reference.clone(), name.clone());
+    let record = state
+        .store
+        .read(move |tx| {
+            let tenant = resolve(tx, &lookup)?;
+            tenants::domain(tx, tenant.id, &lookup_name)?
+                .ok_or(TenantError::DomainNotFound(lookup_name.clone()))
+        })
+        .await?;
+    let method_name = match method {
+        VerificationMethod::Manual => "manual",
+        VerificationMethod::Dns => {
+            check_dns(state, &record).await?;
+            "dns"
+        }
+    };
+    let (now, by) = (change.now, change.auth.key_id.to_string());
+    state
+        .store
+        .write(move |tx| {
+            let tenant = resolve(tx, &reference)?;
+            let mut domain =
+                tenants::domain(tx, tenant.id, &name)?.ok_or(TenantError::DomainNotFound(name.clone()))?;
+            domain.status = DomainStatus::Verified;
+            domain.verified_at = Some(now);
+            domain.verification_method = Some(method_name.into());
+            domain.verified_by = Some(by.clone());
+            tenants::put_domain(tx, &domain)?;
+            let subject = Subject { kind: "domain".into(), id: domain.domain.clone(), label: None };
+            change.audit(tx, Some(tenant.id), "domain.verify", subject, json!({ "method": method_name }))?;
+            Ok(domain)
+        })
+        .await
+}
+
+async fn check_dns(state: &AppState, record: &DomainRecord) -> Result<(), TenantError> {
+    let verifier =
+        state.dns.as_ref().as_ref().map_err(|message| TenantError::DnsUnavailable(message.clone()))?;
+    match verifier.check(&record.domain, &record.verification_token).await {
+        Ok(Verification::Verified) => Ok(()),
+        Ok(Verification::NotFound { seen }) if seen.is_empty() => {
+            Err(TenantError::VerificationFailed(format!(
+                "no TXT record at {VERIFICATION_LABEL}.{}; publish the record shown with the domain and try again",
+                record.domain
+            )))
+        }
+        Ok(Verification::NotFound { seen }) => Err(TenantError::VerificationFailed(format!(
+            "the TXT records at {VERIFICATION_LABEL}.{} do not contain the verification value; found: {}",
+            record.domain,
+            seen.join(" | ")
+        ))),
+        Err(err) => Err(TenantError::DnsUnavailable(err.to_string())),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,6 +423,8 @@ fn new_domain(domain: String, tenant: TenantId, token: String, now: time::Offset
         verification_token: token,
         created_at: now,
         verified_at: None,
+        verification_method: None,
+        verified_by: None,
     }
 }
 

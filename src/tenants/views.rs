@@ -8,10 +8,7 @@ use crate::{
     store::tenants::{DomainRecord, DomainStatus, TenantRecord, TenantStatus},
 };
 
-/// The DNS name under which a domain's owner publishes the verification record.
-pub const VERIFICATION_LABEL: &str = "_portcullis-challenge";
-/// The text of the verification record, before the token.
-pub const VERIFICATION_PREFIX: &str = "portcullis-domain-verification=";
+use super::dns::{VERIFICATION_LABEL, VERIFICATION_PREFIX};
 
 #[derive(Debug, Serialize)]
 pub struct TenantView {
@@ -92,6 +89,9 @@ pub struct DomainView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub verified_at: Option<OffsetDateTime>,
+    /// `dns` or `manual`, and who verified it.
+    pub verification_method: Option<String>,
+    pub verified_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +115,8 @@ impl From<DomainRecord> for DomainView {
             status: d.status,
             created_at: d.created_at,
             verified_at: d.verified_at,
+            verification_method: d.verification_method,
+            verified_by: d.verified_by,
         }
     }
 }

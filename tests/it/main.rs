@@ -6,9 +6,11 @@
 mod admin_keys;
 mod bad_input;
 mod cli;
+mod domains;
 mod http_basics;
 mod lifecycle;
 mod provider;
 mod scim;
 mod server;
+mod support;
 mod tenants;

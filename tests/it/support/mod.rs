@@ -1,0 +1,3 @@
+//! Peers the end-to-end tests start on loopback.
+
+pub mod dns;
