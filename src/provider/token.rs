@@ -410,3 +410,53 @@ fn id_token(client: &OAuthClientRecord, grant: &Grant, issuer: &str, now: Offset
     }
     Value::Object(claims)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ids::{TenantId, UserId},
+        provider::clients::tests::client_record,
+    };
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn code_for(client: &OAuthClientRecord, now: OffsetDateTime) -> CodeRecord {
+        CodeRecord {
+            client: client.id,
+            redirect_uri: "https://app.test/callback".into(),
+            tenant: TenantId::generate(),
+            user: UserId::generate(),
+            session: SessionId::generate(),
+            scopes: vec!["openid".into()],
+            nonce: None,
+            code_challenge: CHALLENGE.into(),
+            auth_time: now,
+            expires_at: now + Duration::seconds(60),
+            redeemed_at: None,
+            family: None,
+            access_token_jti: None,
+            access_token_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_code_is_refused_when_expired_or_presented_with_anything_but_its_own_client_uri_and_verifier() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let client = client_record(None, now);
+        let code = code_for(&client, now);
+        let uri = "https://app.test/callback";
+        assert!(check_code(&code, &client, uri, VERIFIER, now).is_ok());
+        assert!(check_code(&code, &client, uri, VERIFIER, now + Duration::seconds(60)).is_err(), "expired");
+        assert!(check_code(&code, &client_record(None, now), uri, VERIFIER, now).is_err(), "another client");
+        assert!(
+            check_code(&code, &client, "https://app.test/callback/", VERIFIER, now).is_err(),
+            "another URI"
+        );
+        assert!(
+            check_code(&code, &client, uri, CHALLENGE, now).is_err(),
+            "the challenge is not the verifier"
+        );
+    }
+}
