@@ -231,11 +231,7 @@ async fn submit_email(
     form: Result<Form<EmailForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "Something went wrong",
-            "The form could not be read. Go back and try again.",
-        );
+        return pages::unreadable_form();
     };
     let request = match pending_request(&state, &form.request).await {
         Ok(request) => request,

@@ -69,6 +69,15 @@ pub fn unavailable() -> Response {
     )
 }
 
+/// A form body that cannot be read as the form it claims to be.
+pub fn unreadable_form() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "Something went wrong",
+        "The form could not be read. Go back and try again.",
+    )
+}
+
 /// A form that did not come from the page we served to this browser (CSRF, or cookies off).
 pub fn forged_form() -> Response {
     error(

@@ -138,11 +138,7 @@ pub(super) async fn submit_password(
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "Something went wrong",
-            "The form could not be read. Go back and try again.",
-        );
+        return pages::unreadable_form();
     };
     let request = match pending_request(&state, &form.request).await {
         Ok(request) => request,
@@ -378,11 +374,7 @@ pub(super) async fn submit_forgot(
     form: Result<Form<ForgotForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "Something went wrong",
-            "The form could not be read. Go back and try again.",
-        );
+        return pages::unreadable_form();
     };
     if !state.signin.csrf_ok(&headers, state.secure_cookies(), "forgot", &form.csrf) {
         return pages::forged_form();
@@ -531,11 +523,7 @@ pub(super) async fn submit_reset(
     form: Result<Form<ResetForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "Something went wrong",
-            "The form could not be read. Go back and try again.",
-        );
+        return pages::unreadable_form();
     };
     if !state.signin.csrf_ok(&headers, state.secure_cookies(), "reset", &form.csrf) {
         return pages::forged_form();
