@@ -173,6 +173,21 @@ pub(crate) async fn pending_request(
     }
 }
 
+/// The pending request a login form belongs to, if the form came from the page we served this
+/// browser (its CSRF token) and the request is still waiting.
+pub(crate) async fn accept_login_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_id: &str,
+    csrf: &str,
+) -> Result<AuthorizationRequestRecord, Response> {
+    let request = pending_request(state, request_id).await?;
+    if !state.signin.csrf_ok(headers, state.secure_cookies(), &request.id.to_string(), csrf) {
+        return Err(pages::forged_form());
+    }
+    Ok(request)
+}
+
 async fn show_login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -233,13 +248,10 @@ async fn submit_email(
     let Ok(Form(form)) = form else {
         return pages::unreadable_form();
     };
-    let request = match pending_request(&state, &form.request).await {
+    let request = match accept_login_form(&state, &headers, &form.request, &form.csrf).await {
         Ok(request) => request,
         Err(page) => return page,
     };
-    if !state.signin.csrf_ok(&headers, state.secure_cookies(), &request.id.to_string(), &form.csrf) {
-        return pages::forged_form();
-    }
     let (browser, set) = browser_id(&state, &headers);
     let email = form.email.trim().to_lowercase();
     if !plausible_email(&email) {

@@ -20,7 +20,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    browser_id, client_address, pages, pending_request, plausible_email, throttled, with_browser_cookie,
+    accept_login_form, browser_id, client_address, pages, plausible_email, throttled, with_browser_cookie,
 };
 use crate::{
     admin::{AdminAuth, AdminChange},
@@ -140,13 +140,10 @@ pub(super) async fn submit_password(
     let Ok(Form(form)) = form else {
         return pages::unreadable_form();
     };
-    let request = match pending_request(&state, &form.request).await {
+    let request = match accept_login_form(&state, &headers, &form.request, &form.csrf).await {
         Ok(request) => request,
         Err(page) => return page,
     };
-    if !state.signin.csrf_ok(&headers, state.secure_cookies(), &request.id.to_string(), &form.csrf) {
-        return pages::forged_form();
-    }
     let (browser, set) = browser_id(&state, &headers);
     let email = form.email.trim().to_lowercase();
     let pinned = form.tenant.as_deref().and_then(|t| t.parse::<TenantId>().ok()).or(request.tenant);
