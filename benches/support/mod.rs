@@ -1,0 +1,105 @@
+//! What the HTTP benchmarks share: the release server in its own process, and a load driver.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+pub const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef0123456789";
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("serve")
+            .env("PORTCULLIS_DATA_DIR", data.path())
+            .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
+            .env("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
+            .env("PORTCULLIS_SCIM_RATE_LIMIT", "0")
+            .env("PORTCULLIS_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().unwrap().unwrap();
+            if let Some(rest) = line.strip_prefix("Portcullis listening on ") {
+                break rest.split(' ').next().unwrap().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base, _data: data }
+    }
+
+    pub fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb / 1024.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `op(0..total)` from `concurrency` tasks; prints the rate and the latency percentiles.
+pub async fn drive<F, Fut>(label: &str, concurrency: usize, total: usize, op: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (op, next) = (Arc::new(op), Arc::new(AtomicUsize::new(0)));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (op, next, latencies) = (Arc::clone(&op), Arc::clone(&next), Arc::clone(&latencies));
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total {
+                        break;
+                    }
+                    let begun = Instant::now();
+                    op(n).await;
+                    latencies.lock().unwrap().push(begun.elapsed());
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0
+    };
+    println!(
+        "{label}, concurrency {concurrency}: {total} in {seconds:.2} s = {:.0}/s; p50 {:.2} ms, p99 {:.2} ms",
+        total as f64 / seconds,
+        pct(0.5),
+        pct(0.99)
+    );
+}
