@@ -3,6 +3,7 @@
 //! browser that fills in the login pages.
 
 mod flows;
+mod journeys;
 mod refusals;
 
 use std::{
