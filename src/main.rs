@@ -26,6 +26,17 @@ enum Command {
     /// Create the data directory, database and keys without serving, printing the first admin
     /// API key if one was generated.
     Init(SettingsArgs),
+    /// Token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Retire the active signing keys and make new ones (on a stopped server; a running one
+    /// rotates with POST /api/v1/signing-keys/rotate). Old keys stay published until their
+    /// tokens expire.
+    Rotate(SettingsArgs),
 }
 
 /// Flags override `PORTCULLIS_*` environment variables, which override the config file.
@@ -72,6 +83,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => (args, "serve"),
         Command::Config(args) => (args, "config"),
         Command::Init(args) => (args, "init"),
+        Command::Keys(KeysCommand::Rotate(args)) => (args, "keys rotate"),
     };
     let loaded = match config::load(&args.sources()) {
         Ok(loaded) => loaded,
@@ -95,6 +107,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match command {
             "init" => init(loaded.config).await,
+            "keys rotate" => rotate_keys(loaded.config).await,
             _ => serve(loaded.config).await,
         }
     });
@@ -125,6 +138,33 @@ async fn init(config: Config) -> anyhow::Result<()> {
     }
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     Ok(())
+}
+
+async fn rotate_keys(config: Config) -> anyhow::Result<()> {
+    let store = portcullis::open_store(&config).await.map_err(|err| {
+        anyhow::anyhow!("{err:#}\nA running server rotates its keys with POST /api/v1/signing-keys/rotate.")
+    })?;
+    let now = time::OffsetDateTime::now_utc();
+    let actor = portcullis::store::journal::Actor { kind: "operator_cli".into(), id: whoami(), label: None };
+    let keys = portcullis::provider::rotation::rotate(&store, now, actor, None).await?;
+    for key in keys.iter().filter(|k| k.purpose == portcullis::store::instance_keys::KeyPurpose::TokenSigning)
+    {
+        let status = match key.retired_at {
+            None => "active",
+            Some(at) if now < at + portcullis::provider::keys::RETIRED_KEYS_PUBLISHED_FOR => {
+                "retired, still published"
+            }
+            Some(_) => "retired",
+        };
+        println!("{} {} {status}", key.algorithm, key.kid);
+    }
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    Ok(())
+}
+
+/// The operating-system user running the command, for the audit trail.
+fn whoami() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
 /// Resolves on SIGINT or SIGTERM.

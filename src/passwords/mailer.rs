@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::reset::ResetPurpose;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -89,12 +90,13 @@ impl fmt::Debug for Mailer {
     }
 }
 
-/// What a password reset email says, before it becomes a message.
+/// What a password link email says, before it becomes a message.
 struct ResetEmail<'a> {
     greeting_name: Option<String>,
     link: &'a str,
     expires_in_minutes: u64,
     tenant_name: String,
+    purpose: ResetPurpose,
 }
 
 impl Mailer {
@@ -111,24 +113,31 @@ impl Mailer {
         Ok(Self { transport: builder.build(), from })
     }
 
-    /// Sends the "choose a new password" email with `link` to `to`.
-    pub async fn send_password_reset(
+    /// Sends the "choose a new password" email (or, for an invitation, "choose your password")
+    /// with `link` to `to`.
+    pub async fn send_password_link(
         &self,
         to: &str,
         display_name: Option<&str>,
         link: &str,
         expires_in_minutes: u64,
         tenant_name: &str,
+        purpose: ResetPurpose,
     ) -> Result<(), MailError> {
         let greeting_name = display_name.map(header_safe).filter(|name| !name.is_empty());
         let address = to.parse().map_err(MailError::InvalidRecipient)?;
         let recipient = Mailbox::new(greeting_name.clone(), address);
-        let email =
-            ResetEmail { greeting_name, link, expires_in_minutes, tenant_name: header_safe(tenant_name) };
+        let email = ResetEmail {
+            greeting_name,
+            link,
+            expires_in_minutes,
+            tenant_name: header_safe(tenant_name),
+            purpose,
+        };
         let message = Message::builder()
             .from(self.from.clone())
             .to(recipient)
-            .subject(format!("Reset your {} password", email.tenant_name))
+            .subject(email.subject())
             .multipart(MultiPart::alternative_plain_html(email.text(), email.html()))
             .map_err(MailError::Build)?;
         self.transport.send(message).await.map_err(MailError::Send)?;
@@ -137,19 +146,52 @@ impl Mailer {
 }
 
 impl ResetEmail<'_> {
+    fn subject(&self) -> String {
+        match self.purpose {
+            ResetPurpose::Reset => format!("Reset your {} password", self.tenant_name),
+            ResetPurpose::Invite => format!("Your {} account is ready", self.tenant_name),
+        }
+    }
+
+    /// Why the person receives the email, and what to do if it is unexpected.
+    fn reason(&self) -> (String, &'static str) {
+        match self.purpose {
+            ResetPurpose::Reset => (
+                format!(
+                    "Someone, hopefully you, asked to reset the password of your {} account.",
+                    self.tenant_name
+                ),
+                "If you did not ask for this, ignore this email: your password stays as it is.",
+            ),
+            ResetPurpose::Invite => (
+                format!("An administrator of {} created an account for you.", self.tenant_name),
+                "If you did not expect this, ignore this email.",
+            ),
+        }
+    }
+
+    /// "expires in 45 minutes", "in 7 days".
+    fn lifetime(&self) -> String {
+        match self.expires_in_minutes {
+            m if m >= 2 * 24 * 60 => format!("{} days", m / (24 * 60)),
+            m if m >= 120 => format!("{} hours", m / 60),
+            m => format!("{m} minutes"),
+        }
+    }
+
     fn text(&self) -> String {
         let greeting =
             self.greeting_name.as_deref().map_or_else(|| "Hello,".to_owned(), |n| format!("Hello {n},"));
+        let (reason, unexpected) = self.reason();
         format!(
             "{greeting}\n\n\
-             Someone, hopefully you, asked to reset the password of your {tenant} account.\n\
-             Open this link to choose a new password:\n\n\
+             {reason}\n\
+             Open this link to choose a password:\n\n\
              {link}\n\n\
-             The link works once and expires in {minutes} minutes.\n\
-             If you did not ask for this, ignore this email: your password stays as it is.\n",
-            tenant = self.tenant_name,
+             The link works once and expires in {lifetime}.\n\
+             {unexpected}\n",
             link = self.link,
-            minutes = self.expires_in_minutes,
+            lifetime = self.lifetime(),
         )
     }
 
@@ -159,17 +201,17 @@ impl ResetEmail<'_> {
             .as_deref()
             .map_or_else(|| "Hello,".to_owned(), |n| format!("Hello {},", escape_html(n)));
         let link = escape_html(self.link);
+        let (reason, unexpected) = self.reason();
         format!(
             "<!DOCTYPE html>\n<html><body>\n\
              <p>{greeting}</p>\n\
-             <p>Someone, hopefully you, asked to reset the password of your {tenant} account.</p>\n\
-             <p><a href=\"{link}\">Choose a new password</a></p>\n\
+             <p>{reason}</p>\n\
+             <p><a href=\"{link}\">Choose a password</a></p>\n\
              <p>Or copy this link into your browser:<br>{link}</p>\n\
-             <p>The link works once and expires in {minutes} minutes. If you did not ask for this, \
-             ignore this email: your password stays as it is.</p>\n\
+             <p>The link works once and expires in {lifetime}. {unexpected}</p>\n\
              </body></html>\n",
-            tenant = escape_html(&self.tenant_name),
-            minutes = self.expires_in_minutes,
+            reason = escape_html(&reason),
+            lifetime = self.lifetime(),
         )
     }
 }
@@ -228,7 +270,10 @@ mod tests {
     async fn the_reset_email_reaches_the_relay_with_the_link_intact() {
         let (addr, sink) = SmtpSink::start().await.unwrap();
         let mailer = Mailer::new(settings(addr.port())).unwrap();
-        mailer.send_password_reset("jane@example.org", Some("Jane Doe"), LINK, 30, "Acme").await.unwrap();
+        mailer
+            .send_password_link("jane@example.org", Some("Jane Doe"), LINK, 30, "Acme", ResetPurpose::Reset)
+            .await
+            .unwrap();
 
         let messages = sink.messages();
         assert_eq!(messages.len(), 1);
@@ -251,7 +296,7 @@ mod tests {
         let (addr, sink) = SmtpSink::start().await.unwrap();
         let mailer = Mailer::new(settings(addr.port())).unwrap();
         for bad in ["", "not an address", "jane@", "a@b\r\nBcc: evil@example.com"] {
-            let result = mailer.send_password_reset(bad, None, LINK, 30, "Acme").await;
+            let result = mailer.send_password_link(bad, None, LINK, 30, "Acme", ResetPurpose::Reset).await;
             assert!(matches!(result, Err(MailError::InvalidRecipient(_))), "{bad:?}: {result:?}");
         }
         assert!(sink.messages().is_empty());
@@ -261,8 +306,25 @@ mod tests {
     async fn an_unreachable_relay_is_a_send_error() {
         let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mailer = Mailer::new(settings(closed_port)).unwrap();
-        let result = mailer.send_password_reset("jane@example.org", None, LINK, 30, "Acme").await;
+        let result =
+            mailer.send_password_link("jane@example.org", None, LINK, 30, "Acme", ResetPurpose::Reset).await;
         assert!(matches!(result, Err(MailError::Send(_))), "{result:?}");
+    }
+
+    #[test]
+    fn an_invitation_says_so_and_gives_its_lifetime_in_days() {
+        let email = ResetEmail {
+            greeting_name: None,
+            link: "https://x.example/",
+            expires_in_minutes: 7 * 24 * 60,
+            tenant_name: "Acme".into(),
+            purpose: ResetPurpose::Invite,
+        };
+        assert_eq!(email.subject(), "Your Acme account is ready");
+        let text = email.text();
+        assert!(text.contains("An administrator of Acme created an account for you."), "{text}");
+        assert!(text.contains("expires in 7 days"), "{text}");
+        assert!(!text.contains("reset"), "{text}");
     }
 
     #[test]
@@ -298,6 +360,7 @@ mod tests {
             link: "https://x.example/?a=1&b=\"2\"",
             expires_in_minutes: 15,
             tenant_name: header_safe("Acme & <Co>"),
+            purpose: ResetPurpose::Reset,
         };
         assert_eq!(email.greeting_name.as_deref(), Some("<b>Eve</b>Bcc: x@example.com"));
         let html = email.html();

@@ -7,7 +7,7 @@
 //! already has a live session gets its code at once.
 
 use axum::{
-    Form,
+    Extension, Form,
     extract::{
         Query, State,
         rejection::{FormRejection, QueryRejection},
@@ -22,14 +22,18 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use url::Url;
 
+use serde_json::json;
+
 use crate::{
     app::AppState,
+    http::middleware::RequestId,
     ids::AuthRequestId,
     sessions::{self, NewSession, cookie},
     signin::pages,
     store::{
         StoreError, directory,
         grants::{self, AuthorizationRequestRecord, CodeRecord},
+        journal::{self, Actor, AuditRecord, Subject},
         oauth_clients::{self, OAuthClientRecord},
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, TenantStatus},
@@ -64,11 +68,12 @@ pub struct AuthorizeParams {
 
 pub async fn authorize_get(
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     query: Result<Query<AuthorizeParams>, QueryRejection>,
 ) -> Response {
     match query {
-        Ok(Query(params)) => authorize(state, headers, params).await,
+        Ok(Query(params)) => authorize(state, headers, params, request_id).await,
         // A repeated parameter (RFC 6749 §3.1): not even the redirect URI can be trusted.
         Err(_) => unreadable_request(),
     }
@@ -84,11 +89,12 @@ fn unreadable_request() -> Response {
 
 pub async fn authorize_post(
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     form: Result<Form<AuthorizeParams>, FormRejection>,
 ) -> Response {
     match form {
-        Ok(Form(params)) => authorize(state, headers, params).await,
+        Ok(Form(params)) => authorize(state, headers, params, request_id).await,
         Err(_) => unreadable_request(),
     }
 }
@@ -126,7 +132,12 @@ pub fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
     }
 }
 
-async fn authorize(state: AppState, headers: HeaderMap, params: AuthorizeParams) -> Response {
+async fn authorize(
+    state: AppState,
+    headers: HeaderMap,
+    params: AuthorizeParams,
+    request_id: RequestId,
+) -> Response {
     let client = match trusted_client(&state, &params).await {
         Ok(client) => client,
         Err(response) => return response,
@@ -142,7 +153,7 @@ async fn authorize(state: AppState, headers: HeaderMap, params: AuthorizeParams)
     let prompt_none = params.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "none"));
 
     if let Some(session) = reusable_session(&state, &headers, &request, now).await {
-        return match finish(&state, request, Finish::Existing(session), false).await {
+        return match finish(&state, request, Finish::Existing(session), false, request_id).await {
             Ok(response) => response,
             Err(err) => err.into_response(&back),
         };
@@ -350,7 +361,12 @@ impl FinishError {
 }
 
 /// Finishes a stored request after a sign-in: see `finish`.
-pub async fn finish_stored(state: &AppState, id: AuthRequestId, how: Finish) -> Response {
+pub async fn finish_stored(
+    state: &AppState,
+    id: AuthRequestId,
+    how: Finish,
+    request_id: RequestId,
+) -> Response {
     let now = state.clock.now();
     let request = match state.store.read(move |tx| grants::authorization_request(tx, id)).await {
         Ok(Some(request)) if request.expires_at > now => request,
@@ -363,7 +379,7 @@ pub async fn finish_stored(state: &AppState, id: AuthRequestId, how: Finish) -> 
     let issuer = state.public_url.to_string();
     let (redirect_uri, request_state) = (request.redirect_uri.clone(), request.state.clone());
     let back = ReturnTo { redirect_uri: &redirect_uri, state: request_state.as_deref(), issuer: &issuer };
-    match finish(state, request, how, true).await {
+    match finish(state, request, how, true, request_id).await {
         Ok(response) => response,
         Err(err) => err.into_response(&back),
     }
@@ -377,6 +393,7 @@ async fn finish(
     request: AuthorizationRequestRecord,
     how: Finish,
     stored: bool,
+    trace: RequestId,
 ) -> Result<Response, FinishError> {
     let now = state.clock.now();
     let code = random_token("pcac_");
@@ -424,6 +441,22 @@ async fn finish(
                 return Err(FinishError::AccessDenied);
             }
             grants::put_code(tx, &digest, &record)?;
+            let detail = json!({
+                "client": record.client, "session": stored_session.id, "new_session": is_new,
+                "idp": stored_session.idp, "amr": stored_session.amr, "ip": stored_session.ip,
+            });
+            journal::append_audit(
+                tx,
+                AuditRecord::new(
+                    Some(stored_session.tenant),
+                    Actor { kind: "user".into(), id: stored_session.user.to_string(), label: None },
+                    "signin.authorize",
+                    Some(Subject { kind: "user".into(), id: stored_session.user.to_string(), label: None }),
+                    detail,
+                    now,
+                    Some(trace.0.clone()),
+                ),
+            )?;
             Ok(())
         })
         .await?;

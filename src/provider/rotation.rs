@@ -1,5 +1,5 @@
 //! Rotating the token signing keys: `POST /api/v1/signing-keys/rotate` on a running server, or
-//! `portcullis keys rotate` on a stopped one. The active keys are retired (they stay published
+//! `portcullis keys rotate` on a stopped one (the database is locked while a server runs). The active keys are retired (they stay published
 //! until what they signed has expired) and new ones of each algorithm take over at once.
 
 use axum::{
@@ -14,13 +14,13 @@ use time::OffsetDateTime;
 
 use super::keys::{self, KeySet, RETIRED_KEYS_PUBLISHED_FOR};
 use crate::{
-    admin::{AdminAuth, AdminChange},
+    admin::AdminAuth,
     app::AppState,
     http::{ApiError, ApiJson, middleware::RequestId},
     store::{
         Store, StoreError,
         instance_keys::{self, InstanceKeyRecord, KeyPurpose},
-        journal::Subject,
+        journal::{self, Actor, AuditRecord, Subject},
         oauth_clients::SigningAlgorithm,
     },
 };
@@ -33,11 +33,13 @@ pub enum RotationError {
     Store(#[from] StoreError),
 }
 
-/// Generates new signing keys and retires the active ones in one commit; returns every key.
+/// Generates new signing keys and retires the active ones in one commit, audited as `actor`'s;
+/// returns every key.
 pub async fn rotate(
     store: &Store,
     now: OffsetDateTime,
-    audit: Option<AdminChange>,
+    actor: Actor,
+    request_id: Option<String>,
 ) -> Result<Vec<InstanceKeyRecord>, RotationError> {
     let fresh = tokio::task::spawn_blocking(move || {
         [SigningAlgorithm::ES256, SigningAlgorithm::RS256]
@@ -60,18 +62,19 @@ pub async fn rotate(
             for key in &fresh {
                 instance_keys::put(tx, key)?;
             }
-            if let Some(change) = &audit {
-                let created: Vec<&str> = fresh.iter().map(|k| k.kid.as_str()).collect();
-                let subject =
-                    Subject { kind: "signing_keys".into(), id: "token_signing".into(), label: None };
-                change.audit(
-                    tx,
-                    None,
-                    "signing_keys.rotate",
-                    subject,
-                    json!({ "retired": retired, "created": created }),
-                )?;
-            }
+            let created: Vec<&str> = fresh.iter().map(|k| k.kid.as_str()).collect();
+            let subject = Subject { kind: "signing_keys".into(), id: "token_signing".into(), label: None };
+            let detail = json!({ "retired": retired, "created": created });
+            let record = AuditRecord::new(
+                None,
+                actor.clone(),
+                "signing_keys.rotate",
+                Some(subject),
+                detail,
+                now,
+                request_id.clone(),
+            );
+            journal::append_audit(tx, record)?;
             instance_keys::all(tx)
         })
         .await?;
@@ -127,12 +130,11 @@ async fn rotate_now(
     Extension(request): Extension<RequestId>,
 ) -> Result<ApiJson<serde_json::Value>, ApiError> {
     let now = state.clock.now();
-    let all = rotate(&state.store, now, Some(AdminChange::new(auth, &request, now))).await.map_err(
-        |err| match err {
-            RotationError::Store(err) => ApiError::from(err),
-            RotationError::Generation(err) => ApiError::Internal(err.to_string()),
-        },
-    )?;
+    let actor = Actor { kind: "admin_key".into(), id: auth.key_id.to_string(), label: None };
+    let all = rotate(&state.store, now, actor, Some(request.0.clone())).await.map_err(|err| match err {
+        RotationError::Store(err) => ApiError::from(err),
+        RotationError::Generation(err) => ApiError::Internal(err.to_string()),
+    })?;
     let set = KeySet::from_records(&all, now).map_err(|e| ApiError::Internal(e.to_string()))?;
     state.keys.replace(set);
     tracing::info!("token signing keys rotated");

@@ -7,7 +7,7 @@
 //! that change and then answers with the error.
 
 use axum::{
-    Form, Json,
+    Extension, Form, Json,
     extract::{State, rejection::FormRejection},
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
@@ -25,12 +25,14 @@ use super::{
 };
 use crate::{
     app::AppState,
-    ids::{RefreshFamilyId, SessionId},
+    http::middleware::RequestId,
+    ids::{RefreshFamilyId, SessionId, TenantId, UserId},
     sessions,
     store::{
         Source, StoreError, WriteTx,
         directory::{self, UserRecord},
         grants::{self, CodeRecord, RefreshFamilyRecord, RefreshTokenRecord},
+        journal::{self, Actor, AuditRecord, Subject},
         oauth_clients::OAuthClientRecord,
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, DomainStatus, TenantRecord, TenantStatus},
@@ -51,6 +53,7 @@ pub struct TokenRequest {
 
 pub async fn token(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestId>,
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
@@ -60,7 +63,7 @@ pub async fn token(
         )
         .into_response();
     };
-    match exchange(&state, &headers, request).await {
+    match exchange(&state, &headers, request, &trace).await {
         Ok(body) => no_store(Json(body).into_response()),
         Err(err) => err.into_response(),
     }
@@ -72,12 +75,17 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn exchange(state: &AppState, headers: &HeaderMap, request: TokenRequest) -> Result<Value, OAuthError> {
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: TokenRequest,
+    trace: &RequestId,
+) -> Result<Value, OAuthError> {
     let credentials = &request.credentials;
     let client = state.store.read(|tx| clients::authenticate(tx, headers, credentials, true)).await?;
     match request.grant_type.as_deref() {
-        Some("authorization_code") => redeem_code(state, &client, &request).await,
-        Some("refresh_token") => refresh(state, &client, &request).await,
+        Some("authorization_code") => redeem_code(state, &client, &request, trace).await,
+        Some("refresh_token") => refresh(state, &client, &request, trace).await,
         Some(_) => {
             Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token"))
         }
@@ -102,10 +110,32 @@ enum Redeemed {
     Replayed,
 }
 
+/// The audit record of a token grant (or of a replay it refused), by the client.
+fn grant_audit(
+    client: &OAuthClientRecord,
+    tenant: TenantId,
+    user: UserId,
+    action: &str,
+    detail: Value,
+    now: OffsetDateTime,
+    trace: &RequestId,
+) -> AuditRecord {
+    AuditRecord::new(
+        Some(tenant),
+        Actor { kind: "oauth_client".into(), id: client.id.to_string(), label: Some(client.name.clone()) },
+        action,
+        Some(Subject { kind: "user".into(), id: user.to_string(), label: None }),
+        detail,
+        now,
+        Some(trace.0.clone()),
+    )
+}
+
 async fn redeem_code(
     state: &AppState,
     client: &OAuthClientRecord,
     request: &TokenRequest,
+    trace: &RequestId,
 ) -> Result<Value, OAuthError> {
     let code = request.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let verifier = request
@@ -123,7 +153,7 @@ async fn redeem_code(
     let refresh_token = random_token("pcrt_");
     let refresh_digest: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
     let family_id = RefreshFamilyId::generate();
-    let (client_record, refresh_value) = (client.clone(), refresh_token.clone());
+    let (client_record, refresh_value, trace) = (client.clone(), refresh_token.clone(), trace.clone());
     let outcome = state
         .store
         .write(move |tx| {
@@ -132,6 +162,17 @@ async fn redeem_code(
             };
             if record.redeemed_at.is_some() {
                 revoke_what_code_issued(tx, &record, now)?;
+                let detail = json!({ "session": record.session, "revoked_family": record.family });
+                let audit = grant_audit(
+                    &client_record,
+                    record.tenant,
+                    record.user,
+                    "oauth.code.replayed",
+                    detail,
+                    now,
+                    &trace,
+                );
+                journal::append_audit(tx, audit)?;
                 return Ok(Redeemed::Replayed);
             }
             check_code(&record, &client_record, &redirect_uri, &verifier, now)?;
@@ -147,6 +188,20 @@ async fn redeem_code(
             }
             grants::put_code(tx, &digest, &record)?;
             sessions::touch(tx, session.id, Some(client_record.id), now)?;
+            let detail = json!({
+                "grant_type": "authorization_code", "session": session.id, "scope": record.scopes.join(" "),
+                "access_token_jti": jti, "refresh_family": record.family,
+            });
+            let audit = grant_audit(
+                &client_record,
+                record.tenant,
+                record.user,
+                "oauth.token.issued",
+                detail,
+                now,
+                &trace,
+            );
+            journal::append_audit(tx, audit)?;
             let email_verified = email_verified(tx, &tenant, &user)?;
             Ok(Redeemed::Granted(Box::new(Grant {
                 user,
@@ -270,6 +325,7 @@ async fn refresh(
     state: &AppState,
     client: &OAuthClientRecord,
     request: &TokenRequest,
+    trace: &RequestId,
 ) -> Result<Value, OAuthError> {
     let presented = request
         .refresh_token
@@ -282,7 +338,7 @@ async fn refresh(
     let jti = uuid::Uuid::new_v4();
     let next = random_token("pcrt_");
     let next_digest: [u8; 32] = Sha256::digest(next.as_bytes()).into();
-    let (client_record, next_value) = (client.clone(), next.clone());
+    let (client_record, next_value, trace) = (client.clone(), next.clone(), trace.clone());
     let outcome = state
         .store
         .write(move |tx| {
@@ -294,6 +350,17 @@ async fn refresh(
             }
             if token.replaced_at.is_some() {
                 grants::revoke_refresh_family(tx, family.id, "reuse_detected", now)?;
+                let detail = json!({ "session": family.session, "revoked_family": family.id });
+                let audit = grant_audit(
+                    &client_record,
+                    family.tenant,
+                    family.user,
+                    "oauth.refresh.reused",
+                    detail,
+                    now,
+                    &trace,
+                );
+                journal::append_audit(tx, audit)?;
                 return Ok(Refreshed::Reused);
             }
             let (user, tenant, session) = live_subject(tx, &family.tenant, family.user, family.session, now)?;
@@ -308,6 +375,20 @@ async fn refresh(
             grants::put_refresh_token(tx, &digest, &token)?;
             grants::put_refresh_token(tx, &next_digest, &refresh_record(&client_record, &family, now))?;
             sessions::touch(tx, session.id, Some(client_record.id), now)?;
+            let detail = json!({
+                "grant_type": "refresh_token", "session": session.id, "scope": scopes.join(" "),
+                "access_token_jti": jti, "refresh_family": family.id,
+            });
+            let audit = grant_audit(
+                &client_record,
+                family.tenant,
+                family.user,
+                "oauth.token.issued",
+                detail,
+                now,
+                &trace,
+            );
+            journal::append_audit(tx, audit)?;
             let email_verified = email_verified(tx, &tenant, &user)?;
             Ok(Refreshed::Granted(Box::new(Grant {
                 user,

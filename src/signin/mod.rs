@@ -48,8 +48,11 @@ pub struct SignInRuntime {
     pub hasher: PasswordHasher,
     pub policy: PasswordPolicy,
     pub lockout: LockoutPolicy,
-    /// Password attempts per client address and per email address.
-    pub throttle: LoginThrottle,
+    /// Attempts per client address: generous, because a whole office may sign in from behind
+    /// one NAT address at nine in the morning.
+    pub address_throttle: LoginThrottle,
+    /// Attempts per account (email address): tight; lockout adds to it for real accounts.
+    pub account_throttle: LoginThrottle,
     pub resets: ResetSigner,
     /// None on an air-gapped site: reset links are then shown to the operator instead.
     pub mailer: Option<Mailer>,
@@ -63,7 +66,8 @@ impl SignInRuntime {
             hasher,
             policy: PasswordPolicy::default(),
             lockout: LockoutPolicy::default(),
-            throttle: LoginThrottle::new(30, 10),
+            address_throttle: LoginThrottle::new(600, 200),
+            account_throttle: LoginThrottle::new(10, 10),
             mailer,
         }
     }
@@ -385,14 +389,13 @@ async fn vanity(State(state): State<AppState>, Path(slug): Path<String>) -> Resp
     }
 }
 
-/// The client address of a request, for throttling.
-pub(crate) fn client_address(peer: SocketAddr) -> String {
-    peer.ip().to_string()
-}
-
-/// Refuses a burst of attempts from one address or at one account.
-pub(crate) fn throttled(runtime: &Arc<SignInRuntime>, keys: &[String]) -> Option<u64> {
+/// Refuses a burst of attempts from one client address or at one account (`account` names the
+/// attempt and the address: `password:ada@acme.test`); returns the seconds to wait.
+pub(crate) fn throttled(runtime: &Arc<SignInRuntime>, peer: SocketAddr, account: &str) -> Option<u64> {
     let now = Instant::now();
-    keys.iter()
-        .find_map(|key| runtime.throttle.check(key, now).err().map(|retry| retry.whole_seconds().max(1)))
+    let refused = runtime
+        .address_throttle
+        .check(&peer.ip().to_string(), now)
+        .and_then(|()| runtime.account_throttle.check(account, now));
+    refused.err().map(|retry| retry.whole_seconds().max(1))
 }

@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use super::{
-    accept_login_form, browser_id, client_address, pages, plausible_email, throttled, with_browser_cookie,
-};
+use super::{accept_login_form, browser_id, pages, plausible_email, throttled, with_browser_cookie};
 use crate::{
     admin::{AdminAuth, AdminChange},
     app::AppState,
@@ -36,7 +34,7 @@ use crate::{
         credentials::{self, PasswordCredentialRecord},
         directory::{self as dir, UserRecord},
         grants::AuthorizationRequestRecord,
-        journal::{Actor, Subject},
+        journal::{self, Actor, AuditRecord, Subject},
         tenants::{self, TenantRecord, TenantStatus},
     },
 };
@@ -135,6 +133,7 @@ pub(super) async fn submit_password(
     State(state): State<AppState>,
     headers: HeaderMap,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(trace): Extension<RequestId>,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -148,8 +147,7 @@ pub(super) async fn submit_password(
     let email = form.email.trim().to_lowercase();
     let pinned = form.tenant.as_deref().and_then(|t| t.parse::<TenantId>().ok()).or(request.tenant);
     let retry = |message: &str| password_page(&state, &browser, &request, &email, pinned, Some(message));
-    let keys = [format!("ip:{}", client_address(peer)), format!("email:{email}")];
-    if let Some(seconds) = throttled(&state.signin, &keys) {
+    if let Some(seconds) = throttled(&state.signin, peer, &format!("password:{email}")) {
         return with_browser_cookie(
             retry(&format!("Too many attempts. Wait {seconds} seconds, then try again.")),
             set,
@@ -158,8 +156,9 @@ pub(super) async fn submit_password(
     if form.password.is_empty() || form.password.len() > 1024 || !plausible_email(&email) {
         return with_browser_cookie(retry(FAILED), set);
     }
-    let response = match check_password(&state, &email, pinned, form.password).await {
-        Ok(Checked::Accepted(candidate)) => sign_in(&state, &headers, peer, &request, *candidate).await,
+    let attempt = Attempt { email: &email, peer, trace: &trace };
+    let response = match check_password(&state, &attempt, pinned, form.password).await {
+        Ok(Checked::Accepted(candidate)) => sign_in(&state, &headers, &attempt, &request, *candidate).await,
         Ok(Checked::Several(tenants)) => choose_tenant_page(&request, &tenants),
         Ok(Checked::Locked(until)) => {
             let minutes = ((until - state.clock.now()).whole_seconds().max(60) + 59) / 60;
@@ -176,6 +175,13 @@ pub(super) async fn submit_password(
     with_browser_cookie(response, set)
 }
 
+/// Who is trying to sign in, from where, through which request: for the audit trail.
+struct Attempt<'a> {
+    email: &'a str,
+    peer: SocketAddr,
+    trace: &'a RequestId,
+}
+
 enum Checked {
     Accepted(Box<Candidate>),
     /// The password is right in several tenants: the person chooses.
@@ -186,12 +192,12 @@ enum Checked {
 
 async fn check_password(
     state: &AppState,
-    email: &str,
+    attempt: &Attempt<'_>,
     pinned: Option<TenantId>,
     password: String,
 ) -> Result<Checked, StoreError> {
     let now = state.clock.now();
-    let found = state.store.read(|tx| candidates(tx, email, pinned)).await?;
+    let found = state.store.read(|tx| candidates(tx, attempt.email, pinned)).await?;
     let lockout = &state.signin.lockout;
     let (open, locked): (Vec<Candidate>, Vec<Candidate>) = found
         .into_iter()
@@ -211,7 +217,13 @@ async fn check_password(
     for (candidate, matched) in open.into_iter().zip(matches) {
         if matched { accepted.push(candidate) } else { rejected.push(candidate) }
     }
-    record_attempts(state, &accepted, &rejected, now).await?;
+    let mut failures: Vec<Failure> = rejected.iter().map(|c| Failure::of(c, "wrong_password")).collect();
+    failures.extend(locked.iter().map(|c| Failure::of(c, "locked")));
+    failures.extend(accepted.iter().filter(|c| !c.user.active).map(|c| Failure::of(c, "inactive_user")));
+    if failures.is_empty() && accepted.is_empty() {
+        failures.push(Failure { tenant: None, user: None, reason: "no_account" });
+    }
+    record_attempts(state, attempt, &accepted, &rejected, failures, now).await?;
     accepted.retain(|c| c.user.active);
     match accepted.len() {
         1 => Ok(Checked::Accepted(Box::new(accepted.remove(0)))),
@@ -223,12 +235,28 @@ async fn check_password(
     }
 }
 
-/// Counts failures toward lockout and clears them on success, in one write (none if nothing
-/// changes).
+/// A refused password attempt, as the audit trail records it.
+struct Failure {
+    tenant: Option<TenantId>,
+    user: Option<UserId>,
+    /// `wrong_password`, `locked`, `inactive_user`, `no_account`.
+    reason: &'static str,
+}
+
+impl Failure {
+    fn of(candidate: &Candidate, reason: &'static str) -> Self {
+        Failure { tenant: Some(candidate.tenant.id), user: Some(candidate.user.id), reason }
+    }
+}
+
+/// Counts failures toward lockout, clears them on success and audits every refusal, in one
+/// write (none for a success that changes nothing: its audit record is written with the session).
 async fn record_attempts(
     state: &AppState,
+    attempt: &Attempt<'_>,
     accepted: &[Candidate],
     rejected: &[Candidate],
+    failures: Vec<Failure>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let lockout = state.signin.lockout.clone();
@@ -242,9 +270,24 @@ async fn record_attempts(
             .filter(|c| c.credential.failures > 0)
             .map(|c| (c.tenant.id, c.user.id, lockout.record_success())),
     );
-    if changes.is_empty() {
+    if changes.is_empty() && failures.is_empty() {
         return Ok(());
     }
+    let audits: Vec<AuditRecord> = failures
+        .into_iter()
+        .map(|failure| {
+            let id = failure.user.map_or_else(|| attempt.email.to_owned(), |u| u.to_string());
+            AuditRecord::new(
+                failure.tenant,
+                Actor { kind: "anonymous".into(), id: attempt.peer.ip().to_string(), label: None },
+                "signin.password.failed",
+                Some(Subject { kind: "user".into(), id, label: Some(attempt.email.to_owned()) }),
+                json!({ "reason": failure.reason, "ip": attempt.peer.ip().to_string() }),
+                now,
+                Some(attempt.trace.0.clone()),
+            )
+        })
+        .collect();
     state
         .store
         .write(move |tx| {
@@ -256,6 +299,9 @@ async fn record_attempts(
                     credentials::put(tx, *tenant, *user, &credential)?;
                 }
             }
+            for audit in &audits {
+                journal::append_audit(tx, audit.clone())?;
+            }
             Ok(())
         })
         .await
@@ -264,7 +310,7 @@ async fn record_attempts(
 async fn sign_in(
     state: &AppState,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    attempt: &Attempt<'_>,
     request: &AuthorizationRequestRecord,
     candidate: Candidate,
 ) -> Response {
@@ -279,10 +325,10 @@ async fn sign_in(
         idp: "password".into(),
         idp_session_ends_at: None,
         user_agent,
-        ip: Some(peer.ip().to_string()),
+        ip: Some(attempt.peer.ip().to_string()),
     };
     let session = sessions::new_session(sign_in, &candidate.tenant, state.clock.now());
-    finish_stored(state, request.id, Finish::New(session)).await
+    finish_stored(state, request.id, Finish::New(session), attempt.trace.clone()).await
 }
 
 fn choose_tenant_page(request: &AuthorizationRequestRecord, tenants: &[TenantRecord]) -> Response {
@@ -377,8 +423,10 @@ pub(super) async fn submit_forgot(
         return pages::forged_form();
     }
     let email = form.email.trim().to_lowercase();
-    let keys = [format!("ip:{}", client_address(peer)), format!("reset:{email}")];
-    if throttled(&state.signin, &keys).is_none() && plausible_email(&email) && state.signin.mailer.is_some() {
+    if throttled(&state.signin, peer, &format!("reset:{email}")).is_none()
+        && plausible_email(&email)
+        && state.signin.mailer.is_some()
+    {
         tokio::spawn(send_reset_links(state.clone(), email));
     }
     pages::page(
@@ -406,12 +454,13 @@ async fn send_reset_links(state: AppState, email: String) {
         );
         let minutes = RESET_LINK_LIFETIME.whole_minutes() as u64;
         let sent = mailer
-            .send_password_reset(
+            .send_password_link(
                 &email,
                 candidate.user.display_name.as_deref(),
                 &link,
                 minutes,
                 &candidate.tenant.display_name,
+                ResetPurpose::Reset,
             )
             .await;
         if let Err(err) = sent {
@@ -746,7 +795,10 @@ async fn deliver_link(
         password_link(state, tenant.id, user, Some(credential.unwrap_or(&fresh)), purpose, now);
     if let Some(mailer) = &state.signin.mailer {
         let minutes = (expires_at - now).whole_minutes() as u64;
-        match mailer.send_password_reset(email, display_name, &link, minutes, &tenant.display_name).await {
+        match mailer
+            .send_password_link(email, display_name, &link, minutes, &tenant.display_name, purpose)
+            .await
+        {
             Ok(()) => return (None, expires_at, true),
             Err(err) => tracing::warn!(%err, "cannot email a password link; returning it to the operator"),
         }

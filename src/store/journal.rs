@@ -74,6 +74,31 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
 }
 
+impl AuditRecord {
+    /// A record to append (its id is made here, its `seq` by `append_audit`).
+    pub fn new(
+        tenant: Option<TenantId>,
+        actor: Actor,
+        action: impl Into<String>,
+        target: Option<Subject>,
+        detail: serde_json::Value,
+        at: OffsetDateTime,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            id: EntryId::generate(),
+            seq: 0,
+            tenant,
+            at,
+            actor,
+            action: action.into(),
+            target,
+            request_id,
+            detail,
+        }
+    }
+}
+
 impl Record for AuditRecord {
     const KIND: &'static str = "audit record";
 }

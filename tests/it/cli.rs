@@ -95,3 +95,33 @@ fn init_creates_the_data_directory_and_prints_the_first_key() {
     assert!(again.status.success());
     assert!(!String::from_utf8_lossy(&again.stdout).contains("pcak_"));
 }
+
+#[test]
+fn keys_rotate_works_on_a_stopped_server_and_points_a_running_one_to_the_api() {
+    let server = crate::server::Server::start();
+    let data = server.data();
+    let refused =
+        command().args(["keys", "rotate"]).env("PORTCULLIS_DATA_DIR", data.path()).output().unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8(refused.stderr).unwrap();
+    assert!(message.contains("POST /api/v1/signing-keys/rotate"), "{message}");
+
+    let before: serde_json::Value = server.get("/oauth2/jwks").json().unwrap();
+    let data = server.kill9();
+    let rotated =
+        command().args(["keys", "rotate"]).env("PORTCULLIS_DATA_DIR", data.path()).output().unwrap();
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    let listing = String::from_utf8(rotated.stdout).unwrap();
+    assert_eq!(listing.lines().filter(|l| l.ends_with(" active")).count(), 2, "{listing}");
+    assert_eq!(listing.lines().filter(|l| l.ends_with("retired, still published")).count(), 2, "{listing}");
+    for key in before["keys"].as_array().unwrap() {
+        assert!(
+            listing.contains(key["kid"].as_str().unwrap()),
+            "the old keys are listed as retired: {listing}"
+        );
+    }
+
+    let restarted = crate::server::Server::start_with(data, &[]);
+    let after: serde_json::Value = restarted.get("/oauth2/jwks").json().unwrap();
+    assert_eq!(after["keys"].as_array().unwrap().len(), 4, "old and new keys are published");
+}
