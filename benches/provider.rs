@@ -187,6 +187,52 @@ async fn introspect(http: &Client, setup: &Setup, token: &str) -> bool {
     body.starts_with(b"{\"active\":true")
 }
 
+/// Introspection driven by wrk (if it is installed: `apt-get install wrk`), 8 connections on 2
+/// threads for 15 s, cycling through the tokens.
+fn wrk_introspection(setup: &Setup, tokens: &[String]) {
+    if std::process::Command::new("wrk").arg("--version").output().is_err() {
+        println!("introspection with wrk: skipped (wrk is not installed)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("tokens.txt");
+    std::fs::write(&list, tokens.join("\n")).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", setup.client_id, setup.secret));
+    let script = dir.path().join("introspect.lua");
+    std::fs::write(
+        &script,
+        format!(
+            r#"local tokens = {{}}
+for line in io.lines("{list}") do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/oauth2/introspect",
+    {{ ["Content-Type"] = "application/x-www-form-urlencoded", ["Authorization"] = "Basic {basic}" }},
+    "token=" .. tokens[(i % #tokens) + 1])
+end
+"#,
+            list = list.display()
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new("wrk")
+        .args(["-t2", "-c8", "-d15s", "--latency", "-s"])
+        .arg(&script)
+        .arg(&setup.base)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let pick = |prefix: &str| text.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or("").trim().to_owned();
+    println!(
+        "introspection with wrk (2 threads, 8 connections, 15 s): {} | p50 {} | p99 {} | {}",
+        pick("Requests/sec"),
+        pick("50%"),
+        pick("99%"),
+        if text.contains("Non-2xx") { pick("Non-2xx") } else { "all 200".into() }
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let server = Server::start();
@@ -259,6 +305,9 @@ async fn main() {
         })
         .await;
     }
+
+    // 3b. The same with wrk, a load generator in C that leaves the server most of the CPU.
+    wrk_introspection(&setup, &access);
 
     // 4. Revocation → inactive, one session at a time.
     let mut latencies = Vec::new();
