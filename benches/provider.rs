@@ -189,7 +189,8 @@ async fn introspect(http: &Client, setup: &Setup, token: &str) -> bool {
 
 /// Introspection driven by wrk (if it is installed: `apt-get install wrk`), 8 connections on 2
 /// threads for 15 s, cycling through the tokens.
-fn wrk_introspection(setup: &Setup, tokens: &[String]) {
+/// With `BENCH_PERF=<file>`, a CPU profile of the server (`perf record`) is taken meanwhile.
+fn wrk_introspection(setup: &Setup, tokens: &[String], server_pid: u32) {
     if std::process::Command::new("wrk").arg("--version").output().is_err() {
         println!("introspection with wrk: skipped (wrk is not installed)");
         return;
@@ -197,7 +198,8 @@ fn wrk_introspection(setup: &Setup, tokens: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("tokens.txt");
     std::fs::write(&list, tokens.join("\n")).unwrap();
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", setup.client_id, setup.secret));
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", setup.client_id, setup.secret));
     let script = dir.path().join("introspect.lua");
     std::fs::write(
         &script,
@@ -216,14 +218,38 @@ end
         ),
     )
     .unwrap();
+    let profiler = std::env::var("BENCH_PERF").ok().map(|file| {
+        std::process::Command::new("perf")
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-o",
+                &file,
+                "-p",
+                &server_pid.to_string(),
+                "--",
+                "sleep",
+                "12",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    });
     let output = std::process::Command::new("wrk")
         .args(["-t2", "-c8", "-d15s", "--latency", "-s"])
         .arg(&script)
         .arg(&setup.base)
         .output()
         .unwrap();
+    if let Some(mut profiler) = profiler {
+        profiler.wait().unwrap();
+    }
     let text = String::from_utf8_lossy(&output.stdout);
-    let pick = |prefix: &str| text.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or("").trim().to_owned();
+    let pick = |prefix: &str| {
+        text.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or("").trim().to_owned()
+    };
     println!(
         "introspection with wrk (2 threads, 8 connections, 15 s): {} | p50 {} | p99 {} | {}",
         pick("Requests/sec"),
@@ -307,7 +333,7 @@ async fn main() {
     }
 
     // 3b. The same with wrk, a load generator in C that leaves the server most of the CPU.
-    wrk_introspection(&setup, &access);
+    wrk_introspection(&setup, &access, server.child.id());
 
     // 4. Revocation → inactive, one session at a time.
     let mut latencies = Vec::new();

@@ -30,9 +30,22 @@ use crate::{
     },
 };
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one reference count to clone (axum clones the state for every
+/// extractor of every request), the fields behind it.
 #[derive(Clone)]
 pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+pub struct Shared {
     pub store: Store,
     pub config: Arc<Config>,
     pub clock: SharedClock,
@@ -46,7 +59,7 @@ pub struct AppState {
     pub signin: Arc<SignInRuntime>,
     /// Domain verification's DNS client, or why there is none.
     pub dns: Arc<Result<DomainVerifier, String>>,
-    draining: Arc<AtomicBool>,
+    draining: AtomicBool,
 }
 
 impl AppState {
@@ -60,7 +73,7 @@ impl AppState {
     ) -> Self {
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         let dns = Arc::new(dns_verifier(&config));
-        Self {
+        let shared = Shared {
             store,
             config,
             clock,
@@ -70,8 +83,9 @@ impl AppState {
             provider: Arc::new(ProviderRuntime::default()),
             signin: Arc::new(signin),
             dns,
-            draining: Arc::new(AtomicBool::new(false)),
-        }
+            draining: AtomicBool::new(false),
+        };
+        Self { shared: Arc::new(shared) }
     }
 
     /// Cookies are Secure (and `__Host-` prefixed) when browsers reach us over HTTPS.

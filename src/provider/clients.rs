@@ -5,6 +5,15 @@
 //! each rotation) and stored as a SHA-256 digest. Redirect URIs are compared byte for byte: no
 //! wildcards, no prefixes, no normalisation.
 
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering as AtomicOrdering},
+    },
+    time::{Duration, Instant},
+};
+
 use axum::{
     Extension, Router,
     extract::{Path, State},
@@ -30,7 +39,7 @@ use crate::{
     http::{ApiError, ApiJson, middleware::RequestId},
     ids::ClientId,
     store::{
-        Source, StoreError,
+        StoreError,
         journal::Subject,
         oauth_clients::{self, OAuthClientRecord, SigningAlgorithm},
     },
@@ -368,6 +377,7 @@ async fn update(
             change.audit(tx, None, "oauth_client.update", client_subject(&stored), detail)
         })
         .await?;
+    state.provider.clients.forget_all();
     Ok(ApiJson(client.into()))
 }
 
@@ -390,6 +400,7 @@ async fn remove(
             Ok(true)
         })
         .await?;
+    state.provider.clients.forget_all();
     if removed { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(&id)) }
 }
 
@@ -422,6 +433,7 @@ async fn rotate_secret(
             Ok(Some(client))
         })
         .await?;
+    state.provider.clients.forget_all();
     let client = rotated.ok_or_else(|| not_found(&id))?;
     Ok(ApiJson(ClientWithSecret { client: client.into(), client_secret: Some(secret) }))
 }
@@ -435,39 +447,120 @@ pub struct ClientCredentials {
 
 /// Authenticates the caller: HTTP Basic (`client_secret_basic`, with the RFC 6749 §2.3.1
 /// form-encoding) or the form fields (`client_secret_post`), never both; a public client names
-/// itself with `client_id` alone, if `allow_public`.
-pub fn authenticate(
-    src: &impl Source,
+/// itself with `client_id` alone, if `allow_public`. A client verified in the last second is
+/// taken from memory (introspection asks on every request of the app); any change to any client
+/// forgets them all.
+pub async fn authenticate(
+    state: &AppState,
     headers: &HeaderMap,
     form: &ClientCredentials,
     allow_public: bool,
-) -> Result<OAuthClientRecord, OAuthError> {
-    let basic = basic_credentials(headers)?;
-    let (id, secret) = match (basic, &form.client_secret) {
+) -> Result<Arc<OAuthClientRecord>, OAuthError> {
+    let (id, secret) = presented(headers, form)?;
+    let key: [u8; 32] = {
+        let mut hasher = Sha256::new();
+        for part in [
+            id.as_bytes(),
+            b"\0",
+            secret.as_deref().unwrap_or_default().as_bytes(),
+            &[u8::from(secret.is_some())],
+        ] {
+            hasher.update(part);
+        }
+        hasher.finalize().into()
+    };
+    let cache = &state.provider.clients;
+    if let Some(client) = cache.recall(&key) {
+        return accept(client, secret.as_deref(), allow_public);
+    }
+    let generation = cache.generation();
+    let client_id: ClientId = id.parse().map_err(|_| OAuthError::invalid_client())?;
+    let client = state
+        .store
+        .read(|tx| oauth_clients::get(tx, client_id))
+        .await?
+        .ok_or_else(OAuthError::invalid_client)?;
+    let client = accept(Arc::new(client), secret.as_deref(), allow_public)?;
+    cache.remember(key, Arc::clone(&client), generation);
+    Ok(client)
+}
+
+/// The client id and secret the request presents.
+fn presented(headers: &HeaderMap, form: &ClientCredentials) -> Result<(String, Option<String>), OAuthError> {
+    match (basic_credentials(headers)?, &form.client_secret) {
         (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+            Err(OAuthError::invalid_request("use one client authentication method, not two"))
         }
         (Some((id, secret)), None) => {
             if form.client_id.as_ref().is_some_and(|f| *f != id) {
                 return Err(OAuthError::invalid_client());
             }
-            (id, Some(secret))
+            Ok((id, Some(secret)))
         }
         (None, secret) => {
-            let id = form.client_id.clone().ok_or_else(OAuthError::invalid_client)?;
-            (id, secret.clone())
+            Ok((form.client_id.clone().ok_or_else(OAuthError::invalid_client)?, secret.clone()))
         }
-    };
-    let client_id: ClientId = id.parse().map_err(|_| OAuthError::invalid_client())?;
-    let client = oauth_clients::get(src, client_id)?.ok_or_else(OAuthError::invalid_client)?;
+    }
+}
+
+fn accept(
+    client: Arc<OAuthClientRecord>,
+    secret: Option<&str>,
+    allow_public: bool,
+) -> Result<Arc<OAuthClientRecord>, OAuthError> {
     match (&client.secret_digest, secret) {
         (Some(expected), Some(secret)) => {
             let matches: bool =
-                subtle::ConstantTimeEq::ct_eq(&secret_digest(&secret)[..], &expected[..]).into();
+                subtle::ConstantTimeEq::ct_eq(&secret_digest(secret)[..], &expected[..]).into();
             if matches { Ok(client) } else { Err(OAuthError::invalid_client()) }
         }
         (None, None) if allow_public => Ok(client),
         _ => Err(OAuthError::invalid_client()),
+    }
+}
+
+/// A verified client and when it was verified.
+type Remembered = (Arc<OAuthClientRecord>, Instant);
+
+/// Clients verified in the last second, by a digest of the credentials they presented.
+#[derive(Default)]
+pub struct ClientCache {
+    entries: Mutex<HashMap<[u8; 32], Remembered>>,
+    /// Bumped by every change to a client; a lookup that overlapped one is not remembered.
+    changes: AtomicU64,
+}
+
+const REMEMBERED_FOR: Duration = Duration::from_secs(1);
+const REMEMBERED_AT_MOST: usize = 1024;
+
+impl ClientCache {
+    fn recall(&self, key: &[u8; 32]) -> Option<Arc<OAuthClientRecord>> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(key).filter(|(_, at)| at.elapsed() < REMEMBERED_FOR).map(|(client, _)| Arc::clone(client))
+    }
+
+    fn generation(&self) -> u64 {
+        self.changes.load(AtomicOrdering::SeqCst)
+    }
+
+    fn remember(&self, key: [u8; 32], client: Arc<OAuthClientRecord>, generation: u64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if self.generation() != generation {
+                return;
+            }
+            if entries.len() >= REMEMBERED_AT_MOST {
+                entries.clear();
+            }
+            entries.insert(key, (client, Instant::now()));
+        }
+    }
+
+    /// After any change to a client.
+    pub fn forget_all(&self) {
+        self.changes.fetch_add(1, AtomicOrdering::SeqCst);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -105,39 +105,50 @@ pub async fn introspect(
 ) -> Response {
     let result = async {
         let params = read_form(form)?;
-        state.store.read(|tx| clients::authenticate(tx, &headers, &params.credentials, false)).await?;
+        clients::authenticate(&state, &headers, &params.credentials, false).await?;
         let token = params.token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         Ok::<_, OAuthError>(describe(&state, &token, params.token_type_hint.as_deref()).await?)
     }
     .await;
     match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(Described::Access(claims)) => {
+            Json(ActiveAccessToken { active: true, token_type: "Bearer", claims: &claims }).into_response()
+        }
+        Ok(Described::Other(body)) => Json(body).into_response(),
         Err(err) => err.into_response(),
     }
 }
 
-/// RFC 7662 §2.2: an inactive token is `{"active": false}` and nothing else.
-async fn describe(state: &AppState, token: &str, hint: Option<&str>) -> Result<Value, StoreError> {
+enum Described {
+    /// A live access token: answered from its claims.
+    Access(Arc<AccessClaims>),
+    /// A refresh token, or `{"active": false}` (RFC 7662 §2.2: nothing more for inactive tokens).
+    Other(Value),
+}
+
+async fn describe(state: &AppState, token: &str, hint: Option<&str>) -> Result<Described, StoreError> {
     let now = state.clock.now();
-    let inactive = json!({ "active": false });
+    let inactive = || Described::Other(json!({ "active": false }));
     let as_refresh_first = hint == Some("refresh_token") || token.starts_with("pcrt_");
     if !as_refresh_first {
         if let Some(claims) = state.provider.verified.verify(state, token, now) {
             let active = state.store.read(|tx| access_token_active(tx, &claims, now)).await?;
-            return Ok(if active { access_description(&claims) } else { inactive });
+            return Ok(if active { Described::Access(claims) } else { inactive() });
         }
     }
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let described = state.store.read(|tx| refresh_description(tx, &digest, now)).await?;
-    Ok(described.unwrap_or(inactive))
+    Ok(described.map_or_else(inactive, Described::Other))
 }
 
-fn access_description(claims: &AccessClaims) -> Value {
-    json!({
-        "active": true, "token_type": "Bearer", "scope": claims.scope, "client_id": claims.client_id,
-        "sub": claims.sub, "aud": claims.aud, "iss": claims.iss, "exp": claims.exp, "iat": claims.iat,
-        "jti": claims.jti, "sid": claims.sid, "org_id": claims.org_id, "auth_time": claims.auth_time,
-    })
+/// RFC 7662 §2.2 for an active access token, serialised straight from its claims (this answer is
+/// the app's per-request check).
+#[derive(Serialize)]
+struct ActiveAccessToken<'a> {
+    active: bool,
+    token_type: &'static str,
+    #[serde(flatten)]
+    claims: &'a AccessClaims,
 }
 
 fn refresh_description(
@@ -171,8 +182,7 @@ pub async fn revoke(
 ) -> Response {
     let result = async {
         let params = read_form(form)?;
-        let client =
-            state.store.read(|tx| clients::authenticate(tx, &headers, &params.credentials, true)).await?;
+        let client = clients::authenticate(&state, &headers, &params.credentials, true).await?;
         let token = params.token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         let now = state.clock.now();
         if let Some(claims) = state.provider.verified.verify(&state, &token, now) {

@@ -27,6 +27,8 @@ use crate::app::AppState;
 pub struct ProviderRuntime {
     /// Access tokens whose signatures have been checked.
     pub verified: VerifiedTokens,
+    /// Clients whose credentials have been checked in the last second.
+    pub clients: clients::ClientCache,
 }
 
 pub fn router() -> Router<AppState> {

@@ -82,7 +82,7 @@ async fn exchange(
     trace: &RequestId,
 ) -> Result<Value, OAuthError> {
     let credentials = &request.credentials;
-    let client = state.store.read(|tx| clients::authenticate(tx, headers, credentials, true)).await?;
+    let client = clients::authenticate(state, headers, credentials, true).await?;
     match request.grant_type.as_deref() {
         Some("authorization_code") => redeem_code(state, &client, &request, trace).await,
         Some("refresh_token") => refresh(state, &client, &request, trace).await,

@@ -248,3 +248,27 @@ fn oauth_error(response: reqwest::blocking::Response, status: u16) -> Value {
     assert_eq!(response.headers()["cache-control"], "no-store");
     response.json().unwrap()
 }
+
+#[test]
+fn a_rotated_or_deleted_client_secret_stops_working_at_once() {
+    let server = Server::start();
+    let app = App::register(&server, json!({}));
+    // Verified once, so that the server remembers the client for a second.
+    assert_eq!(app.introspect(&server, "not-a-token")["active"], false);
+    let rotated = crate::scim::ok(
+        server.post(&format!("/api/v1/oauth-clients/{}/secret", app.client_id), json!({})),
+        200,
+    );
+    assert_ne!(rotated["client_secret"].as_str().unwrap(), app.secret);
+    assert_eq!(
+        oauth_error(app.call(&server, "/oauth2/introspect", &[("token", "x")]), 401)["error"],
+        "invalid_client"
+    );
+    let fresh = App { secret: rotated["client_secret"].as_str().unwrap().to_owned(), ..app };
+    assert_eq!(fresh.introspect(&server, "not-a-token")["active"], false);
+    assert_eq!(server.delete(&format!("/api/v1/oauth-clients/{}", fresh.client_id)).status(), 204);
+    assert_eq!(
+        oauth_error(fresh.call(&server, "/oauth2/introspect", &[("token", "x")]), 401)["error"],
+        "invalid_client"
+    );
+}
