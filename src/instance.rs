@@ -37,6 +37,7 @@ fn link_signing_record(now: OffsetDateTime) -> InstanceKeyRecord {
         public_jwk: None,
         certificate_pem: None,
         created_at: now,
+        activates_at: None,
         retired_at: None,
     }
 }

@@ -82,6 +82,7 @@ pub async fn run(
         tokio::spawn(directory::sweep_deleted_users(state.store.clone(), state.clock.clone())),
         tokio::spawn(sessions::sweep_ended(state.store.clone(), state.clock.clone())),
         tokio::spawn(sessions::backchannel::deliver_logouts(state.clone())),
+        tokio::spawn(provider::rotation::refresh_key_set(state.clone())),
     ];
 
     let stopping = Arc::new(Notify::new());

@@ -33,10 +33,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Retire the active signing keys and make new ones (on a stopped server; a running one
-    /// rotates with POST /api/v1/signing-keys/rotate). Old keys stay published until their
-    /// tokens expire.
-    Rotate(SettingsArgs),
+    /// Make new signing keys, which take over from the active ones after six minutes (on a
+    /// stopped server; a running one rotates with POST /api/v1/signing-keys/rotate). Old keys
+    /// stay published until their tokens expire.
+    Rotate {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// Hand over at once rather than after the six minutes apps may cache the JWKS.
+        #[arg(long)]
+        immediate: bool,
+    },
 }
 
 /// Flags override `PORTCULLIS_*` environment variables, which override the config file.
@@ -83,7 +89,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => (args, "serve"),
         Command::Config(args) => (args, "config"),
         Command::Init(args) => (args, "init"),
-        Command::Keys(KeysCommand::Rotate(args)) => (args, "keys rotate"),
+        Command::Keys(KeysCommand::Rotate { settings, immediate }) => {
+            (settings, if immediate { "keys rotate --immediate" } else { "keys rotate" })
+        }
     };
     let loaded = match config::load(&args.sources()) {
         Ok(loaded) => loaded,
@@ -107,7 +115,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match command {
             "init" => init(loaded.config).await,
-            "keys rotate" => rotate_keys(loaded.config).await,
+            "keys rotate" => rotate_keys(loaded.config, false).await,
+            "keys rotate --immediate" => rotate_keys(loaded.config, true).await,
             _ => serve(loaded.config).await,
         }
     });
@@ -140,23 +149,23 @@ async fn init(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rotate_keys(config: Config) -> anyhow::Result<()> {
+async fn rotate_keys(config: Config, immediate: bool) -> anyhow::Result<()> {
     let store = portcullis::open_store(&config).await.map_err(|err| {
         anyhow::anyhow!("{err:#}\nA running server rotates its keys with POST /api/v1/signing-keys/rotate.")
     })?;
     let now = time::OffsetDateTime::now_utc();
     let actor = portcullis::store::journal::Actor { kind: "operator_cli".into(), id: whoami(), label: None };
-    let keys = portcullis::provider::rotation::rotate(&store, now, actor, None).await?;
+    let handover = portcullis::provider::rotation::Handover { immediate };
+    let keys = portcullis::provider::rotation::rotate(&store, now, handover, actor, None).await?;
     for key in keys.iter().filter(|k| k.purpose == portcullis::store::instance_keys::KeyPurpose::TokenSigning)
     {
-        let status = match key.retired_at {
-            None => "active",
-            Some(at) if now < at + portcullis::provider::keys::RETIRED_KEYS_PUBLISHED_FOR => {
-                "retired, still published"
-            }
-            Some(_) => "retired",
+        let status = portcullis::provider::rotation::status(key, now);
+        let when = match status {
+            "pending" => key.activates_at.map(|at| format!(" (signs from {at})")),
+            "active" => key.retired_at.map(|at| format!(" (until {at})")),
+            _ => None,
         };
-        println!("{} {} {status}", key.algorithm, key.kid);
+        println!("{} {} {status}{}", key.algorithm, key.kid, when.unwrap_or_default());
     }
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     Ok(())

@@ -62,6 +62,7 @@ pub fn generate_rs256(now: OffsetDateTime) -> Result<InstanceKeyRecord, KeyGener
         public_jwk: Some(jwk),
         certificate_pem: None,
         created_at: now,
+        activates_at: None,
         retired_at: None,
     })
 }
@@ -92,6 +93,7 @@ pub fn generate_es256(now: OffsetDateTime) -> Result<InstanceKeyRecord, KeyGener
         public_jwk: Some(jwk),
         certificate_pem: None,
         created_at: now,
+        activates_at: None,
         retired_at: None,
     })
 }
@@ -111,6 +113,16 @@ pub enum TokenError {
 struct SigningKey {
     kid: String,
     encoding: EncodingKey,
+    /// It signs from then (published before, so that apps caching the JWKS know it)…
+    activates_at: Option<OffsetDateTime>,
+    /// …until then, when its successor takes over.
+    retired_at: Option<OffsetDateTime>,
+}
+
+impl SigningKey {
+    fn signs_at(&self, now: OffsetDateTime) -> bool {
+        self.activates_at.is_none_or(|at| at <= now) && self.retired_at.is_none_or(|at| now < at)
+    }
 }
 
 struct VerifyingKey {
@@ -120,14 +132,16 @@ struct VerifyingKey {
 
 /// The keys in force at one moment: those that sign, those that verify, and the JWKS document.
 pub struct KeySet {
-    signing: HashMap<SigningAlgorithm, SigningKey>,
+    /// Per algorithm, every key that signs now or will: the one in charge is chosen at signing.
+    signing: HashMap<SigningAlgorithm, Vec<SigningKey>>,
     verifying: HashMap<String, VerifyingKey>,
     jwks: String,
 }
 
 impl KeySet {
-    /// Builds the set from the stored keys: the unretired ones sign, and every key retired less
-    /// than `RETIRED_KEYS_PUBLISHED_FOR` ago still verifies and is published.
+    /// Builds the set from the stored keys: a key signs between its activation and its
+    /// retirement, is published (and verifies) from its creation, so apps learn it before it
+    /// signs anything, until `RETIRED_KEYS_PUBLISHED_FOR` after its retirement.
     pub fn from_records(records: &[InstanceKeyRecord], now: OffsetDateTime) -> Result<Self, TokenError> {
         let mut set = KeySet { signing: HashMap::new(), verifying: HashMap::new(), jwks: String::new() };
         let mut published = Vec::new();
@@ -144,14 +158,19 @@ impl KeySet {
             };
             let jwk = key.public_jwk.clone().ok_or_else(|| bad("no public key".into()))?;
             let decoding = decoding_key(&jwk).map_err(|e| bad(e.to_string()))?;
-            if key.retired_at.is_none() {
+            if key.retired_at.is_none_or(|at| now < at) {
                 let pem = key.private_key_pem.as_bytes();
                 let encoding = match algorithm {
                     Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
                     _ => EncodingKey::from_rsa_pem(pem),
                 }
                 .map_err(|e| bad(e.to_string()))?;
-                set.signing.insert(signing_algorithm, SigningKey { kid: key.kid.clone(), encoding });
+                set.signing.entry(signing_algorithm).or_default().push(SigningKey {
+                    kid: key.kid.clone(),
+                    encoding,
+                    activates_at: key.activates_at,
+                    retired_at: key.retired_at,
+                });
             }
             set.verifying.insert(key.kid.clone(), VerifyingKey { algorithm, decoding });
             published.push(jwk);
@@ -165,14 +184,20 @@ impl KeySet {
         &self.jwks
     }
 
-    /// Signs `claims` as a JWT of media type `typ` (`JWT`, `at+jwt`, `logout+jwt`).
+    /// Signs `claims` as a JWT of media type `typ` (`JWT`, `at+jwt`, `logout+jwt`) with the key of
+    /// `algorithm` in charge at `now` (the most recently activated one).
     pub fn sign<T: Serialize>(
         &self,
         algorithm: SigningAlgorithm,
         typ: &str,
         claims: &T,
+        now: OffsetDateTime,
     ) -> Result<String, TokenError> {
-        let key = self.signing.get(&algorithm).ok_or(TokenError::NoKey(algorithm.as_str()))?;
+        let key = self
+            .signing
+            .get(&algorithm)
+            .and_then(|keys| keys.iter().filter(|k| k.signs_at(now)).max_by_key(|k| k.activates_at))
+            .ok_or(TokenError::NoKey(algorithm.as_str()))?;
         let mut header = Header::new(match algorithm {
             SigningAlgorithm::ES256 => Algorithm::ES256,
             SigningAlgorithm::RS256 => Algorithm::RS256,
@@ -295,7 +320,7 @@ mod tests {
         let mut old = vec![generate_es256(now).unwrap(), generate_rs256(now).unwrap()];
         let before = KeySet::from_records(&old, now).unwrap();
         let claims = serde_json::json!({ "sub": "ada", "iss": "https://sso.test", "exp": 4_000_000_000u64 });
-        let token = before.sign(SigningAlgorithm::RS256, "JWT", &claims).unwrap();
+        let token = before.sign(SigningAlgorithm::RS256, "JWT", &claims, now).unwrap();
 
         for key in &mut old {
             key.retired_at = Some(now);
@@ -303,7 +328,7 @@ mod tests {
         let mut all = old.clone();
         all.extend([generate_es256(now).unwrap(), generate_rs256(now).unwrap()]);
         let after = KeySet::from_records(&all, now + Duration::hours(1)).unwrap();
-        let fresh = after.sign(SigningAlgorithm::RS256, "JWT", &claims).unwrap();
+        let fresh = after.sign(SigningAlgorithm::RS256, "JWT", &claims, now + Duration::hours(1)).unwrap();
         assert_ne!(
             jsonwebtoken::decode_header(&fresh).unwrap().kid,
             jsonwebtoken::decode_header(&token).unwrap().kid
@@ -319,15 +344,36 @@ mod tests {
     }
 
     #[test]
+    fn a_staged_key_is_published_at_once_and_signs_from_its_handover() {
+        crate::provider::crypto::install();
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(100);
+        let handover = now + Duration::minutes(6);
+        let old = InstanceKeyRecord { retired_at: Some(handover), ..generate_es256(now).unwrap() };
+        let new = InstanceKeyRecord { activates_at: Some(handover), ..generate_es256(now).unwrap() };
+        let set = KeySet::from_records(&[old.clone(), new.clone()], now).unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(set.jwks()).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        let claims = serde_json::json!({ "sub": "ada", "iss": "https://sso.test", "exp": 4_000_000_000u64 });
+        let kid_at = |at| {
+            let token = set.sign(SigningAlgorithm::ES256, "JWT", &claims, at).unwrap();
+            jsonwebtoken::decode_header(&token).unwrap().kid.unwrap()
+        };
+        assert_eq!(kid_at(now), old.kid);
+        assert_eq!(kid_at(handover - Duration::seconds(1)), old.kid);
+        assert_eq!(kid_at(handover), new.kid);
+        assert_eq!(kid_at(handover + Duration::hours(1)), new.kid);
+    }
+
+    #[test]
     fn verification_refuses_another_issuer_an_expired_token_and_alg_none() {
         crate::provider::crypto::install();
         let now = OffsetDateTime::UNIX_EPOCH;
         let set = KeySet::from_records(&[generate_es256(now).unwrap()], now).unwrap();
         let claims = |exp: u64| serde_json::json!({ "sub": "ada", "iss": "https://sso.test", "exp": exp });
-        let good = set.sign(SigningAlgorithm::ES256, "JWT", &claims(4_000_000_000)).unwrap();
+        let good = set.sign(SigningAlgorithm::ES256, "JWT", &claims(4_000_000_000), now).unwrap();
         assert!(set.verify::<serde_json::Value>(&good, "JWT", "https://sso.test").is_ok());
         assert!(set.verify::<serde_json::Value>(&good, "JWT", "https://evil.test").is_err());
-        let expired = set.sign(SigningAlgorithm::ES256, "JWT", &claims(1_000)).unwrap();
+        let expired = set.sign(SigningAlgorithm::ES256, "JWT", &claims(1_000), now).unwrap();
         assert!(set.verify::<serde_json::Value>(&expired, "JWT", "https://sso.test").is_err());
         // The same claims with `alg: none` and no signature, under the real key id.
         let kid = jsonwebtoken::decode_header(&good).unwrap().kid.unwrap();
@@ -338,7 +384,10 @@ mod tests {
                 .is_err()
         );
         assert!(set.verify::<serde_json::Value>(&good, "at+jwt", "https://sso.test").is_err(), "wrong typ");
-        assert!(set.sign(SigningAlgorithm::RS256, "JWT", &claims(1)).is_err(), "no RS256 key in this set");
+        assert!(
+            set.sign(SigningAlgorithm::RS256, "JWT", &claims(1), now).is_err(),
+            "no RS256 key in this set"
+        );
     }
 
     #[test]

@@ -451,7 +451,8 @@ fn issue(
         tracing::error!(%err, "cannot sign a token");
         OAuthError::server_error()
     };
-    let access_token = keys.sign(client.id_token_signing_alg, "at+jwt", &access).map_err(signing_failed)?;
+    let access_token =
+        keys.sign(client.id_token_signing_alg, "at+jwt", &access, now).map_err(signing_failed)?;
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -461,7 +462,7 @@ fn issue(
     if with_id_token {
         let id_token = id_token(client, &grant, &issuer, now);
         body["id_token"] =
-            json!(keys.sign(client.id_token_signing_alg, "JWT", &id_token).map_err(signing_failed)?);
+            json!(keys.sign(client.id_token_signing_alg, "JWT", &id_token, now).map_err(signing_failed)?);
     }
     if let Some(refresh_token) = grant.refresh_token {
         body["refresh_token"] = json!(refresh_token);

@@ -42,6 +42,7 @@ pub fn generate(host: &str, now: OffsetDateTime) -> Result<InstanceKeyRecord, Ce
         public_jwk: None,
         certificate_pem: Some(certificate.pem()),
         created_at: now,
+        activates_at: None,
         retired_at: None,
     })
 }

@@ -152,7 +152,11 @@ fn logout_token(
         "org_id": delivery.tenant,
         "events": { LOGOUT_EVENT: {} },
     });
-    state.keys.current().sign(client.id_token_signing_alg, "logout+jwt", &claims).map_err(|e| e.to_string())
+    state
+        .keys
+        .current()
+        .sign(client.id_token_signing_alg, "logout+jwt", &claims, now)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub struct InstanceKeyRecord {
     /// The self-signed certificate (SAML keys).
     pub certificate_pem: Option<String>,
     pub created_at: OffsetDateTime,
+    /// When a token signing key starts signing (None: at once). A rotated-in key is published
+    /// first, so that apps caching the JWKS know it before it signs.
+    #[serde(default)]
+    pub activates_at: Option<OffsetDateTime>,
     /// Retired keys no longer sign; they stay published until what they signed has expired.
     pub retired_at: Option<OffsetDateTime>,
 }
@@ -54,6 +58,7 @@ impl std::fmt::Debug for InstanceKeyRecord {
             .field("algorithm", &self.algorithm)
             .field("private_key_pem", &"***")
             .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }

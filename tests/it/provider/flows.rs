@@ -136,20 +136,40 @@ fn signing_keys_rotate_and_old_tokens_keep_verifying() {
     let tokens = app.exchange(&callback_params(back.location.as_deref().unwrap())["code"], pending.verifier);
     let before = tokens.access_token().secret().clone();
 
-    let keys = ok(server.post("/api/v1/signing-keys/rotate", json!({})), 200);
+    // A staged rotation publishes the new keys first: tokens are still signed by the old ones.
+    let staged = ok(server.post("/api/v1/signing-keys/rotate", json!({})), 200);
+    let statuses: Vec<&str> =
+        staged["items"].as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        (
+            statuses.iter().filter(|s| **s == "pending").count(),
+            statuses.iter().filter(|s| **s == "active").count()
+        ),
+        (2, 2)
+    );
+    let jwks: Value = server.get("/oauth2/jwks").json().unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4, "the next keys are published before they sign");
+    let pending = app.authorize(&["email"]);
+    let back = browser.get(&pending.url);
+    let staged_tokens =
+        app.exchange(&callback_params(back.location.as_deref().unwrap())["code"], pending.verifier);
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    assert_eq!(kid(staged_tokens.access_token().secret()), kid(&before), "the handover has not come yet");
+
+    // An immediate rotation (say, after a suspected compromise) hands over at once.
+    let keys = ok(server.post("/api/v1/signing-keys/rotate", json!({ "immediate": true })), 200);
     let statuses: Vec<&str> =
         keys["items"].as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == "active").count(), 2);
-    assert_eq!(statuses.iter().filter(|s| **s == "published").count(), 2);
+    assert_eq!(statuses.iter().filter(|s| **s == "published").count(), 4);
     let jwks: Value = server.get("/oauth2/jwks").json().unwrap();
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4, "the retired keys stay published");
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 6, "the retired keys stay published");
     verify_with_jwks(&server, &before, &app.client_id);
     assert_eq!(app.introspect(&server, &before)["active"], true);
 
     let pending = app.authorize(&["email"]);
     let back = browser.get(&pending.url);
     let tokens = app.exchange(&callback_params(back.location.as_deref().unwrap())["code"], pending.verifier);
-    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     assert_ne!(kid(tokens.access_token().secret()), kid(&before), "new tokens use the new key");
 }
 
