@@ -267,11 +267,30 @@ async fn main() {
     user(&http, &setup, "ada@acme.test").await;
     let jar = sign_in(&http, &setup, "ada@acme.test").await;
 
-    // 1. The code flow with a live session; keep the tokens for what follows.
+    // 1. The code flow with a live session, for an ES256 client, then an RS256 one (RSA-2048
+    //    signing costs ~1 ms a token); keep the RS256 tokens for what follows.
+    let mut es256 = Setup {
+        base: setup.base.clone(),
+        tenant: setup.tenant.clone(),
+        client_id: String::new(),
+        secret: String::new(),
+    };
+    register(&http, &mut es256, "ES256").await;
+    let es256 = Arc::new(es256);
+    {
+        let (http, es256, jar) = (http.clone(), Arc::clone(&es256), jar.clone());
+        drive("code flow with a live session (authorize + token), ES256 tokens", 8, 2_000, move |_| {
+            let (http, es256, jar) = (http.clone(), Arc::clone(&es256), jar.clone());
+            async move {
+                code_flow(&http, &es256, &jar, "openid%20offline_access").await;
+            }
+        })
+        .await;
+    }
     let tokens = Arc::new(Mutex::new(Vec::new()));
     {
         let (http, setup, jar, tokens) = (http.clone(), Arc::clone(&setup), jar.clone(), Arc::clone(&tokens));
-        drive("code flow with a live session (authorize + token)", 8, 2_000, move |_| {
+        drive("code flow with a live session (authorize + token), RS256 tokens", 8, 2_000, move |_| {
             let (http, setup, jar, tokens) =
                 (http.clone(), Arc::clone(&setup), jar.clone(), Arc::clone(&tokens));
             async move {
