@@ -101,14 +101,18 @@ async fn setup(http: &Client, server: &Server) -> Setup {
     let base = server.base.clone();
     let tenant = admin(http, &base, "/tenants", json!({"slug": "acme", "display_name": "Acme"})).await;
     let tenant = tenant["id"].as_str().unwrap().to_owned();
-    let client =
-        admin(http, &base, "/oauth-clients", json!({"name": "bench", "redirect_uris": [REDIRECT]})).await;
-    Setup {
-        base,
-        tenant,
-        client_id: client["client_id"].as_str().unwrap().to_owned(),
-        secret: client["client_secret"].as_str().unwrap().to_owned(),
-    }
+    let mut setup = Setup { base, tenant, client_id: String::new(), secret: String::new() };
+    register(http, &mut setup, "RS256").await;
+    setup
+}
+
+/// Registers a client signing its tokens with `alg` and makes it the one `setup` uses.
+async fn register(http: &Client, setup: &mut Setup, alg: &str) {
+    let body =
+        json!({"name": format!("bench {alg}"), "redirect_uris": [REDIRECT], "id_token_signing_alg": alg});
+    let client = admin(http, &setup.base, "/oauth-clients", body).await;
+    setup.client_id = client["client_id"].as_str().unwrap().to_owned();
+    setup.secret = client["client_secret"].as_str().unwrap().to_owned();
 }
 
 /// A password user `email`, whose password is set through the invitation link.
