@@ -206,7 +206,7 @@ async fn show_login(
     let pinned = chosen.or(request.tenant);
     let response = match (pinned, request.login_hint.as_deref()) {
         // A pinned tenant with a hint, or a tenant chosen after a password: straight on.
-        (Some(_), Some(hint)) => route(&state, &browser, &request, hint, chosen).await,
+        (Some(_), Some(hint)) => route(&state, &browser, &request, hint, chosen, None).await,
         _ => email_page(&state, &browser, &request, request.login_hint.as_deref().unwrap_or_default(), None),
     };
     with_browser_cookie(response, set)
@@ -242,6 +242,9 @@ struct EmailForm {
     request: String,
     csrf: String,
     email: String,
+    /// `password`: the person chose a password over their organisation's SSO (where allowed).
+    #[serde(default)]
+    method: Option<String>,
 }
 
 async fn submit_email(
@@ -270,7 +273,7 @@ async fn submit_email(
             set,
         );
     }
-    with_browser_cookie(route(&state, &browser, &request, &email, None).await, set)
+    with_browser_cookie(route(&state, &browser, &request, &email, None, form.method.as_deref()).await, set)
 }
 
 /// A syntactic check only: the address is proven by signing in, not by its shape.
@@ -289,6 +292,7 @@ async fn route(
     request: &AuthorizationRequestRecord,
     email: &str,
     chosen: Option<TenantId>,
+    method: Option<&str>,
 ) -> Response {
     let pinned = chosen.or(request.tenant);
     let (domain, google) = (email.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default(), false);
@@ -301,10 +305,13 @@ async fn route(
         }
     };
     match routing::decide(&facts) {
-        Route::Sso { connection, .. } => {
-            // The SAML and OIDC connections serve their own start URLs.
-            let (protocol, id) = connection.split_once(':').unwrap_or(("saml", &connection));
-            Redirect::to(&format!("/sso/{protocol}/{id}/start?request={}", request.id)).into_response()
+        Route::Sso { connection, password_allowed: false, .. } => sso_redirect(request, &connection),
+        Route::Sso { tenant, name, connection, password_allowed: true } => {
+            if method == Some("password") {
+                password::password_page(state, browser, request, email, Some(tenant), None)
+            } else {
+                sso_choice_page(state, browser, request, email, &name, &connection)
+            }
         }
         Route::SsoNotConfigured { name, .. } => pages::error(
             StatusCode::FORBIDDEN,
@@ -317,6 +324,39 @@ async fn route(
             password::password_page(state, browser, request, email, tenant.or(pinned), None)
         }
     }
+}
+
+/// The SAML and OIDC connections serve their own start URLs.
+fn sso_redirect(request: &AuthorizationRequestRecord, connection: &str) -> Response {
+    let (protocol, id) = connection.split_once(':').unwrap_or(("saml", connection));
+    Redirect::to(&format!("/sso/{protocol}/{id}/start?request={}", request.id)).into_response()
+}
+
+/// SSO first, and a password for the people who had one before their organisation added SSO.
+fn sso_choice_page(
+    state: &AppState,
+    browser: &str,
+    request: &AuthorizationRequestRecord,
+    email: &str,
+    tenant_name: &str,
+    connection: &str,
+) -> Response {
+    let (protocol, id) = connection.split_once(':').unwrap_or(("saml", connection));
+    let csrf = state.signin.csrf_token(browser, &request.id.to_string());
+    let body = format!(
+        "<p><a class=\"button\" href=\"/sso/{protocol}/{id}/start?request={request_id}\">Continue with {name} single sign-on</a></p>\
+         <form method=\"post\" action=\"/login\">{request}{csrf}{email}{method}\
+         <button type=\"submit\" class=\"secondary\">Use my password instead</button></form>",
+        protocol = escape(protocol),
+        id = escape(id),
+        request_id = request.id,
+        name = escape(tenant_name),
+        request = hidden("request", &request.id.to_string()),
+        csrf = hidden("csrf", &csrf),
+        email = hidden("email", email),
+        method = hidden("method", "password"),
+    );
+    pages::page(StatusCode::OK, &format!("Sign in to {tenant_name}"), &body)
 }
 
 fn tenant_facts(src: &impl Source, tenant: &TenantRecord) -> Result<TenantFacts, StoreError> {

@@ -32,7 +32,7 @@ pub struct Facts {
 pub enum Route {
     /// To the tenant's IdP. With `password_allowed`, people who had a password before SSO was
     /// added may still use it.
-    Sso { tenant: TenantId, connection: String, password_allowed: bool },
+    Sso { tenant: TenantId, name: String, connection: String, password_allowed: bool },
     /// The tenant demands SSO but has no connection yet: nobody can sign in.
     SsoNotConfigured { tenant: TenantId, name: String },
     /// A password, in `tenant` or (None) in whichever tenant the address has an account;
@@ -44,9 +44,12 @@ pub fn decide(facts: &Facts) -> Route {
     let tenant = facts.pinned.as_ref().or(facts.verified_domain_owner.as_ref());
     match tenant {
         Some(tenant) => match (&tenant.sso_connection, tenant.require_sso) {
-            (Some(connection), required) => {
-                Route::Sso { tenant: tenant.id, connection: connection.clone(), password_allowed: !required }
-            }
+            (Some(connection), required) => Route::Sso {
+                tenant: tenant.id,
+                name: tenant.name.clone(),
+                connection: connection.clone(),
+                password_allowed: !required,
+            },
             (None, true) => Route::SsoNotConfigured { tenant: tenant.id, name: tenant.name.clone() },
             (None, false) => Route::Password { tenant: Some(tenant.id), google: facts.google_enabled },
         },
@@ -73,7 +76,12 @@ mod tests {
         let facts = Facts { verified_domain_owner: Some(acme.clone()), ..Facts::default() };
         assert_eq!(
             decide(&facts),
-            Route::Sso { tenant: acme.id, connection: "saml:1".into(), password_allowed: true }
+            Route::Sso {
+                tenant: acme.id,
+                name: "Acme".into(),
+                connection: "saml:1".into(),
+                password_allowed: true
+            }
         );
     }
 
@@ -84,7 +92,12 @@ mod tests {
             Facts { verified_domain_owner: Some(acme.clone()), google_enabled: true, ..Facts::default() };
         assert_eq!(
             decide(&facts),
-            Route::Sso { tenant: acme.id, connection: "oidc:2".into(), password_allowed: false }
+            Route::Sso {
+                tenant: acme.id,
+                name: "Acme".into(),
+                connection: "oidc:2".into(),
+                password_allowed: false
+            }
         );
         let unconfigured = tenant(None, true);
         let facts = Facts { verified_domain_owner: Some(unconfigured.clone()), ..Facts::default() };
@@ -113,7 +126,12 @@ mod tests {
             Facts { pinned: Some(pinned.clone()), verified_domain_owner: Some(other), google_enabled: false };
         assert_eq!(
             decide(&facts),
-            Route::Sso { tenant: pinned.id, connection: "saml:p".into(), password_allowed: true }
+            Route::Sso {
+                tenant: pinned.id,
+                name: "Acme".into(),
+                connection: "saml:p".into(),
+                password_allowed: true
+            }
         );
     }
 }
