@@ -245,10 +245,10 @@ async fn validate(
         Some(reference) => {
             let found = state
                 .store
-                .read(move |tx| {
-                    crate::tenants::resolve(tx, &reference)
-                        .ok()
-                        .map_or(Ok(None), |t| Ok::<_, StoreError>(Some(t)))
+                .read(move |tx| match crate::tenants::resolve(tx, &reference) {
+                    Ok(tenant) => Ok(Some(tenant)),
+                    Err(crate::tenants::TenantError::Store(err)) => Err(err),
+                    Err(_) => Ok(None),
                 })
                 .await;
             match found {
