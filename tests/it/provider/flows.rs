@@ -13,7 +13,7 @@ const PASSWORD: &str = "correct horse battery staple";
 fn an_app_signs_a_person_in_refreshes_and_learns_when_the_session_ends() {
     let server = Server::start();
     let (tenant, ada) = tenant_with_password_user(&server, PASSWORD);
-    let receiver = LogoutReceiver::start(200);
+    let receiver = LogoutReceiver::start(&[200]);
     let app = App::register(&server, json!({ "backchannel_logout_uri": receiver.url }));
 
     // authorize → login → code
@@ -81,8 +81,8 @@ fn an_app_signs_a_person_in_refreshes_and_learns_when_the_session_ends() {
         .unwrap()
         .request(&http);
     assert!(refused.is_err(), "refresh after revocation");
-    let bodies = receiver.wait_for(1);
-    let logout_token = bodies[0].strip_prefix("logout_token=").expect("a logout_token form field");
+    let deliveries = receiver.wait_for(1, std::time::Duration::from_secs(10));
+    let logout_token = deliveries[0].body.strip_prefix("logout_token=").expect("a logout_token form field");
     let logout = verify_with_jwks(&server, logout_token, &app.client_id);
     assert_eq!(logout["sid"], raw["sid"]);
     assert_eq!(logout["sub"], json!(ada));

@@ -2,19 +2,12 @@
 //! mail relay, lockout, a back-channel logout that has to be retried, a tenant's vanity address,
 //! re-authentication (`prompt=login`, `max_age`) and an authorization pinned to a tenant.
 
-use std::{
-    collections::VecDeque,
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpListener,
-    sync::{Arc, Mutex},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{thread, time::Duration};
 
 use openidconnect::TokenResponse;
 use serde_json::{Value, json};
 
-use super::{App, Browser, Page, callback_params, sign_in, tenant_with_password_user};
+use super::{App, Browser, LogoutReceiver, Page, callback_params, sign_in, tenant_with_password_user};
 use crate::{
     scim::{ok, urlencode},
     server::Server,
@@ -206,7 +199,7 @@ fn an_unknown_address_never_looks_locked() {
 fn a_failed_back_channel_logout_is_retried_with_the_same_session() {
     let server = Server::start();
     let (tenant, ada) = tenant_with_password_user(&server, PASSWORD);
-    let receiver = ScriptedReceiver::start(&[500, 200]);
+    let receiver = LogoutReceiver::start(&[500, 200]);
     let app = App::register(&server, json!({ "backchannel_logout_uri": receiver.url }));
     let pending = app.authorize(&["email"]);
     let mut browser = Browser::new();
@@ -234,75 +227,6 @@ fn a_failed_back_channel_logout_is_retried_with_the_same_session() {
     // A lower bound only: the retry waited for its backoff (5 s and jitter) rather than hammering.
     let gap = deliveries[1].at - deliveries[0].at;
     assert!(gap >= Duration::from_secs(4), "retried after {gap:?}");
-}
-
-/// One POST the receiver got, and what it answered.
-#[derive(Debug, Clone)]
-struct Delivery {
-    body: String,
-    answered: u16,
-    at: Instant,
-}
-
-/// A back-channel logout receiver on loopback that answers each POST with the next status of its
-/// script (the last one repeating), and records every body.
-struct ScriptedReceiver {
-    url: String,
-    deliveries: Arc<Mutex<Vec<Delivery>>>,
-}
-
-impl ScriptedReceiver {
-    fn start(script: &[u16]) -> ScriptedReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
-        let deliveries = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&deliveries);
-        let mut script: VecDeque<u16> = script.iter().copied().collect();
-        let last = *script.back().expect("a script with at least one status");
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                let status = script.pop_front().unwrap_or(last);
-                seen.lock().unwrap().push(Delivery {
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                    answered: status,
-                    at: Instant::now(),
-                });
-                let _ =
-                    write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            }
-        });
-        ScriptedReceiver { url, deliveries }
-    }
-
-    /// Waits (up to `patience`) for `count` deliveries.
-    fn wait_for(&self, count: usize, patience: Duration) -> Vec<Delivery> {
-        let deadline = Instant::now() + patience;
-        loop {
-            let deliveries = self.deliveries.lock().unwrap().clone();
-            if deliveries.len() >= count {
-                return deliveries;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} back-channel logout deliveries within {patience:?}, got {deliveries:?}"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 // --- The vanity address -------------------------------------------------------------------------

@@ -7,10 +7,12 @@ mod journeys;
 mod refusals;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
     sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
 };
 
 use openidconnect::{
@@ -266,19 +268,30 @@ pub fn sign_in(server: &Server, browser: &mut Browser, url: &str, email: &str, p
     browser.submit(server, &password_page, &[("password", password)])
 }
 
-/// A receiver of back-channel logout tokens on loopback: records every POST body.
+/// One POST the receiver got, and what it answered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub body: String,
+    pub answered: u16,
+    pub at: Instant,
+}
+
+/// A back-channel logout receiver on loopback that answers each POST with the next status of its
+/// script (the last one repeating), and records every body.
 pub struct LogoutReceiver {
     pub url: String,
-    pub bodies: Arc<Mutex<Vec<String>>>,
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl LogoutReceiver {
-    pub fn start(status: u16) -> LogoutReceiver {
+    pub fn start(script: &[u16]) -> LogoutReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/backchannel", listener.local_addr().unwrap());
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&bodies);
-        std::thread::spawn(move || {
+        let deliveries = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&deliveries);
+        let mut script: VecDeque<u16> = script.iter().copied().collect();
+        let last = *script.back().expect("a script with at least one status");
+        thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -294,23 +307,32 @@ impl LogoutReceiver {
                 }
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
-                seen.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                let status = script.pop_front().unwrap_or(last);
+                seen.lock().unwrap().push(Delivery {
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    answered: status,
+                    at: Instant::now(),
+                });
                 let _ =
                     write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             }
         });
-        LogoutReceiver { url, bodies }
+        LogoutReceiver { url, deliveries }
     }
 
-    /// Waits (up to ten seconds) for `count` deliveries.
-    pub fn wait_for(&self, count: usize) -> Vec<String> {
-        for _ in 0..200 {
-            let bodies = self.bodies.lock().unwrap().clone();
-            if bodies.len() >= count {
-                return bodies;
+    /// Waits (up to `patience`) for `count` deliveries.
+    pub fn wait_for(&self, count: usize, patience: Duration) -> Vec<Delivery> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let deliveries = self.deliveries.lock().unwrap().clone();
+            if deliveries.len() >= count {
+                return deliveries;
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} back-channel logout deliveries within {patience:?}, got {deliveries:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
         }
-        panic!("expected {count} back-channel logout deliveries, got {:?}", self.bodies.lock().unwrap());
     }
 }
