@@ -110,6 +110,47 @@ enum Redeemed {
     Replayed,
 }
 
+/// What a grant issues, decided inside its write.
+struct Issued {
+    grant_type: &'static str,
+    scopes: Vec<String>,
+    nonce: Option<String>,
+    refresh_token: Option<String>,
+    refresh_family: Option<RefreshFamilyId>,
+    jti: uuid::Uuid,
+}
+
+/// Ends a grant's write: records the session's activity and client and the audit record, and
+/// gathers what the response needs.
+fn conclude(
+    tx: &WriteTx<'_>,
+    client: &OAuthClientRecord,
+    (user, tenant, session): (UserRecord, TenantRecord, SessionRecord),
+    issued: Issued,
+    now: OffsetDateTime,
+    trace: &RequestId,
+) -> Result<Box<Grant>, OAuthError> {
+    sessions::touch(tx, session.id, Some(client.id), now)?;
+    let detail = json!({
+        "grant_type": issued.grant_type, "session": session.id, "scope": issued.scopes.join(" "),
+        "access_token_jti": issued.jti, "refresh_family": issued.refresh_family,
+    });
+    journal::append_audit(
+        tx,
+        grant_audit(client, tenant.id, user.id, "oauth.token.issued", detail, now, trace),
+    )?;
+    let email_verified = email_verified(tx, &tenant, &user)?;
+    Ok(Box::new(Grant {
+        user,
+        tenant,
+        session,
+        scopes: issued.scopes,
+        nonce: issued.nonce,
+        refresh_token: issued.refresh_token,
+        email_verified,
+    }))
+}
+
 /// The audit record of a token grant (or of a replay it refused), by the client.
 fn grant_audit(
     client: &OAuthClientRecord,
@@ -187,31 +228,15 @@ async fn redeem_code(
                 start_family(tx, &client_record, &record, &session, family_id, &refresh_digest, now)?;
             }
             grants::put_code(tx, &digest, &record)?;
-            sessions::touch(tx, session.id, Some(client_record.id), now)?;
-            let detail = json!({
-                "grant_type": "authorization_code", "session": session.id, "scope": record.scopes.join(" "),
-                "access_token_jti": jti, "refresh_family": record.family,
-            });
-            let audit = grant_audit(
-                &client_record,
-                record.tenant,
-                record.user,
-                "oauth.token.issued",
-                detail,
-                now,
-                &trace,
-            );
-            journal::append_audit(tx, audit)?;
-            let email_verified = email_verified(tx, &tenant, &user)?;
-            Ok(Redeemed::Granted(Box::new(Grant {
-                user,
-                tenant,
-                session,
+            let issued = Issued {
+                grant_type: "authorization_code",
                 scopes: record.scopes.clone(),
                 nonce: record.nonce.clone(),
                 refresh_token: wants_refresh.then(|| refresh_value.clone()),
-                email_verified,
-            })))
+                refresh_family: record.family,
+                jti,
+            };
+            Ok(Redeemed::Granted(conclude(tx, &client_record, (user, tenant, session), issued, now, &trace)?))
         })
         .await?;
     match outcome {
@@ -374,31 +399,22 @@ async fn refresh(
             token.replaced_at = Some(now);
             grants::put_refresh_token(tx, &digest, &token)?;
             grants::put_refresh_token(tx, &next_digest, &refresh_record(&client_record, &family, now))?;
-            sessions::touch(tx, session.id, Some(client_record.id), now)?;
-            let detail = json!({
-                "grant_type": "refresh_token", "session": session.id, "scope": scopes.join(" "),
-                "access_token_jti": jti, "refresh_family": family.id,
-            });
-            let audit = grant_audit(
-                &client_record,
-                family.tenant,
-                family.user,
-                "oauth.token.issued",
-                detail,
-                now,
-                &trace,
-            );
-            journal::append_audit(tx, audit)?;
-            let email_verified = email_verified(tx, &tenant, &user)?;
-            Ok(Refreshed::Granted(Box::new(Grant {
-                user,
-                tenant,
-                session,
+            let issued = Issued {
+                grant_type: "refresh_token",
                 scopes,
                 nonce: None,
                 refresh_token: Some(next_value.clone()),
-                email_verified,
-            })))
+                refresh_family: Some(family.id),
+                jti,
+            };
+            Ok(Refreshed::Granted(conclude(
+                tx,
+                &client_record,
+                (user, tenant, session),
+                issued,
+                now,
+                &trace,
+            )?))
         })
         .await?;
     match outcome {
