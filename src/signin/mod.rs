@@ -154,8 +154,9 @@ pub(crate) fn with_browser_cookie(mut response: Response, set: Option<HeaderValu
 #[derive(Debug, Deserialize)]
 struct LoginQuery {
     request: Option<String>,
-    /// Chosen on the "several organisations" page.
+    /// Chosen on the "several organisations" page, with the address given before.
     organization: Option<String>,
+    email: Option<String>,
 }
 
 /// The pending authorization request, if it is still waiting.
@@ -204,10 +205,13 @@ async fn show_login(
     let chosen = query.organization.as_deref().and_then(|o| o.parse::<TenantId>().ok());
     let (browser, set) = browser_id(&state, &headers);
     let pinned = chosen.or(request.tenant);
-    let response = match (pinned, request.login_hint.as_deref()) {
+    let email = query.email.as_deref().or(request.login_hint.as_deref());
+    let response = match (pinned, email) {
         // A pinned tenant with a hint, or a tenant chosen after a password: straight on.
-        (Some(_), Some(hint)) => route(&state, &browser, &request, hint, chosen, None).await,
-        _ => email_page(&state, &browser, &request, request.login_hint.as_deref().unwrap_or_default(), None),
+        (Some(_), Some(email)) => {
+            route(&state, &browser, &request, &email.trim().to_lowercase(), chosen, None).await
+        }
+        _ => email_page(&state, &browser, &request, email.unwrap_or_default(), None),
     };
     with_browser_cookie(response, set)
 }

@@ -159,7 +159,7 @@ pub(super) async fn submit_password(
     let attempt = Attempt { email: &email, peer, trace: &trace };
     let response = match check_password(&state, &attempt, pinned, form.password).await {
         Ok(Checked::Accepted(candidate)) => sign_in(&state, &headers, &attempt, &request, *candidate).await,
-        Ok(Checked::Several(tenants)) => choose_tenant_page(&request, &tenants),
+        Ok(Checked::Several(tenants)) => choose_tenant_page(&request, &email, &tenants),
         Ok(Checked::Locked(until)) => {
             let minutes = ((until - state.clock.now()).whole_seconds().max(60) + 59) / 60;
             retry(&format!(
@@ -331,14 +331,21 @@ async fn sign_in(
     finish_stored(state, request.id, Finish::New(session), attempt.trace.clone()).await
 }
 
-fn choose_tenant_page(request: &AuthorizationRequestRecord, tenants: &[TenantRecord]) -> Response {
+/// The password was right in several tenants: each link asks for it again, for that tenant only.
+fn choose_tenant_page(
+    request: &AuthorizationRequestRecord,
+    email: &str,
+    tenants: &[TenantRecord],
+) -> Response {
+    let email: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
     let items: String = tenants
         .iter()
         .map(|t| {
             format!(
-                "<li><a href=\"/login?request={}&amp;organization={}\">{}</a></li>",
+                "<li><a href=\"/login?request={}&amp;organization={}&amp;email={}\">{}</a></li>",
                 request.id,
                 t.id,
+                escape(&email),
                 escape(&t.display_name)
             )
         })

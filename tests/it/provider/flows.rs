@@ -173,7 +173,7 @@ fn signing_keys_rotate_and_old_tokens_keep_verifying() {
     assert_ne!(kid(tokens.access_token().secret()), kid(&before), "new tokens use the new key");
 }
 
-fn decode_unverified(token: &str) -> Value {
+pub(super) fn decode_unverified(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())

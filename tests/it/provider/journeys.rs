@@ -375,3 +375,39 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
         .unwrap()
 }
+
+/// A password user `email` in the tenant `tenant_id`, with `password` set through the invitation.
+fn password_user(server: &Server, tenant_id: &str, email: &str, password: &str) {
+    let user = ok(server.post(&format!("/api/v1/tenants/{tenant_id}/users"), json!({ "email": email })), 201);
+    let mut browser = Browser::new();
+    let form = browser.get(user["password_link"].as_str().unwrap());
+    let done = browser.submit(server, &form, &[("password", password), ("confirm", password)]);
+    assert_eq!(done.status, 200, "{}", done.body);
+}
+
+#[test]
+fn a_person_with_the_same_password_in_two_organisations_chooses_one() {
+    let server = Server::start();
+    tenant_with_password_user(&server, PASSWORD);
+    let globex = server.create_tenant("globex", &["globex.test"]);
+    password_user(&server, globex["id"].as_str().unwrap(), "ada@acme.test", PASSWORD);
+    let app = App::register(&server, json!({}));
+    let pending = app.authorize(&["email"]);
+    let mut browser = Browser::new();
+
+    let choice = sign_in(&server, &mut browser, &pending.url, "ada@acme.test", PASSWORD);
+    assert_eq!(choice.status, 200, "{}", choice.body);
+    assert!(choice.body.contains("several organisations"), "{}", choice.body);
+    let start =
+        choice.body.find("globex Inc.").map(|end| choice.body[..end].rfind("href=\"").unwrap() + 6).unwrap();
+    let link = choice.body[start..start + choice.body[start..].find('"').unwrap()].replace("&amp;", "&");
+    // The choice asks for the password again, for that organisation only.
+    let password_page = browser.get(&server.url(&link));
+    assert_eq!(password_page.status, 200, "{}", password_page.body);
+    assert!(password_page.body.contains("ada@acme.test"), "{}", password_page.body);
+    let back = browser.submit(&server, &password_page, &[("password", PASSWORD)]);
+    assert_eq!(back.status, 303, "{}", back.body);
+    let tokens = app.exchange(&callback_params(back.location.as_deref().unwrap())["code"], pending.verifier);
+    let claims = super::flows::decode_unverified(&tokens.id_token().unwrap().to_string());
+    assert_eq!(claims["org_slug"], "globex");
+}
