@@ -20,6 +20,7 @@ use crate::{
     config::Config,
     http::{ApiError, health, middleware as mw},
     provider::{self, ProviderRuntime, keys::KeyRing},
+    saml,
     scim::{self, ScimRuntime},
     sessions,
     signin::{self, SignInRuntime},
@@ -119,11 +120,13 @@ pub fn router(state: AppState) -> Router {
         .merge(provider::clients::router(state.clone()))
         .merge(provider::rotation::router(state.clone()))
         .merge(sessions::router(state.clone()))
-        .merge(signin::admin_router(state.clone()));
+        .merge(signin::admin_router(state.clone()))
+        .merge(saml::admin_router(state.clone()));
     let mut app = Router::new()
         .merge(health::router())
         .merge(provider::router())
         .merge(signin::router())
+        .merge(saml::router())
         .nest("/api/v1", api)
         .nest("/scim/v2/{tenant}", scim::router())
         .fallback(not_found)

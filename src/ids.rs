@@ -94,3 +94,7 @@ typed_id!(
     /// A back-channel logout token waiting to be delivered to a client.
     DeliveryId
 );
+typed_id!(
+    /// A tenant's SAML or OpenID Connect connection to its identity provider.
+    ConnectionId
+);

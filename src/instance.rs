@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::{
     admin,
     config::Config,
-    provider, saml,
+    provider,
     store::{
         Store, StoreError,
         admin_keys::{self, AdminKeyRecord},
@@ -22,8 +22,6 @@ pub enum InitError {
     Store(#[from] StoreError),
     #[error(transparent)]
     TokenKey(#[from] provider::keys::KeyGenerationError),
-    #[error(transparent)]
-    SamlCertificate(#[from] saml::sp_cert::CertificateError),
 }
 
 fn link_signing_record(now: OffsetDateTime) -> InstanceKeyRecord {
@@ -54,7 +52,6 @@ pub struct GeneratedAdminKey(pub String);
 pub async fn initialise(
     store: &Store,
     config: &Config,
-    public_url: &str,
     now: OffsetDateTime,
 ) -> Result<Option<GeneratedAdminKey>, InitError> {
     let (keys, admin_key_count) =
@@ -80,17 +77,6 @@ pub async fn initialise(
     if !has(KeyPurpose::LinkSigning, "") {
         new_keys.push(link_signing_record(now));
         tracing::info!("generated the link signing key");
-    }
-    if !has(KeyPurpose::SamlServiceProvider, "") {
-        let host = url::Url::parse(public_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
-        let generated = tokio::task::spawn_blocking(move || saml::sp_cert::generate(&host, now))
-            .await
-            .map_err(|_| StoreError::Panicked)??;
-        new_keys.push(generated);
-        tracing::info!("generated the SAML service provider certificate");
     }
 
     let (first_admin_key, shown): (Option<AdminKeyRecord>, Option<GeneratedAdminKey>) =

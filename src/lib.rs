@@ -66,7 +66,7 @@ pub async fn run(
     let bound = listener.local_addr()?;
     let public_url = config.public_url_for(bound);
     let store = open_store(&config).await?;
-    if let Some(key) = instance::initialise(&store, &config, &public_url, clock.now()).await? {
+    if let Some(key) = instance::initialise(&store, &config, clock.now()).await? {
         announce_first_admin_key(&key.0);
     }
 

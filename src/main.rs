@@ -139,9 +139,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn init(config: Config) -> anyhow::Result<()> {
     let store = portcullis::open_store(&config).await?;
-    let public_url = config.public_url_for(config.listen);
     let now = time::OffsetDateTime::now_utc();
-    match portcullis::instance::initialise(&store, &config, &public_url, now).await? {
+    match portcullis::instance::initialise(&store, &config, now).await? {
         Some(key) => println!("The first admin API key (shown once, store it now):\n\n    {}\n", key.0),
         None => println!("The data directory {} is initialised.", config.data_dir.display()),
     }

@@ -37,6 +37,7 @@ use crate::{
         oauth_clients::{self, OAuthClientRecord},
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, TenantStatus},
+        WriteTx,
     },
 };
 
@@ -153,9 +154,18 @@ async fn authorize(
     let prompt_none = params.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "none"));
 
     if let Some(session) = reusable_session(&state, &headers, &request, now).await {
-        return match finish(&state, request, Finish::Existing(session), false, request_id).await {
+        return match finish::<std::convert::Infallible>(
+            &state,
+            request,
+            Finish::Existing(session),
+            false,
+            None,
+            request_id,
+        )
+        .await
+        {
             Ok(response) => response,
-            Err(err) => err.into_response(&back),
+            Err(err) => err.response(&back),
         };
     }
     if prompt_none {
@@ -331,26 +341,31 @@ pub enum Finish {
     New(NewSession),
 }
 
-/// Why an authorization could not be finished.
+/// Why an authorization could not be finished. `E` is why a caller's `Prelude` refused.
 #[derive(Debug)]
-pub enum FinishError {
+pub enum FinishError<E = std::convert::Infallible> {
     /// The request expired or was already answered.
     RequestGone,
     /// The user or tenant was deactivated meanwhile.
     AccessDenied,
+    /// The caller's prelude refused the sign-in; nothing was committed.
+    Refused(E),
     Store(StoreError),
 }
 
-impl From<StoreError> for FinishError {
+impl<E> From<StoreError> for FinishError<E> {
     fn from(err: StoreError) -> Self {
         FinishError::Store(err)
     }
 }
 
-impl FinishError {
-    fn into_response(self, back: &ReturnTo<'_>) -> Response {
+impl<E> FinishError<E> {
+    /// The answer for the browser by default; a caller with a prelude explains its refusals.
+    fn response(&self, back: &ReturnTo<'_>) -> Response {
         match self {
-            FinishError::AccessDenied => back.error("access_denied", "the account cannot sign in"),
+            FinishError::AccessDenied | FinishError::Refused(_) => {
+                back.error("access_denied", "the account cannot sign in")
+            }
             FinishError::RequestGone => pages::expired_request(),
             FinishError::Store(err) => {
                 tracing::error!(%err, "cannot finish an authorization");
@@ -360,6 +375,18 @@ impl FinishError {
     }
 }
 
+/// Work that must commit with the sign-in or not at all (a SAML assertion marked as used, a user
+/// created just in time). It runs in the sign-in's transaction, before anything else is written;
+/// returning `Err` stops the sign-in.
+pub type Prelude<E> = std::sync::Arc<dyn Fn(&WriteTx<'_>) -> Result<(), FinishError<E>> + Send + Sync>;
+
+/// An authorization that could not be finished: why, and the answer the browser would get by
+/// default (the error sent back to the client, or the page saying the request expired).
+pub struct FinishFailure<E> {
+    pub error: FinishError<E>,
+    pub response: Response,
+}
+
 /// Finishes a stored request after a sign-in: see `finish`.
 pub async fn finish_stored(
     state: &AppState,
@@ -367,34 +394,50 @@ pub async fn finish_stored(
     how: Finish,
     request_id: RequestId,
 ) -> Response {
+    finish_stored_after::<std::convert::Infallible>(state, id, how, None, request_id)
+        .await
+        .unwrap_or_else(|failure| failure.response)
+}
+
+/// Finishes a stored request after a sign-in, committing `prelude` with it.
+pub async fn finish_stored_after<E: Send + 'static>(
+    state: &AppState,
+    id: AuthRequestId,
+    how: Finish,
+    prelude: Option<Prelude<E>>,
+    request_id: RequestId,
+) -> Result<Response, FinishFailure<E>> {
     let now = state.clock.now();
     let request = match state.store.read(move |tx| grants::authorization_request(tx, id)).await {
         Ok(Some(request)) if request.expires_at > now => request,
-        Ok(_) => return pages::expired_request(),
+        Ok(_) => {
+            return Err(FinishFailure { error: FinishError::RequestGone, response: pages::expired_request() });
+        }
         Err(err) => {
             tracing::error!(%err, "cannot read an authorization request");
-            return pages::unavailable();
+            return Err(FinishFailure { error: FinishError::Store(err), response: pages::unavailable() });
         }
     };
     let issuer = state.public_url.to_string();
     let (redirect_uri, request_state) = (request.redirect_uri.clone(), request.state.clone());
     let back = ReturnTo { redirect_uri: &redirect_uri, state: request_state.as_deref(), issuer: &issuer };
-    match finish(state, request, how, true, request_id).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(&back),
-    }
+    finish(state, request, how, true, prelude, request_id).await.map_err(|error| {
+        let response = error.response(&back);
+        FinishFailure { error, response }
+    })
 }
 
 /// Issues the code for `request` (`stored` if it waited in the store), in one commit with the new session (if any), the session's
 /// record of this client, and the removal of the stored request; then sends the browser back to
 /// the client with `code`, `state` and `iss` (RFC 9207).
-async fn finish(
+async fn finish<E: Send + 'static>(
     state: &AppState,
     request: AuthorizationRequestRecord,
     how: Finish,
     stored: bool,
+    prelude: Option<Prelude<E>>,
     trace: RequestId,
-) -> Result<Response, FinishError> {
+) -> Result<Response, FinishError<E>> {
     let now = state.clock.now();
     let code = random_token("pcac_");
     let digest: [u8; 32] = Sha256::digest(code.as_bytes()).into();
@@ -423,6 +466,9 @@ async fn finish(
     state
         .store
         .write(move |tx| {
+            if let Some(prelude) = &prelude {
+                prelude(tx)?;
+            }
             let user_active =
                 directory::user(tx, stored_session.tenant, stored_session.user)?.is_some_and(|u| u.active);
             let tenant_active =

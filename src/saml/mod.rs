@@ -1,3 +1,74 @@
-//! The SAML 2.0 service provider. For now: the instance's SP certificate.
+//! The SAML 2.0 service provider: one per tenant connection, each with its own entity ID, keys
+//! and endpoints under `/sso/saml/{connection}/`:
+//!
+//! - `metadata`: the SP metadata the IdP admin uploads (the entity ID is this URL);
+//! - `start?request=…`: sends the browser to the IdP with an AuthnRequest (HTTP-Redirect or
+//!   HTTP-POST), for an authorization of the app waiting in the store;
+//! - `acs`: the Assertion Consumer Service (HTTP-POST), where every check runs (`verify`,
+//!   `checks`) and a valid assertion becomes a session and the app's code (`acs`).
+//!
+//! Connections are managed in the admin API under `/api/v1/tenants/{tenant}/saml-connections`
+//! (`connections`). Every refusal answers with a page naming the failed check and leaves an
+//! audit record (`refusal`).
 
+pub mod acs;
+pub mod checks;
+pub mod connections;
+pub mod decrypt;
+pub mod guard;
+pub mod login;
+pub mod mapping;
+pub mod metadata;
+pub mod refusal;
 pub mod sp_cert;
+pub mod verify;
+pub mod xml;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+
+use crate::{app::AppState, ids::ConnectionId};
+
+/// The largest ACS post accepted. Real Responses are a few kilobytes; Entra ID's with many
+/// group claims reach tens.
+pub const MAX_POST_BYTES: usize = 256 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sso/saml/{connection}/metadata", get(connections::sp_metadata))
+        .route("/sso/saml/{connection}/start", get(login::start))
+        .route(
+            "/sso/saml/{connection}/acs",
+            post(acs::consume).layer(DefaultBodyLimit::max(MAX_POST_BYTES)),
+        )
+        .route("/assets/autopost.js", get(login::autopost_script))
+}
+
+pub fn admin_router(state: AppState) -> Router<AppState> {
+    connections::router(state)
+}
+
+/// The service provider's addresses for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpUrls {
+    /// The metadata URL doubles as the entity ID, so an IdP admin can always find the metadata.
+    pub entity_id: String,
+    pub acs: String,
+    pub slo: String,
+    pub start: String,
+}
+
+impl SpUrls {
+    pub fn new(public_url: &str, connection: ConnectionId) -> Self {
+        let base = format!("{}/sso/saml/{connection}", public_url.trim_end_matches('/'));
+        Self {
+            entity_id: format!("{base}/metadata"),
+            acs: format!("{base}/acs"),
+            slo: format!("{base}/slo"),
+            start: format!("{base}/start"),
+        }
+    }
+}

@@ -25,7 +25,7 @@ use crate::{
         journal::{self, EventRecord, Subject},
         logout_deliveries::{self, LogoutDeliveryRecord},
         oauth_clients,
-        sessions::{self, SessionRecord},
+        sessions::{self, IdpSession, SessionRecord},
         tenants::TenantRecord,
     },
 };
@@ -34,8 +34,9 @@ use crate::{
 /// read. The idle limit is therefore honoured to within this interval.
 pub const TOUCH_INTERVAL: Duration = Duration::minutes(5);
 
-/// Deletes ended sessions a week after they end, and expired codes and tokens: at start, then
-/// every ten minutes, in batches that keep the writer free for requests.
+/// Deletes ended sessions a week after they end, expired codes and tokens, and SAML requests and
+/// replay-cache entries past their time: at start, then every ten minutes, in batches that keep
+/// the writer free for requests.
 pub async fn sweep_ended(store: crate::store::Store, clock: crate::clock::SharedClock) {
     const BATCH: usize = 500;
     loop {
@@ -44,7 +45,9 @@ pub async fn sweep_ended(store: crate::store::Store, clock: crate::clock::Shared
             let purged = store
                 .write(move |tx| {
                     Ok::<_, StoreError>(
-                        sessions::purge_ended(tx, now, BATCH)? + grants::purge_expired(tx, now, BATCH)?,
+                        sessions::purge_ended(tx, now, BATCH)?
+                            + grants::purge_expired(tx, now, BATCH)?
+                            + crate::store::saml::purge_expired(tx, now, BATCH)?,
                     )
                 })
                 .await;
@@ -72,6 +75,8 @@ pub struct SignIn {
     pub idp: String,
     /// The IdP's own limit on the session (SAML SessionNotOnOrAfter, an ID token's policy).
     pub idp_session_ends_at: Option<OffsetDateTime>,
+    /// The IdP's handle on the sign-in, for Single Logout.
+    pub idp_session: Option<IdpSession>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
 }
@@ -107,6 +112,7 @@ pub fn new_session(sign_in: SignIn, tenant: &TenantRecord, now: OffsetDateTime) 
         ip: sign_in.ip,
         revoked_at: None,
         revoked_reason: None,
+        idp_session: sign_in.idp_session,
     };
     NewSession { record, cookie_value: format!("{id}.{}", URL_SAFE_NO_PAD.encode(secret)) }
 }
@@ -279,6 +285,7 @@ mod tests {
             amr: vec!["pwd".into()],
             idp: "password".into(),
             idp_session_ends_at: idp_end,
+            idp_session: None,
             user_agent: None,
             ip: None,
         }

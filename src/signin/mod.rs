@@ -35,7 +35,7 @@ use crate::{
     store::{
         Source, StoreError,
         grants::{self, AuthorizationRequestRecord},
-        oauth_clients,
+        oauth_clients, saml,
         tenants::{self, DomainStatus, TenantRecord, TenantStatus},
     },
 };
@@ -363,13 +363,14 @@ fn sso_choice_page(
     pages::page(StatusCode::OK, &format!("Sign in to {tenant_name}"), &body)
 }
 
+/// A tenant's routing facts; its SSO connection is the oldest one that can sign people in.
 fn tenant_facts(src: &impl Source, tenant: &TenantRecord) -> Result<TenantFacts, StoreError> {
-    // SSO connections arrive with the SAML and OIDC connection features; none exist yet.
-    let _ = src;
+    let usable = |c: &&saml::SamlConnectionRecord| c.enabled && !c.idp.signing_certificates.is_empty();
+    let sso_connection = saml::tenant_connections(src, tenant.id)?.iter().find(usable).map(|c| format!("saml:{}", c.id));
     Ok(TenantFacts {
         id: tenant.id,
         name: tenant.display_name.clone(),
-        sso_connection: None,
+        sso_connection,
         require_sso: tenant.require_sso,
     })
 }

@@ -324,6 +324,7 @@ async fn sign_in(
         amr: vec!["pwd".into()],
         idp: "password".into(),
         idp_session_ends_at: None,
+        idp_session: None,
         user_agent,
         ip: Some(attempt.peer.ip().to_string()),
     };

@@ -22,7 +22,8 @@ pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
 pub enum KeyPurpose {
     /// Signs the tokens Portcullis issues as an OpenID Provider.
     TokenSigning,
-    /// Signs SAML requests and decrypts assertions, as every tenant's service provider.
+    /// An instance-wide SAML key pair, made by the first releases; no longer made or used: each
+    /// SAML connection has its own (`store::saml::SpKeyPair`). Kept so that old records read.
     SamlServiceProvider,
     /// A symmetric secret (32 random bytes, hex in `private_key_pem`) from which the keys of
     /// password links and form CSRF tokens are derived.

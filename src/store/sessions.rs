@@ -59,6 +59,17 @@ pub struct SessionRecord {
     /// Why: `logout`, `admin`, `user_deactivated`, `user_deleted`, `tenant_revoked`, ….
     #[serde(default)]
     pub revoked_reason: Option<String>,
+    /// The IdP's own handle on the sign-in, for Single Logout.
+    #[serde(default)]
+    pub idp_session: Option<IdpSession>,
+}
+
+/// How a SAML IdP names a sign-in: what a LogoutRequest carries, both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpSession {
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub session_index: Option<String>,
 }
 
 fn epoch() -> OffsetDateTime {
@@ -226,6 +237,7 @@ pub(crate) mod tests {
             ip: None,
             revoked_at: None,
             revoked_reason: None,
+            idp_session: None,
         }
     }
 

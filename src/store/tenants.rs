@@ -8,7 +8,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec, credentials, directory, scim_tokens, sessions};
+use super::{Record, Source, StoreError, WriteTx, codec, credentials, directory, saml, scim_tokens, sessions};
 use crate::ids::TenantId;
 
 const TENANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("tenants");
@@ -222,6 +222,7 @@ pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, St
     sessions::delete_tenant(tx, id)?;
     credentials::delete_tenant(tx, id)?;
     scim_tokens::delete_tenant(tx, id)?;
+    saml::delete_tenant(tx, id)?;
     tx.table_mut(TENANTS)?.remove(id.key())?;
     Ok(Some(tenant))
 }

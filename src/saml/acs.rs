@@ -1,0 +1,499 @@
+//! The Assertion Consumer Service: `POST /sso/saml/{connection}/acs` (HTTP-POST binding).
+//!
+//! The message is verified (`verify`) and checked (`checks`) off the async threads; then one
+//! write transaction marks the request answered and the assertion used, creates a user just in
+//! time where allowed, stores the session and issues the app's code (`provider::finish_stored_after`),
+//! so that of two posts of the same assertion exactly one signs anybody in. A refusal at any step
+//! answers with a page naming the check and leaves an audit record; it changes nothing else.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Extension, Form,
+    extract::{ConnectInfo, Path, State, rejection::FormRejection},
+    http::{HeaderMap, StatusCode, header},
+    response::Response,
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use openssl::pkey::PKey;
+use serde::Deserialize;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use super::{
+    MAX_POST_BYTES, SpUrls,
+    checks::{self, Accepted, Expected},
+    mapping::{self, MappedUser, Resolved},
+    metadata::certificates_der,
+    refusal::Refusal,
+    verify::{self, Trust},
+};
+use crate::{
+    app::AppState,
+    directory::{self as directory_changes, Change, DirectoryError},
+    http::middleware::RequestId,
+    ids::{AuthRequestId, ConnectionId},
+    provider::{self, Finish, FinishError, FinishFailure, Prelude},
+    sessions::{self, SignIn, cookie},
+    signin::pages,
+    store::{
+        StoreError, WriteTx,
+        journal::{self, Actor, AuditRecord, Subject},
+        oauth_clients,
+        saml::{self, Answering, PendingRequest, SamlConnectionRecord},
+        sessions::{self as stored_sessions, IdpSession},
+        tenants::{self, TenantRecord, TenantStatus},
+    },
+};
+
+#[derive(Debug, Deserialize)]
+pub struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// Who posted, for the session and the audit trail.
+struct Poster {
+    ip: String,
+    user_agent: Option<String>,
+    trace: RequestId,
+}
+
+/// A refusal and what is known of the message it refused, for the audit record.
+struct Refused {
+    refusal: Refusal,
+    connection: Option<SamlConnectionRecord>,
+    detail: serde_json::Value,
+}
+
+impl From<Refusal> for Refused {
+    fn from(refusal: Refusal) -> Self {
+        Refused { refusal, connection: None, detail: json!({}) }
+    }
+}
+
+pub async fn consume(
+    State(state): State<AppState>,
+    Path(connection): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Extension(trace): Extension<RequestId>,
+    form: Result<Form<AcsForm>, FormRejection>,
+) -> Response {
+    let poster = Poster {
+        ip: peer.ip().to_string(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect()),
+        trace,
+    };
+    match accept(&state, &connection, form, &poster).await {
+        Ok(response) => response,
+        Err(refused) => {
+            record_refusal(&state, &refused, &poster).await;
+            refused.refusal.page(&poster.trace.0)
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    connection: &str,
+    form: Result<Form<AcsForm>, FormRejection>,
+    poster: &Poster,
+) -> Result<Response, Refused> {
+    let Form(form) = form.map_err(|rejection| match rejection {
+        FormRejection::BytesRejection(_) => Refusal::TooLarge { limit: MAX_POST_BYTES },
+        _ => Refusal::Malformed("the post carries no SAMLResponse".into()),
+    })?;
+    let connection = load_connection(state, connection).await?;
+    let with_context = |refusal: Refusal, detail: serde_json::Value| Refused {
+        refusal,
+        connection: Some(connection.clone()),
+        detail,
+    };
+    let xml = decode(&form.saml_response).map_err(|r| with_context(r, json!({})))?;
+    let now = state.clock.now();
+    let accepted = verify_and_check(state, &connection, xml, now).await.map_err(|r| with_context(r, json!({})))?;
+    let detail = accepted_detail(&accepted, form.relay_state.as_deref());
+    let outcome = match accepted.in_response_to.clone() {
+        Some(answered) => answer(state, &connection, &answered, accepted, poster, now).await,
+        None if connection.allow_idp_initiated => unsolicited(state, &connection, accepted, poster, now).await,
+        None => Err(Refusal::Unsolicited),
+    };
+    outcome.map_err(|refusal| with_context(refusal, detail))
+}
+
+async fn load_connection(state: &AppState, reference: &str) -> Result<SamlConnectionRecord, Refused> {
+    let id: ConnectionId = reference.parse().map_err(|_| Refusal::UnknownConnection)?;
+    let found = state
+        .store
+        .read(move |tx| {
+            let connection = saml::connection(tx, id)?;
+            let tenant = connection.as_ref().map(|c| tenants::get(tx, c.tenant)).transpose()?.flatten();
+            Ok::<_, StoreError>((connection, tenant))
+        })
+        .await
+        .map_err(|err| {
+            tracing::error!(%err, "cannot read a SAML connection");
+            Refusal::Malformed("the service is unavailable; try again in a moment".into())
+        })?;
+    let (Some(connection), Some(tenant)) = found else {
+        return Err(Refusal::UnknownConnection.into());
+    };
+    let refusal = if !connection.enabled {
+        Some(Refusal::ConnectionDisabled)
+    } else if tenant.status != TenantStatus::Active {
+        Some(Refusal::TenantSuspended)
+    } else if connection.idp.signing_certificates.is_empty() {
+        Some(Refusal::NoIdpCertificate)
+    } else {
+        None
+    };
+    match refusal {
+        Some(refusal) => Err(Refused { refusal, connection: Some(connection), detail: json!({}) }),
+        None => Ok(connection),
+    }
+}
+
+/// Base64 (IdPs wrap lines) of UTF-8.
+fn decode(encoded: &str) -> Result<String, Refusal> {
+    let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let bytes = STANDARD.decode(compact).map_err(|_| Refusal::Malformed("SAMLResponse is not base64".into()))?;
+    String::from_utf8(bytes).map_err(|_| Refusal::Malformed("SAMLResponse is not UTF-8".into()))
+}
+
+/// Signature, decryption and the stateless checks, on a blocking thread: they are CPU work, and
+/// a panic in the XML libraries must cost this request only.
+async fn verify_and_check(
+    state: &AppState,
+    connection: &SamlConnectionRecord,
+    xml: String,
+    now: OffsetDateTime,
+) -> Result<Accepted, Refusal> {
+    let urls = SpUrls::new(&state.public_url, connection.id);
+    let connection = connection.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let key = PKey::private_key_from_pem(connection.sp_encryption.private_key_pem.as_bytes())
+            .map_err(|_| Refusal::DecryptionFailed)?;
+        let certificates = certificates_der(&connection.idp.signing_certificates);
+        let trust = Trust { certificates: &certificates, allow_sha1: connection.allow_sha1, decryption_key: &key };
+        let verified = verify::verify_response(&xml, &trust)?;
+        let expected = Expected {
+            acs_url: &urls.acs,
+            sp_entity_id: &urls.entity_id,
+            idp_entity_id: &connection.idp.entity_id,
+            skew: Duration::seconds(i64::from(connection.clock_skew_secs)),
+            now,
+        };
+        checks::check(&verified, &expected)
+    });
+    work.await.unwrap_or_else(|_| Err(Refusal::Malformed("the message could not be processed".into())))
+}
+
+fn accepted_detail(accepted: &Accepted, relay_state: Option<&str>) -> serde_json::Value {
+    json!({
+        "assertion_id": accepted.assertion_id,
+        "in_response_to": accepted.in_response_to,
+        "name_id": accepted.name_id,
+        "session_index": accepted.session_index,
+        "relay_state_present": relay_state.is_some_and(|r| !r.is_empty()),
+    })
+}
+
+/// A Response to a request Portcullis sent: a login for the app, or an admin's test.
+async fn answer(
+    state: &AppState,
+    connection: &SamlConnectionRecord,
+    answered: &str,
+    accepted: Accepted,
+    poster: &Poster,
+    now: OffsetDateTime,
+) -> Result<Response, Refusal> {
+    let (request_id, connection_id, assertion_id) = (answered.to_owned(), connection.id, accepted.assertion_id.clone());
+    let (pending, seen) = state
+        .store
+        .read(move |tx| {
+            Ok::<_, StoreError>((saml::request(tx, &request_id)?, saml::assertion_seen(tx, connection_id, &assertion_id)?))
+        })
+        .await
+        .map_err(unavailable)?;
+    let pending = pending_for(pending, connection, now)?;
+    if seen {
+        return Err(Refusal::Replayed);
+    }
+    let mapped = mapping::map(&accepted, &connection.attribute_mapping);
+    if pending.test {
+        return test_result(state, connection, answered, accepted, mapped, poster, now).await;
+    }
+    let authorization = pending.authorization.ok_or(Refusal::UnknownRequest)?;
+    let (tenant, resolved) = resolve_user(state, connection, &accepted, &mapped, now).await?;
+    let session = sessions::new_session(sign_in(connection, &accepted, &resolved, poster), &tenant, now);
+    let prelude = one_time_work(connection, Some(answered.to_owned()), &accepted, &resolved, poster, now);
+    finish(state, authorization, Finish::New(session), prelude, poster).await
+}
+
+/// The request a Response answers, if it may: ours, for this connection, unexpired, unanswered.
+fn pending_for(
+    pending: Option<PendingRequest>,
+    connection: &SamlConnectionRecord,
+    now: OffsetDateTime,
+) -> Result<PendingRequest, Refusal> {
+    match pending {
+        None => Err(Refusal::UnknownRequest),
+        Some(p) if p.answered_at.is_some() => Err(Refusal::RequestAlreadyAnswered),
+        Some(p) if p.connection != connection.id => Err(Refusal::RequestOfAnotherConnection),
+        Some(p) if p.expires_at <= now => Err(Refusal::Expired(super::xml::instant(p.expires_at))),
+        Some(p) => Ok(p),
+    }
+}
+
+async fn resolve_user(
+    state: &AppState,
+    connection: &SamlConnectionRecord,
+    accepted: &Accepted,
+    mapped: &MappedUser,
+    now: OffsetDateTime,
+) -> Result<(TenantRecord, Resolved), Refusal> {
+    let (tenant_id, jit) = (connection.tenant, connection.jit_provisioning);
+    let (accepted, mapped) = (accepted.clone(), mapped.clone());
+    let (tenant, resolved) = state
+        .store
+        .read(move |tx| {
+            let tenant = tenants::get(tx, tenant_id)?;
+            Ok::<_, StoreError>((tenant, mapping::resolve(tx, tenant_id, &accepted, &mapped, jit, now)?))
+        })
+        .await
+        .map_err(unavailable)?;
+    let tenant = tenant.filter(|t| t.status == TenantStatus::Active).ok_or(Refusal::TenantSuspended)?;
+    Ok((tenant, resolved?))
+}
+
+fn sign_in(connection: &SamlConnectionRecord, accepted: &Accepted, resolved: &Resolved, poster: &Poster) -> SignIn {
+    SignIn {
+        tenant: connection.tenant,
+        user: resolved.user().id,
+        amr: vec!["fed".into()],
+        idp: format!("saml:{}", connection.id),
+        idp_session_ends_at: accepted.session_not_on_or_after,
+        idp_session: Some(IdpSession {
+            name_id: accepted.name_id.clone(),
+            name_id_format: accepted.name_id_format.clone(),
+            session_index: accepted.session_index.clone(),
+        }),
+        user_agent: poster.user_agent.clone(),
+        ip: Some(poster.ip.clone()),
+    }
+}
+
+/// What must commit with the sign-in: the request answered, the assertion used, the new user.
+/// Checked again here, in the transaction, because two posts of one assertion may race.
+fn one_time_work(
+    connection: &SamlConnectionRecord,
+    answered: Option<String>,
+    accepted: &Accepted,
+    resolved: &Resolved,
+    poster: &Poster,
+    now: OffsetDateTime,
+) -> Prelude<Refusal> {
+    let (connection_id, tenant) = (connection.id, connection.tenant);
+    let (assertion_id, remember_until) = (accepted.assertion_id.clone(), accepted.remember_until);
+    let new_user = match resolved {
+        Resolved::New(user) => Some(user.clone()),
+        Resolved::Existing(_) => None,
+    };
+    let change = Change {
+        tenant,
+        actor: idp_actor(connection_id),
+        channel: "sso",
+        request_id: Some(poster.trace.0.clone()),
+        now,
+    };
+    let detail = json!({ "connection": connection_id, "assertion_id": assertion_id, "session_index": accepted.session_index });
+    let user_id = resolved.user().id;
+    Arc::new(move |tx: &WriteTx<'_>| {
+        if let Some(request) = &answered {
+            match saml::answer_request(tx, request, now)? {
+                Answering::Answered(p) if p.connection == connection_id => {}
+                Answering::Answered(_) => return Err(FinishError::Refused(Refusal::RequestOfAnotherConnection)),
+                Answering::AlreadyAnswered(_) => return Err(FinishError::Refused(Refusal::RequestAlreadyAnswered)),
+                Answering::Unknown => return Err(FinishError::Refused(Refusal::UnknownRequest)),
+            }
+        }
+        if !saml::mark_assertion_seen(tx, connection_id, &assertion_id, remember_until)? {
+            return Err(FinishError::Refused(Refusal::Replayed));
+        }
+        if let Some(user) = &new_user {
+            directory_changes::create_user(tx, &change, user).map_err(|err| match err {
+                DirectoryError::Store(err) => FinishError::Store(err),
+                other => FinishError::Refused(Refusal::CannotCreateUser(other.to_string())),
+            })?;
+        }
+        let subject = Subject { kind: "user".into(), id: user_id.to_string(), label: None };
+        change.audit(tx, "saml.login", subject, detail.clone())?;
+        Ok(())
+    })
+}
+
+async fn finish(
+    state: &AppState,
+    authorization: AuthRequestId,
+    how: Finish,
+    prelude: Prelude<Refusal>,
+    poster: &Poster,
+) -> Result<Response, Refusal> {
+    match provider::finish_stored_after(state, authorization, how, Some(prelude), poster.trace.clone()).await {
+        Ok(response) => Ok(response),
+        Err(FinishFailure { error: FinishError::Refused(refusal), .. }) => Err(refusal),
+        Err(FinishFailure { response, .. }) => Ok(response),
+    }
+}
+
+/// IdP-initiated login: a session, then the app is asked to start a login for the tenant
+/// (OpenID Connect third-party initiated login), which the session answers at once.
+async fn unsolicited(
+    state: &AppState,
+    connection: &SamlConnectionRecord,
+    accepted: Accepted,
+    poster: &Poster,
+    now: OffsetDateTime,
+) -> Result<Response, Refusal> {
+    let mapped = mapping::map(&accepted, &connection.attribute_mapping);
+    let (tenant, resolved) = resolve_user(state, connection, &accepted, &mapped, now).await?;
+    let session = sessions::new_session(sign_in(connection, &accepted, &resolved, poster), &tenant, now);
+    let prelude = one_time_work(connection, None, &accepted, &resolved, poster, now);
+    let record = session.record.clone();
+    let client = state
+        .store
+        .write(move |tx| {
+            prelude(tx)?;
+            stored_sessions::put(tx, &record)?;
+            Ok::<_, FinishError<Refusal>>(oauth_clients::all(tx)?.into_iter().find_map(|c| c.initiate_login_uri))
+        })
+        .await
+        .map_err(|err| match err {
+            FinishError::Refused(refusal) => refusal,
+            _ => Refusal::Malformed("the service is unavailable; try again in a moment".into()),
+        })?;
+    let mut response = match client {
+        Some(uri) => {
+            let issuer = state.public_url.to_string();
+            provider::redirect_with(&uri, &[("iss", issuer.as_str()), ("organization", tenant.slug.as_str())])
+        }
+        None => pages::page(
+            StatusCode::OK,
+            "You are signed in",
+            &format!("<p>You are signed in to {}. Open the application to continue.</p>", pages::escape(&tenant.display_name)),
+        ),
+    };
+    let secure = state.secure_cookies();
+    if let Some(set) = cookie::set(cookie::session_name(secure), &session.cookie_value, Some(session.record.expires_at - now), secure) {
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    Ok(response)
+}
+
+/// An admin's connection test: everything checked, nothing signed in. The outcome is shown and
+/// kept with the test request for the admin API.
+async fn test_result(
+    state: &AppState,
+    connection: &SamlConnectionRecord,
+    answered: &str,
+    accepted: Accepted,
+    mapped: MappedUser,
+    poster: &Poster,
+    now: OffsetDateTime,
+) -> Result<Response, Refusal> {
+    let resolution = resolve_user(state, connection, &accepted, &mapped, now).await;
+    let user = match &resolution {
+        Ok((_, Resolved::Existing(user))) => json!({ "outcome": "existing", "id": user.id, "user_name": user.user_name }),
+        Ok((_, Resolved::New(user))) => json!({ "outcome": "would_be_created", "user_name": user.user_name }),
+        Err(refusal) => json!({ "outcome": "refused", "check": refusal.code(), "reason": refusal.to_string() }),
+    };
+    let result = json!({
+        "ok": resolution.is_ok(),
+        "name_id": accepted.name_id, "name_id_format": accepted.name_id_format,
+        "session_index": accepted.session_index, "attributes": accepted.attributes,
+        "mapped": mapped, "user": user, "at": super::xml::instant(now),
+    });
+    let (request, stored, connection_id, tenant) = (answered.to_owned(), result.clone(), connection.id, connection.tenant);
+    let trace = poster.trace.0.clone();
+    state
+        .store
+        .write(move |tx| {
+            if !matches!(saml::answer_request(tx, &request, now)?, Answering::Answered(_)) {
+                return Ok(false);
+            }
+            saml::record_test_result(tx, &request, stored.clone())?;
+            journal::append_audit(
+                tx,
+                AuditRecord::new(
+                    Some(tenant),
+                    idp_actor(connection_id),
+                    "sso.saml.test",
+                    Some(Subject { kind: "saml_connection".into(), id: connection_id.to_string(), label: None }),
+                    stored.clone(),
+                    now,
+                    Some(trace.clone()),
+                ),
+            )?;
+            Ok::<_, StoreError>(true)
+        })
+        .await
+        .map_err(unavailable)?
+        .then_some(())
+        .ok_or(Refusal::RequestAlreadyAnswered)?;
+    Ok(test_page(&result))
+}
+
+fn test_page(result: &serde_json::Value) -> Response {
+    let pretty = serde_json::to_string_pretty(result).unwrap_or_default();
+    let verdict = if result["ok"] == json!(true) {
+        "The identity provider's response passed every check."
+    } else {
+        "The response is valid, but this person could not sign in:"
+    };
+    let body = format!("<p>{verdict}</p><pre>{}</pre><p>No session was created.</p>", pages::escape(&pretty));
+    pages::page(StatusCode::OK, "SAML connection test", &body)
+}
+
+fn idp_actor(connection: ConnectionId) -> Actor {
+    Actor { kind: "idp".into(), id: format!("saml:{connection}"), label: None }
+}
+
+fn unavailable(err: StoreError) -> Refusal {
+    tracing::error!(%err, "the store failed during a SAML login");
+    Refusal::Malformed("the service is unavailable; try again in a moment".into())
+}
+
+/// The audit record of a refusal: the exact check, and what is known of the message.
+async fn record_refusal(state: &AppState, refused: &Refused, poster: &Poster) {
+    tracing::info!(check = refused.refusal.code(), "SAML response refused");
+    let now = state.clock.now();
+    let connection = refused.connection.as_ref();
+    let mut detail = json!({
+        "check": refused.refusal.code(),
+        "reason": refused.refusal.to_string(),
+        "ip": poster.ip,
+        "user_agent": poster.user_agent,
+    });
+    if let (Some(extra), Some(fields)) = (refused.detail.as_object(), detail.as_object_mut()) {
+        fields.extend(extra.clone());
+    }
+    let record = AuditRecord::new(
+        connection.map(|c| c.tenant),
+        connection.map_or(Actor { kind: "anonymous".into(), id: poster.ip.clone(), label: None }, |c| idp_actor(c.id)),
+        "sso.saml.refused",
+        connection.map(|c| Subject { kind: "saml_connection".into(), id: c.id.to_string(), label: Some(c.name.clone()) }),
+        detail,
+        now,
+        Some(poster.trace.0.clone()),
+    );
+    let written = state.store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await;
+    if let Err(err) = written {
+        tracing::error!(%err, "cannot record a SAML refusal");
+    }
+}

@@ -1,0 +1,214 @@
+//! The checks of SAML Core and the Web Browser SSO profile (Profiles §4.1.4.3) on a verified
+//! Response: pure functions of what the signature covered, the connection and the time, so every
+//! refusal is tested here without a server. The checks that need the store (the request it
+//! answers, the replay cache, the directory) run in the sign-in's transaction (`acs`).
+
+use std::collections::BTreeMap;
+
+use samael::schema::{Assertion, Response};
+use time::{Duration, OffsetDateTime};
+
+use super::{refusal::Refusal, verify::Verified, xml::instant};
+
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+const ENTITY_FORMAT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity";
+/// How old an IssueInstant may be (beyond the skew): the browser posts an answer at once.
+const MAX_ISSUE_AGE: Duration = Duration::minutes(5);
+/// The longest a consumed assertion is remembered, whatever its own validity says; an assertion
+/// valid for longer is refused rather than remembered for less.
+pub const MAX_VALIDITY: Duration = Duration::hours(24);
+
+/// What a Response must match.
+pub struct Expected<'a> {
+    pub acs_url: &'a str,
+    pub sp_entity_id: &'a str,
+    pub idp_entity_id: &'a str,
+    pub skew: Duration,
+    pub now: OffsetDateTime,
+}
+
+/// An assertion that passed every check that needs no store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub assertion_id: String,
+    /// The request it answers; None for an unsolicited (IdP-initiated) Response.
+    pub in_response_to: Option<String>,
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub session_index: Option<String>,
+    /// The IdP's limit on the session (`SessionNotOnOrAfter`).
+    pub session_not_on_or_after: Option<OffsetDateTime>,
+    /// Until when the assertion ID must be remembered to refuse a replay.
+    pub remember_until: OffsetDateTime,
+    pub attributes: BTreeMap<String, Vec<String>>,
+    pub authn_context: Option<String>,
+}
+
+/// samael speaks chrono; SAML instants carry whole seconds.
+fn time_of(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub fn check(verified: &Verified, expected: &Expected<'_>) -> Result<Accepted, Refusal> {
+    if let Some(response) = &verified.signed_response {
+        check_response(response, expected)?;
+    }
+    let assertion = &verified.assertion;
+    check_issuer(assertion.issuer.value.as_deref(), assertion.issuer.format.as_deref(), expected)?;
+    check_issue_instant(time_of(assertion.issue_instant.timestamp()), expected)?;
+    let conditions_end = check_conditions(assertion, expected)?;
+    let (name_id, name_id_format) = subject_name(assertion)?;
+    let confirmation = bearer_confirmation(assertion, expected)?;
+    if let (Some(response), Some(answered)) = (&verified.signed_response, &confirmation.in_response_to) {
+        if response.in_response_to.as_ref().is_some_and(|r| r != answered) {
+            return Err(Refusal::Malformed("the Response and its assertion answer different requests".into()));
+        }
+    }
+    let statement = assertion
+        .authn_statements
+        .as_ref()
+        .and_then(|s| s.first())
+        .ok_or(Refusal::NoAuthnStatement)?;
+    let session_not_on_or_after = statement.session_not_on_or_after.map(|t| time_of(t.timestamp()));
+    if let Some(end) = session_not_on_or_after.filter(|end| *end + expected.skew <= expected.now) {
+        return Err(Refusal::Expired(instant(end)));
+    }
+    let valid_until = conditions_end.map_or(confirmation.not_on_or_after, |c| c.min(confirmation.not_on_or_after));
+    if valid_until - expected.now > MAX_VALIDITY {
+        return Err(Refusal::Malformed("the assertion claims to stay valid for more than 24 hours".into()));
+    }
+    Ok(Accepted {
+        assertion_id: assertion.id.clone(),
+        in_response_to: confirmation.in_response_to,
+        name_id,
+        name_id_format,
+        session_index: statement.session_index.clone(),
+        session_not_on_or_after,
+        remember_until: valid_until + expected.skew,
+        attributes: attributes(assertion),
+        authn_context: statement
+            .authn_context
+            .as_ref()
+            .and_then(|c| c.value.as_ref())
+            .and_then(|r| r.value.clone()),
+    })
+}
+
+/// A signed Response must name its Destination (SAML Bindings §3.5.5.2), and it must be us.
+fn check_response(response: &Response, expected: &Expected<'_>) -> Result<(), Refusal> {
+    match response.destination.as_deref() {
+        Some(destination) if destination == expected.acs_url => {}
+        found => {
+            return Err(Refusal::Destination {
+                found: found.unwrap_or("(none)").to_owned(),
+                expected: expected.acs_url.to_owned(),
+            });
+        }
+    }
+    if let Some(issuer) = &response.issuer {
+        check_issuer(issuer.value.as_deref(), issuer.format.as_deref(), expected)?;
+    }
+    check_issue_instant(time_of(response.issue_instant.timestamp()), expected)
+}
+
+fn check_issuer(value: Option<&str>, format: Option<&str>, expected: &Expected<'_>) -> Result<(), Refusal> {
+    let value = value.map(str::trim).unwrap_or_default();
+    if value != expected.idp_entity_id || format.is_some_and(|f| f != ENTITY_FORMAT) {
+        return Err(Refusal::Issuer { found: value.to_owned(), expected: expected.idp_entity_id.to_owned() });
+    }
+    Ok(())
+}
+
+fn check_issue_instant(issued: OffsetDateTime, expected: &Expected<'_>) -> Result<(), Refusal> {
+    if issued > expected.now + expected.skew {
+        return Err(Refusal::NotYetValid(instant(issued)));
+    }
+    if issued + MAX_ISSUE_AGE + expected.skew < expected.now {
+        return Err(Refusal::Expired(instant(issued + MAX_ISSUE_AGE)));
+    }
+    Ok(())
+}
+
+/// The validity window and the audience. Every AudienceRestriction must name us (Core §2.5.1.4),
+/// and there must be one: an assertion for nobody in particular is an assertion for anybody.
+fn check_conditions(assertion: &Assertion, expected: &Expected<'_>) -> Result<Option<OffsetDateTime>, Refusal> {
+    let audience_missing = || Refusal::Audience { expected: expected.sp_entity_id.to_owned() };
+    let conditions = assertion.conditions.as_ref().ok_or_else(audience_missing)?;
+    if let Some(not_before) = conditions.not_before.map(|t| time_of(t.timestamp())) {
+        if expected.now + expected.skew < not_before {
+            return Err(Refusal::NotYetValid(instant(not_before)));
+        }
+    }
+    let not_on_or_after = conditions.not_on_or_after.map(|t| time_of(t.timestamp()));
+    if let Some(end) = not_on_or_after.filter(|end| *end + expected.skew <= expected.now) {
+        return Err(Refusal::Expired(instant(end)));
+    }
+    let restrictions = conditions.audience_restrictions.as_deref().unwrap_or_default();
+    if restrictions.is_empty()
+        || !restrictions.iter().all(|r| r.audience.iter().any(|a| a.trim() == expected.sp_entity_id))
+    {
+        return Err(audience_missing());
+    }
+    Ok(not_on_or_after)
+}
+
+fn subject_name(assertion: &Assertion) -> Result<(String, Option<String>), Refusal> {
+    let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref()).ok_or(Refusal::NoSubject)?;
+    let value = name_id.value.trim();
+    if value.is_empty() {
+        return Err(Refusal::NoSubject);
+    }
+    Ok((value.to_owned(), name_id.format.clone()))
+}
+
+struct Confirmation {
+    in_response_to: Option<String>,
+    not_on_or_after: OffsetDateTime,
+}
+
+/// The first bearer SubjectConfirmation that is for us and in its window (Profiles §4.1.4.2):
+/// Recipient is our ACS URL, NotOnOrAfter is required and not passed, NotBefore not reached.
+/// The refusal reported is the first bearer confirmation's.
+fn bearer_confirmation(assertion: &Assertion, expected: &Expected<'_>) -> Result<Confirmation, Refusal> {
+    let confirmations = assertion.subject.as_ref().and_then(|s| s.subject_confirmations.as_ref());
+    let bearers = confirmations.into_iter().flatten().filter(|c| c.method.as_deref() == Some(BEARER));
+    let mut first_refusal = None;
+    for bearer in bearers {
+        let outcome = (|| {
+            let data = bearer.subject_confirmation_data.as_ref().ok_or(Refusal::NoBearerConfirmation)?;
+            let recipient = data.recipient.as_deref().unwrap_or("(none)");
+            if recipient != expected.acs_url {
+                return Err(Refusal::Recipient { found: recipient.to_owned(), expected: expected.acs_url.to_owned() });
+            }
+            let end = data.not_on_or_after.map(|t| time_of(t.timestamp())).ok_or(Refusal::NoBearerConfirmation)?;
+            if end + expected.skew <= expected.now {
+                return Err(Refusal::Expired(instant(end)));
+            }
+            if let Some(start) = data.not_before.map(|t| time_of(t.timestamp())) {
+                if expected.now + expected.skew < start {
+                    return Err(Refusal::NotYetValid(instant(start)));
+                }
+            }
+            Ok(Confirmation { in_response_to: data.in_response_to.clone(), not_on_or_after: end })
+        })();
+        match outcome {
+            Ok(confirmation) => return Ok(confirmation),
+            Err(refusal) => {
+                first_refusal.get_or_insert(refusal);
+            }
+        }
+    }
+    Err(first_refusal.unwrap_or(Refusal::NoBearerConfirmation))
+}
+
+/// Attribute name → values, in the order sent. Values without text are dropped.
+fn attributes(assertion: &Assertion) -> BTreeMap<String, Vec<String>> {
+    let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let statements = assertion.attribute_statements.iter().flatten();
+    for attribute in statements.flat_map(|s| s.attributes.iter()) {
+        let Some(name) = attribute.name.as_ref() else { continue };
+        let values = attribute.values.iter().filter_map(|v| v.value.as_deref()).map(str::to_owned);
+        found.entry(name.clone()).or_default().extend(values);
+    }
+    found
+}
