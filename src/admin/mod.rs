@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin-keys", get(list_keys).post(create_key))
         .route("/admin-keys/{id}", delete(revoke_key))
+        .route("/audit", get(audit::list))
         .route_layer(from_extractor_with_state::<AdminAuth, _>(state))
 }
 

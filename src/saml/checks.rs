@@ -212,3 +212,140 @@ fn attributes(assertion: &Assertion) -> BTreeMap<String, Vec<String>> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACS: &str = "https://sso.test/sso/saml/c/acs";
+    const SP: &str = "https://sso.test/sso/saml/c/metadata";
+    const IDP: &str = "https://idp.test/entity";
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn expected() -> Expected<'static> {
+        Expected { acs_url: ACS, sp_entity_id: SP, idp_entity_id: IDP, skew: Duration::seconds(60), now: now() }
+    }
+
+    /// An assertion as an IdP sends it, issued now and valid five minutes; `edit` rewrites it.
+    fn assertion_xml() -> String {
+        let (issued, end) = (instant(now()), instant(now() + Duration::minutes(5)));
+        format!(
+            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a1" Version="2.0" IssueInstant="{issued}">
+<saml:Issuer>{IDP}</saml:Issuer>
+<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">ada@corp.test</saml:NameID>
+<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="_r1" NotOnOrAfter="{end}" Recipient="{ACS}"/></saml:SubjectConfirmation></saml:Subject>
+<saml:Conditions NotBefore="{issued}" NotOnOrAfter="{end}"><saml:AudienceRestriction><saml:Audience>{SP}</saml:Audience></saml:AudienceRestriction></saml:Conditions>
+<saml:AuthnStatement AuthnInstant="{issued}" SessionIndex="_s1"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>
+<saml:AttributeStatement><saml:Attribute Name="groups"><saml:AttributeValue>Sales</saml:AttributeValue><saml:AttributeValue>All</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>
+</saml:Assertion>"#
+        )
+    }
+
+    fn verified(xml: &str) -> Verified {
+        Verified { signed_response: None, assertion: xml.parse().unwrap(), encrypted: false }
+    }
+
+    fn check_edited(from: &str, to: &str) -> Result<Accepted, Refusal> {
+        let xml = assertion_xml();
+        assert!(xml.contains(from), "{from}");
+        check(&verified(&xml.replace(from, to)), &expected())
+    }
+
+    #[test]
+    fn a_valid_assertion_is_accepted_with_its_facts() {
+        let accepted = check(&verified(&assertion_xml()), &expected()).unwrap();
+        assert_eq!(accepted.assertion_id, "_a1");
+        assert_eq!(accepted.in_response_to.as_deref(), Some("_r1"));
+        assert_eq!(accepted.name_id, "ada@corp.test");
+        assert_eq!(accepted.session_index.as_deref(), Some("_s1"));
+        assert_eq!(accepted.attributes["groups"], ["Sales", "All"]);
+        assert_eq!(accepted.remember_until, now() + Duration::minutes(5) + Duration::seconds(60));
+    }
+
+    #[test]
+    fn each_field_the_sp_must_match_is_checked() {
+        let cases = [
+            (format!("<saml:Issuer>{IDP}"), "<saml:Issuer>https://evil.test".to_owned(), "issuer"),
+            (format!("Recipient=\"{ACS}\""), "Recipient=\"https://evil.test/acs\"".to_owned(), "recipient"),
+            (format!("<saml:Audience>{SP}"), "<saml:Audience>https://other-sp.test".to_owned(), "audience"),
+            ("Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\"".to_owned(), "Method=\"urn:oasis:names:tc:SAML:2.0:cm:holder-of-key\"".to_owned(), "no_bearer_confirmation"),
+            (
+                "<saml:NameID Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress\">ada@corp.test</saml:NameID>".to_owned(),
+                String::new(),
+                "no_subject",
+            ),
+        ];
+        for (from, to, code) in cases {
+            assert_eq!(check_edited(&from, &to).unwrap_err().code(), code, "{to}");
+        }
+    }
+
+    #[test]
+    fn an_assertion_without_audience_restriction_is_for_nobody() {
+        let xml = assertion_xml();
+        let start = xml.find("<saml:AudienceRestriction>").unwrap();
+        let end = xml.find("</saml:AudienceRestriction>").unwrap() + "</saml:AudienceRestriction>".len();
+        let stripped = format!("{}{}", &xml[..start], &xml[end..]);
+        assert_eq!(check(&verified(&stripped), &expected()).unwrap_err().code(), "audience");
+    }
+
+    #[test]
+    fn time_windows_are_enforced_beyond_the_skew_only() {
+        let at = |offset: i64| OffsetDateTime::from_unix_timestamp(1_800_000_000 + offset).unwrap();
+        let mut late = expected();
+        late.now = at(5 * 60 + 59);
+        assert!(check(&verified(&assertion_xml()), &late).is_ok(), "within the skew");
+        late.now = at(5 * 60 + 60);
+        assert_eq!(check(&verified(&assertion_xml()), &late).unwrap_err().code(), "expired");
+        let mut early = expected();
+        early.now = at(-61);
+        assert_eq!(check(&verified(&assertion_xml()), &early).unwrap_err().code(), "not_yet_valid");
+        early.now = at(-60);
+        assert!(check(&verified(&assertion_xml()), &early).is_ok());
+    }
+
+    #[test]
+    fn an_old_issue_instant_is_refused_even_inside_a_long_validity() {
+        let mut expected = expected();
+        let xml = assertion_xml().replace(&instant(now() + Duration::minutes(5)), &instant(now() + Duration::hours(2)));
+        expected.now = now() + Duration::minutes(7);
+        assert_eq!(check(&verified(&xml), &expected).unwrap_err().code(), "expired");
+    }
+
+    #[test]
+    fn an_assertion_valid_for_more_than_a_day_is_refused() {
+        let far = instant(now() + Duration::days(2));
+        let xml = assertion_xml().replace(&instant(now() + Duration::minutes(5)), &far);
+        assert_eq!(check(&verified(&xml), &expected()).unwrap_err().code(), "malformed");
+    }
+
+    #[test]
+    fn an_unsolicited_assertion_is_accepted_here_and_judged_by_the_connection() {
+        let accepted = check_edited("InResponseTo=\"_r1\" ", "").unwrap();
+        assert_eq!(accepted.in_response_to, None);
+    }
+
+    #[test]
+    fn a_signed_response_must_be_addressed_to_us_and_agree_with_its_assertion() {
+        let response = |destination: &str, in_response_to: &str| {
+            let xml = format!(
+                r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r" Version="2.0" IssueInstant="{}" {destination} InResponseTo="{in_response_to}"><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>{}</samlp:Response>"#,
+                instant(now()),
+                assertion_xml()
+            );
+            let response: Response = xml.parse().unwrap();
+            Verified { assertion: response.assertion.clone().unwrap(), signed_response: Some(response), encrypted: false }
+        };
+        let ok = response(&format!("Destination=\"{ACS}\""), "_r1");
+        assert!(check(&ok, &expected()).is_ok());
+        let elsewhere = response("Destination=\"https://evil.test/acs\"", "_r1");
+        assert_eq!(check(&elsewhere, &expected()).unwrap_err().code(), "destination");
+        let missing = response("", "_r1");
+        assert_eq!(check(&missing, &expected()).unwrap_err().code(), "destination");
+        let disagreeing = response(&format!("Destination=\"{ACS}\""), "_other");
+        assert_eq!(check(&disagreeing, &expected()).unwrap_err().code(), "malformed");
+    }
+}

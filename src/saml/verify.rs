@@ -192,3 +192,163 @@ fn decrypt_then_verify(document: &str, trust: &Trust<'_>, must_be_signed: bool) 
 fn parse_assertion(xml: &str) -> Result<Assertion, Refusal> {
     xml.parse::<Assertion>().map_err(|e| Refusal::Malformed(format!("{e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use openssl::x509::X509;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::{
+        saml::{sp_cert, xml},
+        store::saml::SpKeyPair,
+    };
+
+    const SUCCESS_STATUS: &str =
+        r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#;
+
+    struct Idp {
+        key: SpKeyPair,
+        certificate: CertificateDer,
+        decryption_key: PKey<Private>,
+    }
+
+    impl Idp {
+        fn new() -> Idp {
+            let key = sp_cert::generate("idp", OffsetDateTime::now_utc()).unwrap();
+            let der = X509::from_pem(key.certificate_pem.as_bytes()).unwrap().to_der().unwrap();
+            let decryption_key = PKey::private_key_from_pem(key.private_key_pem.as_bytes()).unwrap();
+            Idp { key, certificate: CertificateDer::from(der), decryption_key }
+        }
+
+        fn verify(&self, document: &str) -> Result<Verified, Refusal> {
+            let certificates = [self.certificate.clone()];
+            verify_response(
+                document,
+                &Trust { certificates: &certificates, allow_sha1: false, decryption_key: &self.decryption_key },
+            )
+        }
+
+        /// Signs the element whose ID is `id` in `document`: the template goes after its Issuer.
+        fn sign(&self, document: &str, id: &str) -> String {
+            let issuer_end = document[document.find(&format!("ID=\"{id}\"")).unwrap()..].find("</saml:Issuer>").unwrap()
+                + document.find(&format!("ID=\"{id}\"")).unwrap()
+                + "</saml:Issuer>".len();
+            let template = xml::signature_template(id, &self.key.certificate_pem);
+            let unsigned = format!("{}{template}{}", &document[..issuer_end], &document[issuer_end..]);
+            xml::sign_enveloped(&unsigned, &self.key).unwrap()
+        }
+    }
+
+    fn assertion(id: &str, name: &str) -> String {
+        format!(
+            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>https://idp.test</saml:Issuer><saml:Subject><saml:NameID>{name}</saml:NameID></saml:Subject></saml:Assertion>"#
+        )
+    }
+
+    fn response(inner: &str) -> String {
+        format!(
+            r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_resp" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" Destination="https://sp.test/acs"><saml:Issuer>https://idp.test</saml:Issuer>{SUCCESS_STATUS}{inner}</samlp:Response>"#
+        )
+    }
+
+    /// A document's root element, without its XML declaration, to embed in another.
+    fn element(document: &str) -> &str {
+        let document = document.trim();
+        match document.strip_prefix("<?xml") {
+            Some(rest) => rest[rest.find("?>").unwrap() + 2..].trim(),
+            None => document,
+        }
+    }
+
+    fn name_of(verified: &Verified) -> String {
+        verified.assertion.subject.as_ref().unwrap().name_id.as_ref().unwrap().value.clone()
+    }
+
+    #[test]
+    fn a_signed_response_is_read_from_what_the_signature_covers() {
+        let idp = Idp::new();
+        let signed = idp.sign(&response(&assertion("_a", "ada@corp.test")), "_resp");
+        let verified = idp.verify(&signed).unwrap();
+        assert!(verified.signed_response.is_some());
+        assert_eq!(name_of(&verified), "ada@corp.test");
+    }
+
+    #[test]
+    fn a_signed_assertion_in_an_unsigned_response_is_enough() {
+        let idp = Idp::new();
+        let signed_assertion = idp.sign(&assertion("_a", "ada@corp.test"), "_a");
+        let verified = idp.verify(&response(element(&signed_assertion))).unwrap();
+        assert!(verified.signed_response.is_none());
+        assert_eq!(name_of(&verified), "ada@corp.test");
+    }
+
+    #[test]
+    fn unsigned_forged_or_foreign_signatures_are_refused() {
+        let (idp, attacker) = (Idp::new(), Idp::new());
+        let unsigned = response(&assertion("_a", "ada@corp.test"));
+        assert_eq!(idp.verify(&unsigned).unwrap_err(), Refusal::Unsigned);
+        let by_attacker = attacker.sign(&unsigned, "_resp");
+        assert_eq!(idp.verify(&by_attacker).unwrap_err(), Refusal::SignatureInvalid);
+        let tampered = idp.sign(&unsigned, "_resp").replace("ada@corp.test", "eve@corp.test");
+        assert_eq!(idp.verify(&tampered).unwrap_err(), Refusal::SignatureInvalid);
+    }
+
+    #[test]
+    fn without_a_trusted_certificate_nothing_is_verified_or_accepted() {
+        let idp = Idp::new();
+        let signed = idp.sign(&response(&assertion("_a", "ada@corp.test")), "_resp");
+        let trust = Trust { certificates: &[], allow_sha1: false, decryption_key: &idp.decryption_key };
+        assert_eq!(verify_response(&signed, &trust).unwrap_err(), Refusal::NoIdpCertificate);
+    }
+
+    #[test]
+    fn a_second_assertion_beside_a_signed_one_is_refused() {
+        let idp = Idp::new();
+        let signed = idp.sign(&assertion("_a", "ada@corp.test"), "_a");
+        let wrapped = response(&format!("{}{}", assertion("_evil", "eve@corp.test"), element(&signed)));
+        assert_eq!(idp.verify(&wrapped).unwrap_err(), Refusal::AssertionCount(2));
+    }
+
+    #[test]
+    fn an_error_status_is_reported_in_the_idps_words() {
+        let idp = Idp::new();
+        let refused = response("").replace(
+            SUCCESS_STATUS,
+            r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"/></samlp:StatusCode><samlp:StatusMessage>User is not assigned to this application</samlp:StatusMessage></samlp:Status>"#,
+        );
+        assert_eq!(
+            idp.verify(&refused).unwrap_err(),
+            Refusal::Status {
+                code: "Responder/AuthnFailed".into(),
+                message: Some("User is not assigned to this application".into())
+            }
+        );
+    }
+
+    #[test]
+    fn an_encrypted_assertion_without_any_signature_is_refused_after_decryption() {
+        let key_pem = include_str!("../../tests/fixtures/xmlenc/key.pem");
+        let encrypted = element(include_str!("../../tests/fixtures/xmlenc/aes256-gcm_rsa-oaep.xml"));
+        let key = PKey::private_key_from_pem(key_pem.as_bytes()).unwrap();
+        let idp = Idp::new();
+        let certificates = [idp.certificate.clone()];
+        let trust = Trust { certificates: &certificates, allow_sha1: false, decryption_key: &key };
+        assert_eq!(verify_response(&response(encrypted), &trust).unwrap_err(), Refusal::Unsigned);
+        let wrong_key = Trust { decryption_key: &idp.decryption_key, ..trust };
+        assert_eq!(verify_response(&response(encrypted), &wrong_key).unwrap_err(), Refusal::DecryptionFailed);
+    }
+
+    #[test]
+    fn hostile_xml_never_reaches_xmlsec() {
+        let idp = Idp::new();
+        let cases = [
+            ("<!DOCTYPE r [<!ENTITY x \"y\">]>", Refusal::Dtd),
+            ("<!-- c -->", Refusal::CommentOrPi),
+        ];
+        for (prefix, refusal) in cases {
+            let document = format!("{prefix}{}", element(&idp.sign(&response(&assertion("_a", "a")), "_resp")));
+            assert_eq!(idp.verify(&document).unwrap_err(), refusal);
+        }
+    }
+}

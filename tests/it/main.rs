@@ -10,6 +10,7 @@ mod domains;
 mod http_basics;
 mod lifecycle;
 mod provider;
+mod saml;
 mod scim;
 mod server;
 mod support;

@@ -3,105 +3,109 @@
 
 Run it as `scripts/saml-idp SUBCOMMAND ...`, which installs what it needs (pysaml2, lxml, the
 Debian xmlsec1 command). Every XML signature is made by the xmlsec1 command (enveloped, exc-c14n,
-Reference URI="#ID", placed right after the Issuer), and so is the content encryption. pysaml2 lends
-its constants and parses the messages an SP sends. Nothing is sent anywhere: each subcommand prints
-one document to stdout (UTF-8 XML, a URL, or one JSON object); errors go to stderr, exit status 1
-(2 for bad usage). Times are whole seconds, UTC, relative to the moment the command runs.
+Reference URI="#ID", placed right after the Issuer), and so is the content encryption; pysaml2
+lends its constants and parses the messages an SP sends. Nothing is sent anywhere: each subcommand
+prints one document to stdout (UTF-8 XML, a URL, or one JSON object); errors go to stderr with
+exit status 1 (2 for bad usage). Times are whole seconds, UTC, relative to when the command runs.
 
-response   A Response as the IdP posts it to the SP's ACS (XML, not base64).
-    --idp ENTITYID --sp ENTITYID --acs URL --nameid X     required (--nameid unless --status fails)
-    --key PEM --cert PEM            IdP signing key and certificate (needed when signing)
-    --in-response-to ID             left out: an unsolicited response
-    --nameid-format URI             default urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress
-    --attr NAME=VALUE               repeatable; a repeated NAME gives a multi-valued attribute; the
-                                    Name is exactly NAME, NameFormat unspecified
-    --session-index S
-    --sign-response/--no-sign-response, --sign-assertion/--no-sign-assertion   both on by default
-    --sign-alg rsa-sha256|rsa-sha1|rsa-sha512     default rsa-sha256; the digest follows (sha256...)
-    --encrypt --sp-cert PEM         an EncryptedAssertion for the SP's certificate; a signed
-                                    assertion is signed first, then encrypted, and a signed Response
-                                    is signed last, over the EncryptedAssertion
-    --enc-alg aes128-cbc|aes256-cbc|aes128-gcm|aes256-gcm                default aes256-cbc
-    --key-transport rsa-oaep-mgf1p|rsa-oaep|rsa-1_5                       default rsa-oaep-mgf1p
-    --oaep-digest sha1|sha256       OAEP digest (DigestMethod), default sha1; MGF1 is always SHA-1,
-                                    the default of both OAEP algorithms, so no MGF element is written
-    Timing, seconds from now, may be negative:
-    --issue-offset S                IssueInstant of Response and Assertion, AuthnInstant (default 0)
-    --not-before-offset S           Conditions NotBefore (default 0)
-    --not-on-or-after-offset S      Conditions and SubjectConfirmationData NotOnOrAfter (default 300)
-    --session-not-on-or-after-offset S   AuthnStatement SessionNotOnOrAfter (left out by default)
-    Overrides for refusal tests:
-    --destination X | --no-destination     Response Destination (default --acs)
-    --recipient X                   SubjectConfirmationData Recipient (default --acs)
-    --audience X | --no-audience    repeatable: the Audiences (default --sp); or no AudienceRestriction
-    --assertion-issuer X, --response-issuer X                               (default --idp)
-    --status URI [--status-message TEXT]   a status other than Success comes with a StatusMessage and
-                                    no assertion; a second-level code is nested under Responder
-    --assertion-id ID               a fixed Assertion ID, for replay tests
+response     A Response as the IdP posts it to the SP's ACS (XML, not base64).
+  --idp ENTITYID --sp ENTITYID --acs URL   required
+  --nameid X                   required unless --status says failure
+  --key PEM --cert PEM         IdP signing key and certificate (needed when signing)
+  --in-response-to ID          left out: an unsolicited response
+  --nameid-format URI          default urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress
+  --attr NAME=VALUE            repeatable; a repeated NAME makes a multi-valued attribute; the
+                               Name is exactly NAME, NameFormat unspecified
+  --session-index S
+  --sign-response/--no-sign-response, --sign-assertion/--no-sign-assertion   both signed by default
+  --sign-alg rsa-sha256|rsa-sha1|rsa-sha512   default rsa-sha256; the digest follows (sha256 ...)
+  --encrypt --sp-cert PEM      an EncryptedAssertion for the SP's certificate. A signed assertion
+                               is signed first, then encrypted; a signed Response is signed last,
+                               over the EncryptedAssertion
+  --enc-alg aes128-cbc|aes256-cbc|aes128-gcm|aes256-gcm              default aes256-cbc
+  --key-transport rsa-oaep-mgf1p|rsa-oaep|rsa-1_5                     default rsa-oaep-mgf1p
+  --oaep-digest sha1|sha256    the OAEP DigestMethod, for both OAEP transports (default sha1);
+                               MGF1 is SHA-1, the default of both, so no MGF element is written.
+                               xmlsec1 1.2 decrypts rsa-oaep-mgf1p with sha1 only
+  Timing, in seconds from now, may be negative:
+  --issue-offset S             IssueInstant of Response and Assertion, AuthnInstant (default 0)
+  --not-before-offset S        Conditions NotBefore (default 0)
+  --not-on-or-after-offset S   NotOnOrAfter of Conditions and SubjectConfirmationData (default 300)
+  --session-not-on-or-after-offset S   AuthnStatement SessionNotOnOrAfter (left out by default)
+  Overrides for refusal tests:
+  --destination X | --no-destination   Response Destination (default --acs)
+  --recipient X                SubjectConfirmationData Recipient (default --acs)
+  --audience X | --no-audience   repeatable: the Audiences (default --sp), or no restriction
+  --assertion-issuer X, --response-issuer X                           (default --idp)
+  --status URI [--status-message TEXT]   a status other than Success comes with a StatusMessage
+                               and no assertion; a second-level code is nested under Responder
+  --assertion-id ID            a fixed Assertion ID, for replay tests
 
-attack --kind KIND --in FILE       Reads a Response made by `response` (not encrypted), prints it
-                                    attacked. Options some kinds use:
-    --key PEM --cert PEM            IdP key, for the kinds the IdP signs again after the change
-    --attacker-key PEM --attacker-cert PEM       for attacker-key
-    --sign-alg ALG                  for signatures made again (default rsa-sha256)
-    --evil-nameid X                 the attacker's NameID (default mallory@evil.test)
-    --nameid X --suffix S           for *-nameid: the NameID reads X followed by S (X defaults to the
-                                    input's NameID, S to .evil.test; an X ending in S is split there)
-    --url URL                       for ssrf-reference
-  Kinds (the SAML Raider XSW shapes, the 2018 comment-injection disclosure, the defusedxml vectors):
-    xsw1 ... xsw8       signature wrapping, see the xsw* functions below: xsw1-2 wrap the signed
-                        Response (it must be signed), xsw3-8 the signed Assertion (a Response
-                        signature is removed first). The evil copy has new IDs and --evil-nameid as
-                        NameID and as email attribute. The tool checks with xmlsec1 that the original
-                        signature still verifies and warns on stderr when it does not: xmlsec1's
-                        enveloped-signature transform drops the whole Signature subtree, so the
-                        shapes that hide the original inside its own Signature (xsw1, xsw6, xsw8)
-                        do not verify there.
-    comment-nameid      NameID X<!---->S, re-signed by the IdP (exc-c14n drops comments: verifies)
-    pi-nameid           NameID X<?evil?>S, re-signed by the IdP
-    entity-nameid       NameID X&evil; with <!ENTITY evil "S"> in a DOCTYPE; signed by the IdP over
-                        the expanded text (verifies only where entities are expanded)
-    xxe                 DOCTYPE with <!ENTITY xxe SYSTEM "file:///etc/passwd">, &xxe; in a new
-                        AttributeValue (signatures left as they were)
-    billion-laughs      the nested lol1..lol9 entities, &lol9; in a new AttributeValue
-    ssrf-reference      the innermost signature's Reference URI is --url, signed by the IdP over an
-                        empty body (xmlsec1 --url-map: nothing is fetched); outer signature redone
-    xslt-transform      the innermost signature's Reference carries an identity XSLT transform,
-                        signed by the IdP (verifies with xmlsec1); outer signature redone
-    attacker-key        every signature redone with the attacker's key, his certificate in KeyInfo
-    strip-signatures    every ds:Signature removed
-    tamper-nameid       NameID set to --evil-nameid after signing (no longer verifies)
-    two-assertions      an unsigned evil Assertion after the signed one (Response signature removed)
+attack --kind KIND --in FILE   Reads a Response made by `response` (unencrypted); prints it
+                               attacked. Options the kinds use:
+  --key PEM --cert PEM         the IdP's, for the kinds the IdP signs again after the change
+  --attacker-key PEM --attacker-cert PEM   for attacker-key
+  --sign-alg ALG               for the signatures made again (default rsa-sha256)
+  --evil-nameid X              the attacker's NameID (default mallory@evil.test)
+  --nameid X --suffix S        for the *-nameid kinds: the NameID reads X then S. X defaults to
+                               the input's NameID, S to .evil.test; an X ending in S is cut there
+  --url URL                    for ssrf-reference
+ Kinds (sources: SAML Raider's XSW1-8, the 2018 comment-injection disclosure, defusedxml):
+  xsw1 ... xsw8     signature wrapping, one shape each, described at the xsw* functions. xsw1-2
+                    wrap the Response signature (give a signed Response), xsw3-8 the Assertion
+                    signature (a Response signature is removed first). The evil copy has new IDs
+                    and --evil-nameid as NameID and email attribute. The tool checks with xmlsec1
+                    that the original signature still verifies and warns on stderr if not: xmlsec1's
+                    enveloped-signature transform drops the whole Signature subtree, so the shapes
+                    that hide the original inside its own Signature (xsw1, xsw6, xsw8) fail there
+  comment-nameid    NameID X<!---->S, signed again by the IdP (exc-c14n drops the comment)
+  pi-nameid         NameID X<?evil ?>S, signed again by the IdP
+  entity-nameid     NameID X&evil; with <!ENTITY evil "S"> in a DOCTYPE, signed by the IdP over the
+                    expanded text: verifies only where entities are expanded
+  xxe               DOCTYPE with <!ENTITY xxe SYSTEM "file:///etc/passwd">, &xxe; in a new
+                    AttributeValue (signatures left as they were, no longer valid)
+  billion-laughs    the nested lol..lol9 entities, &lol9; in a new AttributeValue
+  ssrf-reference    the innermost signature's Reference URI is --url (no transforms), signed by the
+                    IdP over an empty body (xmlsec1 --url-map: nothing is fetched); an outer
+                    signature is made again
+  xslt-transform    the innermost signature's Reference carries an identity XSLT transform, signed
+                    by the IdP (xmlsec1 verifies it); an outer signature is made again
+  attacker-key      every signature made again with the attacker's key, his certificate in KeyInfo
+  strip-signatures  every ds:Signature removed
+  tamper-nameid     NameID set to --evil-nameid after signing (no longer verifies)
+  two-assertions    an unsigned evil Assertion after the signed one (Response signature removed)
 
 metadata --idp ENTITYID --cert PEM --sso URL [--slo URL] [--second-cert PEM]
          [--want-authn-requests-signed] [--valid-until ISO8601] [--sign --key PEM] [--sign-alg ALG]
-    EntityDescriptor with an IDPSSODescriptor: a signing KeyDescriptor per certificate, SLO and SSO
-    services for HTTP-Redirect and HTTP-POST, NameIDFormat emailAddress.
+  An EntityDescriptor with an IDPSSODescriptor: a signing KeyDescriptor per certificate, the SLO
+  and SSO services for HTTP-Redirect and HTTP-POST, NameIDFormat emailAddress.
 
 parse-authn --sp-metadata FILE (--query QUERY | --post-b64 B64)
-    Decodes an AuthnRequest (QUERY: the HTTP-Redirect query string, or the whole URL; B64: the
-    HTTP-POST SAMLRequest value). Verifies its signature with the SP's signing certificates from
-    the metadata when one is present or the metadata says AuthnRequestsSigned="true"
-    (HTTP-Redirect: over the raw query per SAML bindings 3.4.4.1; HTTP-POST: enveloped signature of
-    the root, checked with xmlsec1 against the metadata key only). Prints {"id", "issuer",
-    "acs_url", "destination", "protocol_binding", "name_id_policy_format", "force_authn", "signed",
-    "signature_valid"}; signature_valid is null when unsigned. Exits 1 (after printing) when a
-    signature is present but invalid, or missing while the metadata requires one.
+  Decodes an SP's AuthnRequest: QUERY is the HTTP-Redirect query string or the whole URL, B64 the
+  HTTP-POST SAMLRequest value. Verifies its signature with the signing certificates of the SP
+  metadata when one is present, or missing while the metadata says AuthnRequestsSigned="true".
+  HTTP-Redirect: over the query as sent (SAML bindings 3.4.4.1). HTTP-POST: the root's enveloped
+  signature, which must reference the root, checked by xmlsec1 with the metadata key alone.
+  Prints {"id", "issuer", "acs_url", "destination", "protocol_binding", "name_id_policy_format",
+  "force_authn", "signed", "signature_valid"} (signature_valid null when unsigned and not
+  required); exits 1 after printing when signature_valid is false.
 
 logout-request --idp ENTITYID --key PEM --cert PEM --slo URL --nameid X [--sp ENTITYID]
     [--nameid-format URI] [--session-index S] [--binding post|redirect] [--relay-state RS]
     [--sign-alg ALG] [--no-sign]
-logout-response --idp ENTITYID --key PEM --cert PEM --slo URL --in-response-to ID [--sp ENTITYID]
-    [--status URI] [--binding post|redirect] [--relay-state RS] [--sign-alg ALG] [--no-sign]
-    post (default): the XML with an enveloped signature. redirect: the full URL
-    SLO?SAMLRequest=...[&RelayState=...]&SigAlg=...&Signature=... (SAMLResponse for the response),
-    signed per the HTTP-Redirect binding. --sp is accepted for symmetry: logout messages name no SP.
+logout-response --idp ENTITYID --key PEM --cert PEM --slo URL --in-response-to ID
+    [--sp ENTITYID] [--status URI] [--binding post|redirect] [--relay-state RS] [--sign-alg ALG]
+    [--no-sign]
+  post (default): the XML, with an enveloped signature. redirect: the URL
+  SLO?SAMLRequest=...[&RelayState=...]&SigAlg=...&Signature=... (SAMLResponse for a response),
+  signed per the HTTP-Redirect binding. --sp is accepted for symmetry: logout messages name no SP.
 
 parse-logout --sp-metadata FILE (--query QUERY | --post-b64 B64)
-    Decodes and verifies an SP's LogoutRequest or LogoutResponse as parse-authn does (a signature is
-    checked when present). Prints {"kind", "id", "issuer", "destination", "in_response_to",
-    "nameid", "session_index", "status", "signed", "signature_valid"}; the fields a kind lacks are
-    null, session_index is the first SessionIndex. Exits 1 when a signature is present but invalid.
+  Decodes an SP's LogoutRequest or LogoutResponse and verifies its signature, if any, as
+  parse-authn does. Prints {"kind", "id", "issuer", "destination", "in_response_to", "nameid",
+  "session_index", "status", "signed", "signature_valid"}: what a kind lacks is null,
+  session_index is the first SessionIndex, status the top-level StatusCode. Exits 1 after
+  printing when the signature is invalid.
 """
 import argparse
 import base64
@@ -205,9 +209,20 @@ def serialize(root, doctype=None):
     """The document as UTF-8 bytes; doctype is an internal DTD subset to declare."""
     head = b'<?xml version="1.0" encoding="UTF-8"?>\n'
     if doctype is not None:
-        name = f"{root.prefix}:{etree.QName(root).localname}" if root.prefix else etree.QName(root).localname
+        name = etree.QName(root).localname
+        name = f"{root.prefix}:{name}" if root.prefix else name
         head += f"<!DOCTYPE {name} [\n{doctype}\n]>\n".encode()
     return head + etree.tostring(root, encoding="UTF-8")
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def emit(data):
@@ -215,12 +230,17 @@ def emit(data):
 
 
 def read_cert(path):
-    with open(path, "rb") as f:
-        return x509.load_pem_x509_certificate(f.read())
+    return x509.load_pem_x509_certificate(read(path))
 
 
 def cert_base64(path):
     return base64.b64encode(read_cert(path).public_bytes(serialization.Encoding.DER)).decode()
+
+
+def pem_of(x509_certificate):
+    """PEM bytes of the certificate in a ds:X509Certificate element."""
+    der = base64.b64decode("".join(x509_certificate.text.split()))
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
 def key_info(parent, cert_path):
@@ -303,34 +323,28 @@ def sign_document(root, ids, key, cert, url_map=None):
     Reference names to the bytes xmlsec1 shall digest for it. Returns the new root."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "in.xml")
-        with open(path, "wb") as f:
-            f.write(serialize(root))
+        write(path, serialize(root))
         mapped = []
         for i, (url, body) in enumerate((url_map or {}).items()):
-            body_path = os.path.join(tmp, f"url{i}")
-            with open(body_path, "wb") as f:
-                f.write(body)
-            mapped += [f"--url-map:{url}", body_path]
+            mapped += [f"--url-map:{url}", os.path.join(tmp, f"url{i}")]
+            write(mapped[-1], body)
         for i, target in enumerate(ids):
             out = os.path.join(tmp, f"out{i}.xml")
             xmlsec1("--sign", "--privkey-pem", f"{key},{cert}", *ID_ATTR_ARGS, *mapped,
                     "--node-id", target, "--output", out, path)
             path = out
-        with open(path, "rb") as f:
-            return parse_xml(f.read())
+        return parse_xml(read(path))
 
 
 def verify_signature(root, sig, cert_pem, key_option="--trusted-pem"):
     """Whether xmlsec1 accepts this one ds:Signature of the document, given cert_pem (PEM bytes)
     as the only trusted certificate, or with --pubkey-cert-pem as the key itself."""
     index = next(i for i, s in enumerate(root.iter(qname("ds:Signature")), 1) if s is sig)
+    xpath = f"(//*[local-name()='Signature' and namespace-uri()='{xmldsig.NAMESPACE}'])[{index}]"
     with tempfile.TemporaryDirectory() as tmp:
         doc, cert = os.path.join(tmp, "doc.xml"), os.path.join(tmp, "cert.pem")
-        with open(doc, "wb") as f:
-            f.write(serialize(root))
-        with open(cert, "wb") as f:
-            f.write(cert_pem)
-        xpath = f"(//*[local-name()='Signature' and namespace-uri()='{xmldsig.NAMESPACE}'])[{index}]"
+        write(doc, serialize(root))
+        write(cert, cert_pem)
         return xmlsec1("--verify", key_option, cert, *ID_ATTR_ARGS, "--node-xpath", xpath, doc,
                        check=False)
 
@@ -365,15 +379,13 @@ def encrypt_element(el, cert_path, enc_alg, transport, oaep_digest):
     sub(template, "xenc:EncryptionMethod", Algorithm=algorithm)
     sub(sub(template, "xenc:CipherData"), "xenc:CipherValue")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = {name: os.path.join(tmp, name) for name in ("data.xml", "key.bin", "tmpl.xml", "out.xml")}
-        for name, data in (("data.xml", serialize(el)), ("key.bin", session_key),
-                           ("tmpl.xml", serialize(template))):
-            with open(paths[name], "wb") as f:
-                f.write(data)
-        xmlsec1("--encrypt", "--aeskey", paths["key.bin"], "--xml-data", paths["data.xml"],
-                "--output", paths["out.xml"], paths["tmpl.xml"])
-        with open(paths["out.xml"], "rb") as f:
-            encrypted = parse_xml(f.read())
+        data, key, tmpl, out = (os.path.join(tmp, name)
+                                for name in ("data.xml", "key.bin", "tmpl.xml", "out.xml"))
+        write(data, serialize(el))
+        write(key, session_key)
+        write(tmpl, serialize(template))
+        xmlsec1("--encrypt", "--aeskey", key, "--xml-data", data, "--output", out, tmpl)
+        encrypted = parse_xml(read(out))
     key = element("ds:KeyInfo")
     key.append(encrypted_key(session_key, cert_path, transport, oaep_digest))
     encrypted.find("xenc:EncryptionMethod", NS).addnext(key)
@@ -421,6 +433,17 @@ def assertion_element(a):
     return assertion
 
 
+def encrypt_assertion(response, a):
+    """Replaces the Response's Assertion with an EncryptedAssertion for the SP."""
+    assertion = response.find("saml:Assertion", NS)
+    wrapper = element("saml:EncryptedAssertion")
+    wrapper.append(encrypt_element(assertion, a.sp_cert, a.enc_alg, a.key_transport,
+                                   a.oaep_digest))
+    etree.indent(wrapper, level=1)
+    wrapper.tail = assertion.tail
+    response.replace(assertion, wrapper)
+
+
 def cmd_response(a):
     success = a.status == samlp.STATUS_SUCCESS
     if success and not a.nameid:
@@ -446,13 +469,7 @@ def cmd_response(a):
     if assertion is not None and a.sign_assertion:
         response = sign_document(response, [assertion.get("ID")], a.key, a.cert)
     if assertion is not None and a.encrypt:
-        assertion = response.find("saml:Assertion", NS)
-        wrapper = element("saml:EncryptedAssertion")
-        wrapper.append(encrypt_element(assertion, a.sp_cert, a.enc_alg, a.key_transport,
-                                       a.oaep_digest))
-        etree.indent(wrapper, level=1)
-        wrapper.tail = assertion.tail
-        response.replace(assertion, wrapper)
+        encrypt_assertion(response, a)
     if a.sign_response:
         response = sign_document(response, [response.get("ID")], a.key, a.cert)
     emit(serialize(response))
@@ -607,10 +624,7 @@ def wrap(response, a):
     target = "#" + original.get("ID")
     sig = next(s for s in root.iter(qname("ds:Signature"))
                if s.find("ds:SignedInfo/ds:Reference", NS).get("URI") == target)
-    cert = sig.find("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS).text.split()
-    cert_pem = ("-----BEGIN CERTIFICATE-----\n" + "\n".join(cert)
-                + "\n-----END CERTIFICATE-----\n").encode()
-    if not verify_signature(root, sig, cert_pem):
+    if not verify_signature(root, sig, pem_of(sig.find(".//ds:X509Certificate", NS))):
         print(f"saml-idp: warning: xmlsec1 does not verify the original signature in {a.kind}",
               file=sys.stderr)
     return serialize(root)
@@ -645,9 +659,8 @@ def split_nameid(response, a):
     return head, a.suffix
 
 
-def resign(response, a, key=None, cert=None):
-    key, cert = (key, cert) if key else idp_keys(a)
-    return sign_document(response, renew_signatures(response, a.sign_alg), key, cert)
+def resign(response, alg, key, cert):
+    return sign_document(response, renew_signatures(response, alg), key, cert)
 
 
 def comment_nameid(response, a):
@@ -655,7 +668,7 @@ def comment_nameid(response, a):
     nameid.text, suffix = split_nameid(response, a)
     nameid.append(etree.Comment(""))
     nameid[-1].tail = suffix
-    return serialize(resign(response, a))
+    return serialize(resign(response, a.sign_alg, *idp_keys(a)))
 
 
 def pi_nameid(response, a):
@@ -663,7 +676,7 @@ def pi_nameid(response, a):
     nameid.text, suffix = split_nameid(response, a)
     nameid.append(etree.ProcessingInstruction("evil"))
     nameid[-1].tail = suffix
-    return serialize(resign(response, a))
+    return serialize(resign(response, a.sign_alg, *idp_keys(a)))
 
 
 def entity_nameid(response, a):
@@ -671,7 +684,7 @@ def entity_nameid(response, a):
     reference and its DTD are put in."""
     head, suffix = split_nameid(response, a)
     nameid_of(response).text = head + suffix
-    response = resign(response, a)
+    response = resign(response, a.sign_alg, *idp_keys(a))
     nameid = nameid_of(response)
     nameid.text = head
     nameid.append(etree.Entity("evil"))
@@ -685,7 +698,8 @@ def entity_attribute(response, name, entity):
     statement = assertion.find("saml:AttributeStatement", NS)
     if statement is None:
         statement = sub(assertion, "saml:AttributeStatement")
-    attribute = sub(statement, "saml:Attribute", Name=name, NameFormat=saml.NAME_FORMAT_UNSPECIFIED)
+    attribute = sub(statement, "saml:Attribute", Name=name,
+                    NameFormat=saml.NAME_FORMAT_UNSPECIFIED)
     sub(attribute, "saml:AttributeValue").append(etree.Entity(entity))
 
 
@@ -705,8 +719,9 @@ def billion_laughs(response, a):
 
 def innermost_reference(response):
     assertion = response.find("saml:Assertion", NS)
-    signed = assertion if assertion is not None and own_signature(assertion) is not None else response
-    return own_signature(signed).find("ds:SignedInfo/ds:Reference", NS)
+    if assertion is None or own_signature(assertion) is None:
+        assertion = response
+    return own_signature(assertion).find("ds:SignedInfo/ds:Reference", NS)
 
 
 def ssrf_reference(response, a):
@@ -735,7 +750,7 @@ def xslt_transform(response, a):
 def attacker_key(response, a):
     if not (a.attacker_key and a.attacker_cert):
         raise ToolError("attacker-key needs --attacker-key and --attacker-cert")
-    return serialize(resign(response, a, a.attacker_key, a.attacker_cert))
+    return serialize(resign(response, a.sign_alg, a.attacker_key, a.attacker_cert))
 
 
 def strip_signatures(response, a):
@@ -764,8 +779,7 @@ ATTACKS = {**{kind: wrap for kind in XSW},
 
 
 def cmd_attack(a):
-    with open(a.input, "rb") as f:
-        response = parse_xml(f.read())
+    response = parse_xml(read(a.input))
     if response.tag != qname("samlp:Response"):
         raise ToolError("--in must hold a samlp:Response")
     emit(ATTACKS[a.kind](response, a))
@@ -809,8 +823,7 @@ def redirect_url(location, param, message, relay_state, key_path, alg):
         pairs.append(("SigAlg", SIGN_ALGS[alg][0]))
     query = "&".join(f"{name}={urllib.parse.quote(value, safe='')}" for name, value in pairs)
     if key_path is not None:
-        with open(key_path, "rb") as f:
-            private_key = serialization.load_pem_private_key(f.read(), password=None)
+        private_key = serialization.load_pem_private_key(read(key_path), password=None)
         signature = private_key.sign(query.encode(), padding.PKCS1v15(), SIGN_ALGS[alg][2]())
         query += "&Signature=" + urllib.parse.quote(base64.b64encode(signature).decode(), safe="")
     return location + ("&" if "?" in location else "?") + query
@@ -833,8 +846,8 @@ def deliver(message, param, a):
 
 
 def cmd_logout_request(a):
-    request = element("samlp:LogoutRequest", prefixes=["saml"], ID=new_id(), Version="2.0", IssueInstant=instant(),
-                      Destination=a.slo)
+    request = element("samlp:LogoutRequest", prefixes=["saml"], ID=new_id(), Version="2.0",
+                      IssueInstant=instant(), Destination=a.slo)
     sub(request, "saml:Issuer", a.idp)
     sub(request, "saml:NameID", a.nameid, Format=a.nameid_format)
     if a.session_index:
@@ -843,8 +856,8 @@ def cmd_logout_request(a):
 
 
 def cmd_logout_response(a):
-    response = element("samlp:LogoutResponse", prefixes=["saml"], ID=new_id(), Version="2.0", IssueInstant=instant(),
-                       Destination=a.slo, InResponseTo=a.in_response_to)
+    response = element("samlp:LogoutResponse", prefixes=["saml"], ID=new_id(), Version="2.0",
+                       IssueInstant=instant(), Destination=a.slo, InResponseTo=a.in_response_to)
     sub(response, "saml:Issuer", a.idp)
     add_status(response, a.status, a.status_message)
     deliver(response, "SAMLResponse", a)
@@ -854,17 +867,13 @@ def cmd_logout_response(a):
 
 def sp_metadata(path):
     """(AuthnRequestsSigned, signing certificates as PEM bytes) of an SP's metadata."""
-    with open(path, "rb") as f:
-        root = parse_xml(f.read())
-    descriptor = root if root.tag == qname("md:SPSSODescriptor") else root.find(".//md:SPSSODescriptor", NS)
+    root = parse_xml(read(path))
+    descriptor = root.find(".//md:SPSSODescriptor", NS)
     if descriptor is None:
         raise ToolError(f"{path} has no md:SPSSODescriptor")
-    certs = []
-    for key in descriptor.findall("md:KeyDescriptor", NS):
-        if key.get("use", "signing") == "signing":
-            for text in key.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS):
-                der = base64.b64decode("".join(text.text.split()))
-                certs.append(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
+    certs = [pem_of(cert) for key in descriptor.findall("md:KeyDescriptor", NS)
+             if key.get("use", "signing") == "signing"
+             for cert in key.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS)]
     return descriptor.get("AuthnRequestsSigned") in ("true", "1"), certs
 
 
@@ -965,14 +974,14 @@ def cmd_parse_authn(a):
 
 
 def cmd_parse_logout(a):
-    xml, signature = read_sp_message(a, ["SAMLRequest", "SAMLResponse"], sp_metadata(a.sp_metadata)[1])
+    _, certs = sp_metadata(a.sp_metadata)
+    xml, signature = read_sp_message(a, ["SAMLRequest", "SAMLResponse"], certs)
     kind = etree.QName(parse_xml(xml)).localname
     if kind == "LogoutRequest":
-        request = pysaml2_parse(samlp.logout_request_from_string, xml, kind)
-        fields = {"in_response_to": None, "nameid": text_of(request.name_id),
-                  "session_index": text_of(request.session_index[0]) if request.session_index else None,
-                  "status": None}
-        message = request
+        message = pysaml2_parse(samlp.logout_request_from_string, xml, kind)
+        index = message.session_index[0] if message.session_index else None
+        fields = {"in_response_to": None, "nameid": text_of(message.name_id),
+                  "session_index": text_of(index), "status": None}
     elif kind == "LogoutResponse":
         message = pysaml2_parse(samlp.logout_response_from_string, xml, kind)
         fields = {"in_response_to": message.in_response_to, "nameid": None, "session_index": None,
@@ -995,15 +1004,23 @@ def parser():
     keys.add_argument("--cert", help="IdP certificate, PEM")
     keys.add_argument("--sign-alg", choices=SIGN_ALGS, default="rsa-sha256")
 
+    status = argparse.ArgumentParser(add_help=False)
+    status.add_argument("--status", default=samlp.STATUS_SUCCESS, metavar="URI")
+    status.add_argument("--status-message", default="The identity provider refused the request")
+
+    logout = argparse.ArgumentParser(add_help=False, parents=[keys])
+    logout.add_argument("--idp", required=True)
+    logout.add_argument("--sp", help="accepted for symmetry; logout messages name no SP")
+    logout.add_argument("--slo", required=True)
+    logout.add_argument("--binding", choices=("post", "redirect"), default="post")
+    logout.add_argument("--relay-state")
+    logout.add_argument("--no-sign", action="store_true")
+
     sp_message = argparse.ArgumentParser(add_help=False)
     sp_message.add_argument("--sp-metadata", required=True)
     source = sp_message.add_mutually_exclusive_group(required=True)
-    source.add_argument("--query", help="HTTP-Redirect query string or URL")
+    source.add_argument("--query", help="HTTP-Redirect query string, or the whole URL")
     source.add_argument("--post-b64", help="HTTP-POST message, base64")
-
-    status = argparse.ArgumentParser(add_help=False)
-    status.add_argument("--status", default=samlp.STATUS_SUCCESS)
-    status.add_argument("--status-message", default="The identity provider refused the request")
 
     r = commands.add_parser("response", parents=[keys, status], help="a SAML Response")
     r.add_argument("--idp", required=True)
@@ -1053,32 +1070,28 @@ def parser():
     m.add_argument("--sso", required=True)
     m.add_argument("--slo")
     m.add_argument("--sign", action="store_true")
-    m.add_argument("--valid-until")
+    m.add_argument("--valid-until", metavar="ISO8601")
     m.add_argument("--second-cert")
     m.add_argument("--want-authn-requests-signed", action="store_true")
     m.set_defaults(run=cmd_metadata)
 
-    for name, run in (("logout-request", cmd_logout_request), ("logout-response", cmd_logout_response)):
-        lo = commands.add_parser(name, parents=[keys] + ([status] if run is cmd_logout_response else []),
-                                 help=f"a {name.replace('-', ' ')} from the IdP")
-        lo.add_argument("--idp", required=True)
-        lo.add_argument("--sp", help="accepted for symmetry; not part of the message")
-        lo.add_argument("--slo", required=True)
-        lo.add_argument("--binding", choices=("post", "redirect"), default="post")
-        lo.add_argument("--relay-state")
-        lo.add_argument("--no-sign", action="store_true")
-        if run is cmd_logout_request:
-            lo.add_argument("--nameid", required=True)
-            lo.add_argument("--nameid-format", default=saml.NAMEID_FORMAT_EMAILADDRESS)
-            lo.add_argument("--session-index")
-        else:
-            lo.add_argument("--in-response-to", required=True)
-        lo.set_defaults(run=run)
+    lreq = commands.add_parser("logout-request", parents=[logout], help="an IdP LogoutRequest")
+    lreq.add_argument("--nameid", required=True)
+    lreq.add_argument("--nameid-format", default=saml.NAMEID_FORMAT_EMAILADDRESS)
+    lreq.add_argument("--session-index")
+    lreq.set_defaults(run=cmd_logout_request)
+
+    lres = commands.add_parser("logout-response", parents=[logout, status],
+                               help="an IdP LogoutResponse")
+    lres.add_argument("--in-response-to", required=True)
+    lres.set_defaults(run=cmd_logout_response)
 
     commands.add_parser("parse-authn", parents=[sp_message],
-                        help="decode and verify an SP's AuthnRequest").set_defaults(run=cmd_parse_authn)
+                        help="decode and verify an SP's AuthnRequest"
+                        ).set_defaults(run=cmd_parse_authn)
     commands.add_parser("parse-logout", parents=[sp_message],
-                        help="decode and verify an SP's logout message").set_defaults(run=cmd_parse_logout)
+                        help="decode and verify an SP's LogoutRequest or LogoutResponse"
+                        ).set_defaults(run=cmd_parse_logout)
     return p
 
 

@@ -172,6 +172,12 @@ impl Browser {
         self.send(Method::GET, url, None)
     }
 
+    /// POSTs a form to `url`, as an IdP's auto-submitting page makes the browser do.
+    pub fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> Page {
+        let form: Vec<(String, String)> = fields.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        self.send(Method::POST, url, Some(&form))
+    }
+
     /// Submits the page's form (its action and hidden fields) with `fields` filled in.
     pub fn submit(&mut self, server: &Server, page: &Page, fields: &[(&str, &str)]) -> Page {
         let action = attribute(&page.body, "<form", "action").expect("the page has a form");
