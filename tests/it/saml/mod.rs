@@ -31,6 +31,8 @@ pub const IDP_ENTITY: &str = "https://idp.example.test/saml";
 /// Where the IdP would take the browser; nothing listens there: the tests play the browser.
 pub const IDP_SSO: &str = "http://127.0.0.1:9/idp/sso";
 pub const IDP_SLO: &str = "http://127.0.0.1:9/idp/slo";
+/// Where the app starts a login for a tenant (OpenID Connect third-party initiated login).
+pub const APP_LOGIN: &str = "http://127.0.0.1:9/login";
 
 /// The identity provider: its key pair, and its tool.
 pub struct Idp {
@@ -138,7 +140,7 @@ impl Sso {
         let connection: Value = connection.json().unwrap();
         idp.write("sp.xml", &server.get(&Self::path_of(&tenant_id, &connection, "/sp-metadata")).text().unwrap());
         idp.write("sp-encryption.crt", connection["sp"]["encryption_certificate"].as_str().unwrap());
-        let app = App::register(server, json!({}));
+        let app = App::register(server, json!({ "initiate_login_uri": APP_LOGIN }));
         Sso { app, tenant: tenant_id, connection, user: user["id"].as_str().unwrap().to_owned() }
     }
 
@@ -158,21 +160,28 @@ impl Sso {
         self.connection["sp"]["entity_id"].as_str().unwrap().to_owned()
     }
 
-    /// The app sends the browser to sign in as `email`; Portcullis sends it on to the IdP.
-    /// Returns the app's pending authorization and the AuthnRequest as the IdP read it.
-    pub fn start(&self, server: &Server, idp: &Idp, browser: &mut Browser, email: &str) -> (Pending, Value, String) {
-        let pending = self.app.authorize(&["openid", "email"]);
-        let first = browser.get(&pending.url);
+    /// The browser opens the app's authorization `url` and signs in as `email`, choosing single
+    /// sign-on where passwords are offered too; returns Portcullis' answer at the end (a redirect
+    /// to the IdP, or the page that posts to it).
+    pub fn begin(&self, server: &Server, browser: &mut Browser, url: &str, email: &str) -> Page {
+        let first = browser.get(url);
         let login = browser.follow(server, first);
         assert_eq!(login.status, 200, "{}", login.body);
         let mut sent = browser.submit(server, &login, &[("email", email)]);
-        if sent.status == 200 {
-            // The tenant allows passwords too: the person chooses single sign-on.
-            let at = sent.body.find("href=\"/sso/saml/").unwrap_or_else(|| panic!("no SSO choice: {}", sent.body)) + 6;
-            let link = sent.body[at..sent.body[at..].find('"').unwrap() + at].replace("&amp;", "&");
+        if sent.status == 200 && sent.body.contains("Use my password instead") {
+            let at = sent.body.find("href=\"/sso/saml/").unwrap() + "href=\"".len();
+            let link = sent.body[at..at + sent.body[at..].find('"').unwrap()].replace("&amp;", "&");
             sent = browser.get(&server.url(&link));
         }
-        let at_idp = browser.follow(server, sent);
+        browser.follow(server, sent)
+    }
+
+    /// The app sends the browser to sign in as `email`; Portcullis sends it on to the IdP.
+    /// Returns the app's pending authorization, the AuthnRequest as the IdP read it, and the
+    /// RelayState.
+    pub fn start(&self, server: &Server, idp: &Idp, browser: &mut Browser, email: &str) -> (Pending, Value, String) {
+        let pending = self.app.authorize(&["openid", "email"]);
+        let at_idp = self.begin(server, browser, &pending.url, email);
         let location = at_idp.location.clone().unwrap_or_else(|| panic!("not sent to the IdP: {}", at_idp.body));
         assert!(location.starts_with(IDP_SSO), "{location}");
         let sp = idp.path("sp.xml");
