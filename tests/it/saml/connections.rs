@@ -1,1 +1,179 @@
-//! Connections.
+//! Connections in the admin API: metadata both ways, validation, tests, and what a change does.
+
+use serde_json::{Value, json};
+
+use super::{IDP_ENTITY, IDP_SLO, IDP_SSO, Idp, Sso, audit, post_response};
+use crate::{
+    provider::Browser,
+    server::{Server, expect_error},
+};
+
+fn connections_path(tenant: &str) -> String {
+    format!("/api/v1/tenants/{tenant}/saml-connections")
+}
+
+#[test]
+fn uploaded_idp_metadata_fills_the_connection_and_sp_metadata_stays_stable_across_restarts() {
+    let idp = Idp::new();
+    let server = Server::start();
+    let tenant = server.create_tenant("acme", &["acme.test"]);
+    let tenant = tenant["id"].as_str().unwrap();
+    let created = server.post(&connections_path(tenant), json!({ "name": "Okta" }));
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().unwrap();
+    assert_eq!(created["enabled"], false, "incomplete connections start disabled");
+    assert_eq!(created["missing"], json!(["idp.entity_id", "idp.sso_url", "idp.signing_certificates"]));
+    let path = format!("{}/{}", connections_path(tenant), created["id"].as_str().unwrap());
+    let refused = server.patch(&path, json!({ "enabled": true }));
+    expect_error(refused, 400, "invalid_value");
+
+    let uploaded = server
+        .admin(reqwest::Method::PUT, &format!("{path}/idp-metadata"))
+        .header("content-type", "application/samlmetadata+xml")
+        .body(idp.metadata(true))
+        .send()
+        .unwrap();
+    assert_eq!(uploaded.status(), 200, "{}", uploaded.text().unwrap());
+    let filled: Value = uploaded.json().unwrap();
+    assert_eq!(filled["idp"]["entity_id"], IDP_ENTITY);
+    assert_eq!(filled["idp"]["sso_url"], IDP_SSO);
+    assert_eq!(filled["idp"]["slo_url"], IDP_SLO);
+    assert_eq!(filled["idp"]["sso_binding"], "http_redirect");
+    assert_eq!(filled["idp"]["signing_certificates"].as_array().unwrap().len(), 1);
+    assert_eq!(filled["missing"], json!([]));
+    assert_eq!(server.patch(&path, json!({ "enabled": true })).status(), 200);
+
+    let public = format!("/sso/saml/{}/metadata", created["id"].as_str().unwrap());
+    let before = server.get(&public);
+    assert_eq!(before.headers()["content-type"], "application/samlmetadata+xml");
+    let before = before.text().unwrap();
+    assert!(before.contains(&format!("entityID=\"{}\"", created["sp"]["entity_id"].as_str().unwrap())));
+    assert!(before.contains("AuthnRequestsSigned=\"true\""));
+    assert!(before.contains("use=\"encryption\"") && before.contains("aes256-gcm"));
+    let before = before.replace(&server.url(""), "ORIGIN");
+    let data = server.kill9();
+    let restarted = Server::start_with(data, &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", crate::server::ADMIN_KEY)]);
+    let after = restarted.get(&public).text().unwrap().replace(&restarted.url(""), "ORIGIN");
+    assert_eq!(after, before, "SP metadata is the same after a restart (the test server's port aside)");
+
+    let actions: Vec<String> =
+        audit(&restarted, "admin.saml_connection.").iter().map(|r| r["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(actions, ["admin.saml_connection.create", "admin.saml_connection.update", "admin.saml_connection.update"]);
+}
+
+#[test]
+fn the_independent_idp_reads_our_sp_metadata_and_verifies_our_requests_with_it() {
+    let (server, idp) = (Server::start(), Idp::new());
+    let sso = Sso::set_up(&server, &idp, json!({}));
+    let mut browser = Browser::new();
+    let (_, request, _) = sso.start(&server, &idp, &mut browser, "ada@acme.test");
+    assert_eq!(request["issuer"], sso.sp_entity());
+    assert_eq!(request["destination"], IDP_SSO);
+    assert_eq!(request["signature_valid"], true);
+    // The same request checked against another connection's SP metadata fails: each
+    // connection signs with its own key.
+    let other: Value = server
+        .post(&connections_path(&sso.tenant), json!({ "name": "Another IdP" }))
+        .json()
+        .unwrap();
+    let foreign_metadata = server.get(&format!("/sso/saml/{}/metadata", other["id"].as_str().unwrap())).text().unwrap();
+    let foreign = idp.write("foreign-sp.xml", &foreign_metadata);
+    let pending = sso.app.authorize(&["openid"]);
+    let page = sso.begin(&server, &mut Browser::new(), &pending.url, "ada@acme.test");
+    let (ok, _, _) = idp.run(&["parse-authn", "--sp-metadata", &foreign, "--query", page.location.as_deref().unwrap()]);
+    assert!(!ok, "a request verified against another SP's certificate");
+}
+
+#[test]
+fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothing() {
+    let (server, idp) = (Server::start(), Idp::new());
+    let sso = Sso::set_up(&server, &idp, json!({}));
+    let path = sso.api_path("");
+    let (cert, key) = (idp.path("idp.crt"), idp.path("idp.key"));
+    let expired = idp.tool(&["metadata", "--idp", IDP_ENTITY, "--cert", &cert, "--sso", IDP_SSO, "--valid-until", "2020-01-01T00:00:00Z"]);
+    let error = expect_error(server.patch(&path, json!({ "idp_metadata": expired })), 400, "invalid_value");
+    assert!(error["message"].as_str().unwrap().contains("expired"), "{error}");
+
+    // Signed by a key the connection does not trust (the attacker's), claiming a new SSO URL.
+    let (attacker_cert, attacker_key) = (idp.path("attacker.crt"), idp.path("attacker.key"));
+    let forged = idp.tool(&[
+        "metadata", "--idp", IDP_ENTITY, "--cert", &attacker_cert, "--sso", "https://evil.test/sso", "--sign", "--key",
+        &attacker_key,
+    ]);
+    let error = expect_error(server.patch(&path, json!({ "idp_metadata": forged })), 400, "invalid_value");
+    assert!(error["message"].as_str().unwrap().contains("signature"), "{error}");
+
+    // Signed by the trusted key: accepted, a rotation adding a second certificate.
+    let second = idp.path("attacker.crt");
+    let rotated = idp.tool(&[
+        "metadata", "--idp", IDP_ENTITY, "--cert", &cert, "--second-cert", &second, "--sso", IDP_SSO, "--sign", "--key", &key,
+    ]);
+    let updated = server.patch(&path, json!({ "idp_metadata": rotated }));
+    assert_eq!(updated.status(), 200, "{}", updated.text().unwrap());
+    let updated: Value = updated.json().unwrap();
+    assert_eq!(updated["idp"]["signing_certificates"].as_array().unwrap().len(), 2);
+
+    let no_keys = format!(
+        "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"{IDP_ENTITY}\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{IDP_SSO}\"/></md:IDPSSODescriptor></md:EntityDescriptor>"
+    );
+    let error = expect_error(server.patch(&path, json!({ "idp_metadata": no_keys })), 400, "invalid_value");
+    assert!(error["message"].as_str().unwrap().contains("no signing certificate"), "{error}");
+    let dtd = format!("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>{}", idp.metadata(false));
+    expect_error(server.patch(&path, json!({ "idp_metadata": dtd })), 400, "invalid_value");
+    let not_a_certificate = server.patch(&path, json!({ "idp": { "signing_certificates": ["bm90IGEgY2VydA=="] } }));
+    expect_error(not_a_certificate, 400, "invalid_value");
+    let plain_http = server.patch(&path, json!({ "idp": { "sso_url": "http://idp.example.test/sso" } }));
+    expect_error(plain_http, 400, "invalid_value");
+    let shown: Value = server.get(&path).json().unwrap();
+    assert_eq!(shown["idp"], updated["idp"], "refused changes left the connection as it was");
+}
+
+#[test]
+fn a_connection_test_runs_a_real_login_shows_the_result_and_signs_nobody_in() {
+    let (server, idp) = (Server::start(), Idp::new());
+    let sso = Sso::set_up(&server, &idp, json!({}));
+    let test = server.post(&sso.api_path("/tests"), json!({}));
+    assert_eq!(test.status(), 201);
+    let test: Value = test.json().unwrap();
+    let mut browser = Browser::new();
+    let at_idp = browser.get(test["start_url"].as_str().unwrap());
+    let sp = idp.path("sp.xml");
+    let request: Value =
+        serde_json::from_str(&idp.tool(&["parse-authn", "--sp-metadata", &sp, "--query", at_idp.location.as_deref().unwrap()]))
+            .unwrap();
+    assert_eq!(request["id"], test["id"]);
+    let waiting: Value = server.get(&sso.api_path(&format!("/tests/{}", test["id"].as_str().unwrap()))).json().unwrap();
+    assert_eq!(waiting["status"], "waiting");
+    let xml = sso.response(&idp, Some(test["id"].as_str().unwrap()), "ada@acme.test", &["--attr", "department=R&D"]);
+    let shown = post_response(&mut browser, &sso.acs(), &xml, "");
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains("passed every check"), "{}", shown.body);
+    assert!(shown.body.contains("R&amp;amp;D") || shown.body.contains("R&amp;D"), "{}", shown.body);
+    assert!(!browser.has_session(), "a test signs nobody in");
+    let done: Value = server.get(&sso.api_path(&format!("/tests/{}", test["id"].as_str().unwrap()))).json().unwrap();
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["result"]["ok"], true);
+    assert_eq!(done["result"]["user"]["outcome"], "existing");
+    assert_eq!(done["result"]["mapped"]["department"], "R&D");
+    assert_eq!(audit(&server, "sso.saml.test").len(), 1);
+}
+
+#[test]
+fn a_disabled_or_deleted_connection_signs_nobody_in() {
+    let (server, idp) = (Server::start(), Idp::new());
+    let sso = Sso::set_up(&server, &idp, json!({}));
+    let mut browser = Browser::new();
+    let (_, request, relay_state) = sso.start(&server, &idp, &mut browser, "ada@acme.test");
+    let xml = sso.response(&idp, Some(request["id"].as_str().unwrap()), "ada@acme.test", &[]);
+    assert_eq!(server.patch(&sso.api_path(""), json!({ "enabled": false })).status(), 200);
+    let page = post_response(&mut browser, &sso.acs(), &xml, &relay_state);
+    assert!(page.body.contains("<code>connection_disabled</code>"), "{}", page.body);
+    assert_eq!(server.delete(&sso.api_path("")).status(), 204);
+    let page = post_response(&mut browser, &sso.acs(), &xml, &relay_state);
+    assert_eq!(page.status, 404);
+    assert!(!browser.has_session());
+    // Without a connection the tenant's people are back to passwords.
+    let pending = sso.app.authorize(&["openid"]);
+    let login = sso.begin(&server, &mut Browser::new(), &pending.url, "ada@acme.test");
+    assert!(login.body.contains("name=\"password\""), "{}", login.body);
+}
