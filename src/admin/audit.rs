@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use super::AdminAuth;
 use crate::{
     app::AppState,
-    http::{ApiError, ApiJson, ApiQuery},
     http::middleware::RequestId,
+    http::{ApiError, ApiJson, ApiQuery},
     ids::{EntryId, TenantId},
     store::{
         StoreError, WriteTx,
@@ -82,7 +82,9 @@ pub async fn list(
     let limit = params.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
     let matches = move |record: &AuditRecord| {
         let action_matches = params.action.as_deref().is_none_or(|wanted| match wanted.strip_suffix('.') {
-            Some(prefix) => record.action.starts_with(prefix) && record.action[prefix.len()..].starts_with('.'),
+            Some(prefix) => {
+                record.action.starts_with(prefix) && record.action[prefix.len()..].starts_with('.')
+            }
             None => record.action == wanted,
         });
         action_matches && params.tenant.is_none_or(|t| record.tenant == Some(t))

@@ -31,13 +31,12 @@ use crate::{
     sessions::{self, NewSession, cookie},
     signin::pages,
     store::{
-        StoreError, directory,
+        StoreError, WriteTx, directory,
         grants::{self, AuthorizationRequestRecord, CodeRecord},
         journal::{self, Actor, AuditRecord, Subject},
         oauth_clients::{self, OAuthClientRecord},
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, TenantStatus},
-        WriteTx,
     },
 };
 
@@ -411,7 +410,10 @@ pub async fn finish_stored_after<E: Send + 'static>(
     let request = match state.store.read(move |tx| grants::authorization_request(tx, id)).await {
         Ok(Some(request)) if request.expires_at > now => request,
         Ok(_) => {
-            return Err(FinishFailure { error: FinishError::RequestGone, response: pages::expired_request() });
+            return Err(FinishFailure {
+                error: FinishError::RequestGone,
+                response: pages::expired_request(),
+            });
         }
         Err(err) => {
             tracing::error!(%err, "cannot read an authorization request");

@@ -16,7 +16,9 @@ mod token;
 
 use axum::{Router, routing::get};
 
-pub use authorize::{Finish, FinishError, FinishFailure, Prelude, finish_stored, finish_stored_after, redirect_with};
+pub use authorize::{
+    Finish, FinishError, FinishFailure, Prelude, finish_stored, finish_stored_after, redirect_with,
+};
 pub use error::OAuthError;
 pub use introspect::VerifiedTokens;
 

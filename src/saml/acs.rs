@@ -117,11 +117,14 @@ async fn accept(
     };
     let xml = decode(&form.saml_response).map_err(|r| with_context(r, json!({})))?;
     let now = state.clock.now();
-    let accepted = verify_and_check(state, &connection, xml, now).await.map_err(|r| with_context(r, json!({})))?;
+    let accepted =
+        verify_and_check(state, &connection, xml, now).await.map_err(|r| with_context(r, json!({})))?;
     let detail = accepted_detail(&accepted, form.relay_state.as_deref());
     let outcome = match accepted.in_response_to.clone() {
         Some(answered) => answer(state, &connection, &answered, accepted, poster, now).await,
-        None if connection.allow_idp_initiated => unsolicited(state, &connection, accepted, poster, now).await,
+        None if connection.allow_idp_initiated => {
+            unsolicited(state, &connection, accepted, poster, now).await
+        }
         None => Err(Refusal::Unsolicited),
     };
     outcome.map_err(|refusal| with_context(refusal, detail))
@@ -162,7 +165,8 @@ async fn load_connection(state: &AppState, reference: &str) -> Result<SamlConnec
 /// Base64 (IdPs wrap lines) of UTF-8.
 fn decode(encoded: &str) -> Result<String, Refusal> {
     let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = STANDARD.decode(compact).map_err(|_| Refusal::Malformed("SAMLResponse is not base64".into()))?;
+    let bytes =
+        STANDARD.decode(compact).map_err(|_| Refusal::Malformed("SAMLResponse is not base64".into()))?;
     String::from_utf8(bytes).map_err(|_| Refusal::Malformed("SAMLResponse is not UTF-8".into()))
 }
 
@@ -180,7 +184,8 @@ async fn verify_and_check(
         let key = PKey::private_key_from_pem(connection.sp_encryption.private_key_pem.as_bytes())
             .map_err(|_| Refusal::DecryptionFailed)?;
         let certificates = certificates_der(&connection.idp.signing_certificates);
-        let trust = Trust { certificates: &certificates, allow_sha1: connection.allow_sha1, decryption_key: &key };
+        let trust =
+            Trust { certificates: &certificates, allow_sha1: connection.allow_sha1, decryption_key: &key };
         let verified = verify::verify_response(&xml, &trust)?;
         let expected = Expected {
             acs_url: &urls.acs,
@@ -213,11 +218,15 @@ async fn answer(
     poster: &Poster,
     now: OffsetDateTime,
 ) -> Result<Response, Refusal> {
-    let (request_id, connection_id, assertion_id) = (answered.to_owned(), connection.id, accepted.assertion_id.clone());
+    let (request_id, connection_id, assertion_id) =
+        (answered.to_owned(), connection.id, accepted.assertion_id.clone());
     let (pending, seen) = state
         .store
         .read(move |tx| {
-            Ok::<_, StoreError>((saml::request(tx, &request_id)?, saml::assertion_seen(tx, connection_id, &assertion_id)?))
+            Ok::<_, StoreError>((
+                saml::request(tx, &request_id)?,
+                saml::assertion_seen(tx, connection_id, &assertion_id)?,
+            ))
         })
         .await
         .map_err(unavailable)?;
@@ -272,7 +281,12 @@ async fn resolve_user(
     Ok((tenant, resolved?))
 }
 
-fn sign_in(connection: &SamlConnectionRecord, accepted: &Accepted, resolved: &Resolved, poster: &Poster) -> SignIn {
+fn sign_in(
+    connection: &SamlConnectionRecord,
+    accepted: &Accepted,
+    resolved: &Resolved,
+    poster: &Poster,
+) -> SignIn {
     SignIn {
         tenant: connection.tenant,
         user: resolved.user().id,
@@ -318,8 +332,12 @@ fn one_time_work(
         if let Some(request) = &answered {
             match saml::answer_request(tx, request, now)? {
                 Answering::Answered(p) if p.connection == connection_id => {}
-                Answering::Answered(_) => return Err(FinishError::Refused(Refusal::RequestOfAnotherConnection)),
-                Answering::AlreadyAnswered(_) => return Err(FinishError::Refused(Refusal::RequestAlreadyAnswered)),
+                Answering::Answered(_) => {
+                    return Err(FinishError::Refused(Refusal::RequestOfAnotherConnection));
+                }
+                Answering::AlreadyAnswered(_) => {
+                    return Err(FinishError::Refused(Refusal::RequestAlreadyAnswered));
+                }
                 Answering::Unknown => return Err(FinishError::Refused(Refusal::UnknownRequest)),
             }
         }
@@ -345,7 +363,8 @@ async fn finish(
     prelude: Prelude<Refusal>,
     poster: &Poster,
 ) -> Result<Response, Refusal> {
-    match provider::finish_stored_after(state, authorization, how, Some(prelude), poster.trace.clone()).await {
+    match provider::finish_stored_after(state, authorization, how, Some(prelude), poster.trace.clone()).await
+    {
         Ok(response) => Ok(response),
         Err(FinishFailure { error: FinishError::Refused(refusal), .. }) => Err(refusal),
         Err(FinishFailure { response, .. }) => Ok(response),
@@ -371,7 +390,9 @@ async fn unsolicited(
         .write(move |tx| {
             prelude(tx)?;
             stored_sessions::put(tx, &record)?;
-            Ok::<_, FinishError<Refusal>>(oauth_clients::all(tx)?.into_iter().find_map(|c| c.initiate_login_uri))
+            Ok::<_, FinishError<Refusal>>(
+                oauth_clients::all(tx)?.into_iter().find_map(|c| c.initiate_login_uri),
+            )
         })
         .await
         .map_err(|err| match err {
@@ -386,11 +407,19 @@ async fn unsolicited(
         None => pages::page(
             StatusCode::OK,
             "You are signed in",
-            &format!("<p>You are signed in to {}. Open the application to continue.</p>", pages::escape(&tenant.display_name)),
+            &format!(
+                "<p>You are signed in to {}. Open the application to continue.</p>",
+                pages::escape(&tenant.display_name)
+            ),
         ),
     };
     let secure = state.secure_cookies();
-    if let Some(set) = cookie::set(cookie::session_name(secure), &session.cookie_value, Some(session.record.expires_at - now), secure) {
+    if let Some(set) = cookie::set(
+        cookie::session_name(secure),
+        &session.cookie_value,
+        Some(session.record.expires_at - now),
+        secure,
+    ) {
         response.headers_mut().append(header::SET_COOKIE, set);
     }
     Ok(response)
@@ -409,9 +438,13 @@ async fn test_result(
 ) -> Result<Response, Refusal> {
     let resolution = resolve_user(state, connection, &accepted, &mapped, now).await;
     let user = match &resolution {
-        Ok((_, Resolved::Existing(user))) => json!({ "outcome": "existing", "id": user.id, "user_name": user.user_name }),
+        Ok((_, Resolved::Existing(user))) => {
+            json!({ "outcome": "existing", "id": user.id, "user_name": user.user_name })
+        }
         Ok((_, Resolved::New(user))) => json!({ "outcome": "would_be_created", "user_name": user.user_name }),
-        Err(refusal) => json!({ "outcome": "refused", "check": refusal.code(), "reason": refusal.to_string() }),
+        Err(refusal) => {
+            json!({ "outcome": "refused", "check": refusal.code(), "reason": refusal.to_string() })
+        }
     };
     let result = json!({
         "ok": resolution.is_ok(),
@@ -419,7 +452,8 @@ async fn test_result(
         "session_index": accepted.session_index, "attributes": accepted.attributes,
         "mapped": mapped, "user": user, "at": super::xml::instant(now),
     });
-    let (request, stored, connection_id, tenant) = (answered.to_owned(), result.clone(), connection.id, connection.tenant);
+    let (request, stored, connection_id, tenant) =
+        (answered.to_owned(), result.clone(), connection.id, connection.tenant);
     let trace = poster.trace.0.clone();
     state
         .store
@@ -434,7 +468,11 @@ async fn test_result(
                     Some(tenant),
                     idp_actor(connection_id),
                     "sso.saml.test",
-                    Some(Subject { kind: "saml_connection".into(), id: connection_id.to_string(), label: None }),
+                    Some(Subject {
+                        kind: "saml_connection".into(),
+                        id: connection_id.to_string(),
+                        label: None,
+                    }),
                     stored.clone(),
                     now,
                     Some(trace.clone()),
@@ -485,9 +523,15 @@ async fn record_refusal(state: &AppState, refused: &Refused, poster: &Poster) {
     }
     let record = AuditRecord::new(
         connection.map(|c| c.tenant),
-        connection.map_or(Actor { kind: "anonymous".into(), id: poster.ip.clone(), label: None }, |c| idp_actor(c.id)),
+        connection.map_or(Actor { kind: "anonymous".into(), id: poster.ip.clone(), label: None }, |c| {
+            idp_actor(c.id)
+        }),
         "sso.saml.refused",
-        connection.map(|c| Subject { kind: "saml_connection".into(), id: c.id.to_string(), label: Some(c.name.clone()) }),
+        connection.map(|c| Subject {
+            kind: "saml_connection".into(),
+            id: c.id.to_string(),
+            label: Some(c.name.clone()),
+        }),
         detail,
         now,
         Some(poster.trace.0.clone()),

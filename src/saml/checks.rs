@@ -61,19 +61,19 @@ pub fn check(verified: &Verified, expected: &Expected<'_>) -> Result<Accepted, R
     let confirmation = bearer_confirmation(assertion, expected)?;
     if let (Some(response), Some(answered)) = (&verified.signed_response, &confirmation.in_response_to) {
         if response.in_response_to.as_ref().is_some_and(|r| r != answered) {
-            return Err(Refusal::Malformed("the Response and its assertion answer different requests".into()));
+            return Err(Refusal::Malformed(
+                "the Response and its assertion answer different requests".into(),
+            ));
         }
     }
-    let statement = assertion
-        .authn_statements
-        .as_ref()
-        .and_then(|s| s.first())
-        .ok_or(Refusal::NoAuthnStatement)?;
+    let statement =
+        assertion.authn_statements.as_ref().and_then(|s| s.first()).ok_or(Refusal::NoAuthnStatement)?;
     let session_not_on_or_after = statement.session_not_on_or_after.map(|t| time_of(t.timestamp()));
     if let Some(end) = session_not_on_or_after.filter(|end| *end + expected.skew <= expected.now) {
         return Err(Refusal::Expired(instant(end)));
     }
-    let valid_until = conditions_end.map_or(confirmation.not_on_or_after, |c| c.min(confirmation.not_on_or_after));
+    let valid_until =
+        conditions_end.map_or(confirmation.not_on_or_after, |c| c.min(confirmation.not_on_or_after));
     if valid_until - expected.now > MAX_VALIDITY {
         return Err(Refusal::Malformed("the assertion claims to stay valid for more than 24 hours".into()));
     }
@@ -131,7 +131,10 @@ fn check_issue_instant(issued: OffsetDateTime, expected: &Expected<'_>) -> Resul
 
 /// The validity window and the audience. Every AudienceRestriction must name us (Core §2.5.1.4),
 /// and there must be one: an assertion for nobody in particular is an assertion for anybody.
-fn check_conditions(assertion: &Assertion, expected: &Expected<'_>) -> Result<Option<OffsetDateTime>, Refusal> {
+fn check_conditions(
+    assertion: &Assertion,
+    expected: &Expected<'_>,
+) -> Result<Option<OffsetDateTime>, Refusal> {
     let audience_missing = || Refusal::Audience { expected: expected.sp_entity_id.to_owned() };
     let conditions = assertion.conditions.as_ref().ok_or_else(audience_missing)?;
     if let Some(not_before) = conditions.not_before.map(|t| time_of(t.timestamp())) {
@@ -178,9 +181,13 @@ fn bearer_confirmation(assertion: &Assertion, expected: &Expected<'_>) -> Result
             let data = bearer.subject_confirmation_data.as_ref().ok_or(Refusal::NoBearerConfirmation)?;
             let recipient = data.recipient.as_deref().unwrap_or("(none)");
             if recipient != expected.acs_url {
-                return Err(Refusal::Recipient { found: recipient.to_owned(), expected: expected.acs_url.to_owned() });
+                return Err(Refusal::Recipient {
+                    found: recipient.to_owned(),
+                    expected: expected.acs_url.to_owned(),
+                });
             }
-            let end = data.not_on_or_after.map(|t| time_of(t.timestamp())).ok_or(Refusal::NoBearerConfirmation)?;
+            let end =
+                data.not_on_or_after.map(|t| time_of(t.timestamp())).ok_or(Refusal::NoBearerConfirmation)?;
             if end + expected.skew <= expected.now {
                 return Err(Refusal::Expired(instant(end)));
             }
@@ -226,7 +233,13 @@ mod tests {
     }
 
     fn expected() -> Expected<'static> {
-        Expected { acs_url: ACS, sp_entity_id: SP, idp_entity_id: IDP, skew: Duration::seconds(60), now: now() }
+        Expected {
+            acs_url: ACS,
+            sp_entity_id: SP,
+            idp_entity_id: IDP,
+            skew: Duration::seconds(60),
+            now: now(),
+        }
     }
 
     /// An assertion as an IdP sends it, issued now and valid five minutes; `edit` rewrites it.
@@ -310,7 +323,8 @@ mod tests {
     #[test]
     fn an_old_issue_instant_is_refused_even_inside_a_long_validity() {
         let mut expected = expected();
-        let xml = assertion_xml().replace(&instant(now() + Duration::minutes(5)), &instant(now() + Duration::hours(2)));
+        let xml = assertion_xml()
+            .replace(&instant(now() + Duration::minutes(5)), &instant(now() + Duration::hours(2)));
         expected.now = now() + Duration::minutes(7);
         assert_eq!(check(&verified(&xml), &expected).unwrap_err().code(), "expired");
     }
@@ -337,7 +351,11 @@ mod tests {
                 assertion_xml()
             );
             let response: Response = xml.parse().unwrap();
-            Verified { assertion: response.assertion.clone().unwrap(), signed_response: Some(response), encrypted: false }
+            Verified {
+                assertion: response.assertion.clone().unwrap(),
+                signed_response: Some(response),
+                encrypted: false,
+            }
         };
         let ok = response(&format!("Destination=\"{ACS}\""), "_r1");
         assert!(check(&ok, &expected()).is_ok());

@@ -199,7 +199,11 @@ fn audited(connection: &SamlConnectionRecord) -> serde_json::Value {
 }
 
 fn subject(connection: &SamlConnectionRecord) -> Subject {
-    Subject { kind: "saml_connection".into(), id: connection.id.to_string(), label: Some(connection.name.clone()) }
+    Subject {
+        kind: "saml_connection".into(),
+        id: connection.id.to_string(),
+        label: Some(connection.name.clone()),
+    }
 }
 
 // ---- settings ----
@@ -258,7 +262,8 @@ impl Settings {
                 .map_err(|m| ApiError::invalid("metadata_certificate", m))?;
         }
         if let Some(document) = self.idp_metadata {
-            let read = read_metadata(connection, &document, now).map_err(|e| ApiError::invalid("idp_metadata", e.to_string()))?;
+            let read = read_metadata(connection, &document, now)
+                .map_err(|e| ApiError::invalid("idp_metadata", e.to_string()))?;
             apply_metadata(connection, read);
         }
         if let Some(idp) = self.idp {
@@ -272,7 +277,10 @@ impl Settings {
         }
         if let Some(skew) = self.clock_skew_secs {
             if skew > MAX_SKEW_SECS {
-                return Err(ApiError::invalid("clock_skew_secs", format!("must be 0 to {MAX_SKEW_SECS} seconds")));
+                return Err(ApiError::invalid(
+                    "clock_skew_secs",
+                    format!("must be 0 to {MAX_SKEW_SECS} seconds"),
+                ));
             }
             connection.clock_skew_secs = skew;
         }
@@ -311,7 +319,10 @@ impl IdpInput {
         idp.wants_signed_requests = self.wants_signed_requests.unwrap_or(idp.wants_signed_requests);
         if let Some(certificates) = self.signing_certificates {
             if certificates.len() > MAX_CERTIFICATES {
-                return Err(ApiError::invalid("idp.signing_certificates", format!("at most {MAX_CERTIFICATES}")));
+                return Err(ApiError::invalid(
+                    "idp.signing_certificates",
+                    format!("at most {MAX_CERTIFICATES}"),
+                ));
             }
             let mut checked: Vec<String> = Vec::new();
             for (index, certificate) in certificates.iter().enumerate() {
@@ -353,20 +364,34 @@ fn check_name_id_format(format: String) -> Result<String, ApiError> {
 }
 
 fn check_mapping(mapping: AttributeMapping) -> Result<AttributeMapping, ApiError> {
-    let names = [&mapping.email, &mapping.given_name, &mapping.family_name, &mapping.display_name, &mapping.groups, &mapping.department];
+    let names = [
+        &mapping.email,
+        &mapping.given_name,
+        &mapping.family_name,
+        &mapping.display_name,
+        &mapping.groups,
+        &mapping.department,
+    ];
     let too_long = |s: &String| s.is_empty() || s.len() > 512;
     if names.into_iter().flatten().any(too_long) || mapping.custom.values().any(too_long) {
         return Err(ApiError::invalid("attribute_mapping", "attribute names must be 1 to 512 characters"));
     }
     if mapping.custom.len() > 50 || mapping.custom.keys().any(|k| crate::text::label(k, 64).is_err()) {
-        return Err(ApiError::invalid("attribute_mapping", "at most 50 custom fields, each named in 1 to 64 characters"));
+        return Err(ApiError::invalid(
+            "attribute_mapping",
+            "at most 50 custom fields, each named in 1 to 64 characters",
+        ));
     }
     Ok(mapping)
 }
 
 /// Reads IdP metadata for `connection`: a signature must verify against the pinned metadata
 /// certificate, or else the IdP certificates the connection already trusts.
-fn read_metadata(connection: &SamlConnectionRecord, document: &str, now: OffsetDateTime) -> Result<IdpMetadata, MetadataError> {
+fn read_metadata(
+    connection: &SamlConnectionRecord,
+    document: &str,
+    now: OffsetDateTime,
+) -> Result<IdpMetadata, MetadataError> {
     let trusted: Vec<String> = match &connection.metadata_certificate {
         Some(pinned) => vec![pinned.clone()],
         None => connection.idp.signing_certificates.clone(),
@@ -378,7 +403,8 @@ fn apply_metadata(connection: &mut SamlConnectionRecord, read: IdpMetadata) {
     connection.idp = read.settings;
     connection.metadata_valid_until = read.valid_until;
     if connection.name_id_format.is_none() {
-        connection.name_id_format = read.name_id_formats.into_iter().find(|f| NAME_ID_FORMATS.contains(&f.as_str()));
+        connection.name_id_format =
+            read.name_id_formats.into_iter().find(|f| NAME_ID_FORMATS.contains(&f.as_str()));
     }
 }
 
@@ -389,7 +415,11 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// The tenant and its connection `id`.
-async fn find(state: &AppState, reference: String, id: &str) -> Result<(TenantRecord, SamlConnectionRecord), ApiError> {
+async fn find(
+    state: &AppState,
+    reference: String,
+    id: &str,
+) -> Result<(TenantRecord, SamlConnectionRecord), ApiError> {
     let connection_id: ConnectionId = id.parse().map_err(|_| not_found(id))?;
     let found = state
         .store
@@ -405,7 +435,10 @@ async fn find(state: &AppState, reference: String, id: &str) -> Result<(TenantRe
     }
 }
 
-async fn list(State(state): State<AppState>, Path(reference): Path<String>) -> Result<ApiJson<serde_json::Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<ApiJson<serde_json::Value>, ApiError> {
     let connections = state
         .store
         .read(move |tx| {
@@ -480,7 +513,13 @@ async fn create(
         .store
         .write(move |tx| {
             saml::put_connection(tx, &stored)?;
-            change.audit(tx, Some(stored.tenant), "saml_connection.create", subject(&stored), audited(&stored))
+            change.audit(
+                tx,
+                Some(stored.tenant),
+                "saml_connection.create",
+                subject(&stored),
+                audited(&stored),
+            )
         })
         .await?;
     tracing::info!(connection = %connection.id, tenant = %connection.tenant, "SAML connection created");
@@ -510,9 +549,11 @@ async fn upload_metadata(
     body: Bytes,
 ) -> Result<ApiJson<ConnectionView>, ApiError> {
     let (_, current) = find(&state, reference, &id).await?;
-    let document = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("idp_metadata", "is not UTF-8"))?;
+    let document =
+        std::str::from_utf8(&body).map_err(|_| ApiError::invalid("idp_metadata", "is not UTF-8"))?;
     let now = state.clock.now();
-    let read = read_metadata(&current, document, now).map_err(|e| ApiError::invalid("idp_metadata", e.to_string()))?;
+    let read = read_metadata(&current, document, now)
+        .map_err(|e| ApiError::invalid("idp_metadata", e.to_string()))?;
     let mut connection = current.clone();
     apply_metadata(&mut connection, read);
     save(&state, auth, &request, current, connection, now).await
@@ -553,7 +594,13 @@ async fn remove(
         .store
         .write(move |tx| {
             if let Some(removed) = saml::delete_connection(tx, connection.id)? {
-                change.audit(tx, Some(removed.tenant), "saml_connection.delete", subject(&removed), json!({}))?;
+                change.audit(
+                    tx,
+                    Some(removed.tenant),
+                    "saml_connection.delete",
+                    subject(&removed),
+                    json!({}),
+                )?;
             }
             Ok::<_, StoreError>(())
         })
@@ -565,7 +612,10 @@ fn xml_response(document: String) -> Response {
     let mut response = document.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
-    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"portcullis-sp-metadata.xml\""));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"portcullis-sp-metadata.xml\""),
+    );
     response
 }
 
@@ -602,7 +652,10 @@ async fn start_test(
     let (_, connection) = find(&state, reference, &id).await?;
     let missing = missing(&connection.idp);
     if !missing.is_empty() {
-        return Err(ApiError::invalid("connection", format!("the connection needs {} before a test", missing.join(", "))));
+        return Err(ApiError::invalid(
+            "connection",
+            format!("the connection needs {} before a test", missing.join(", ")),
+        ));
     }
     let now = state.clock.now();
     let test = xml::new_id();
@@ -622,7 +675,13 @@ async fn start_test(
         .store
         .write(move |tx| {
             saml::put_request(tx, &stored.0, &stored.1)?;
-            change.audit(tx, Some(stored.1.tenant), "saml_connection.test", subject(&connection), json!({ "test": stored.0 }))
+            change.audit(
+                tx,
+                Some(stored.1.tenant),
+                "saml_connection.test",
+                subject(&connection),
+                json!({ "test": stored.0 }),
+            )
         })
         .await?;
     let urls = SpUrls::new(&state.public_url, pending.connection);

@@ -77,7 +77,8 @@ pub fn usable_connection(
     id: ConnectionId,
 ) -> Result<Option<SamlConnectionRecord>, StoreError> {
     let Some(connection) = saml::connection(src, id)? else { return Ok(None) };
-    let tenant_active = tenants::get(src, connection.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
+    let tenant_active =
+        tenants::get(src, connection.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
     let usable = connection.enabled && tenant_active && !connection.idp.signing_certificates.is_empty();
     Ok(usable.then_some(connection))
 }
@@ -134,7 +135,9 @@ async fn begin_test(
         pages::unavailable()
     })?;
     match pending {
-        Some(p) if p.test && p.connection == connection.id && p.answered_at.is_none() && p.expires_at > now => {
+        Some(p)
+            if p.test && p.connection == connection.id && p.answered_at.is_none() && p.expires_at > now =>
+        {
             Ok((test.to_owned(), String::new(), true))
         }
         _ => Err(pages::expired_request()),

@@ -52,7 +52,8 @@ const GROUPS: &[&str] = &[
     "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
     "http://schemas.xmlsoap.org/claims/Group",
 ];
-const DEPARTMENT: &[&str] = &["department", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/department"];
+const DEPARTMENT: &[&str] =
+    &["department", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/department"];
 
 /// The user fields an assertion carries, as the connection maps them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -151,14 +152,16 @@ fn new_user(tenant: TenantId, email: &str, mapped: &MappedUser, now: OffsetDateT
         profile["name"] = json!({ "givenName": mapped.given_name, "familyName": mapped.family_name });
     }
     let display_name = mapped.display_name.clone().or_else(|| {
-        let parts: Vec<&str> = [&mapped.given_name, &mapped.family_name].into_iter().flatten().map(String::as_str).collect();
+        let parts: Vec<&str> =
+            [&mapped.given_name, &mapped.family_name].into_iter().flatten().map(String::as_str).collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     });
     if let Some(name) = &display_name {
         profile["displayName"] = json!(name);
     }
     if let Some(department) = &mapped.department {
-        profile["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] = json!({ "department": department });
+        profile["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+            json!({ "department": department });
     }
     UserRecord {
         id: UserId::generate(),

@@ -25,8 +25,12 @@ use crate::store::saml::{Binding, IdpSettings, SamlConnectionRecord};
 
 const MD_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 /// Metadata of one IdP is small; aggregates of whole federations are not accepted anyway.
-const METADATA_LIMITS: guard::Limits =
-    guard::Limits { max_bytes: 1024 * 1024, max_depth: 32, max_elements: 20_000, max_attributes_per_element: 64 };
+const METADATA_LIMITS: guard::Limits = guard::Limits {
+    max_bytes: 1024 * 1024,
+    max_depth: 32,
+    max_elements: 20_000,
+    max_attributes_per_element: 64,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetadataError {
@@ -62,7 +66,11 @@ pub struct IdpMetadata {
 
 /// Reads IdP metadata. `trusted` are the certificates a signature must verify against; with
 /// none, a signature is not checked (and `signature_verified` says so).
-pub fn parse_idp(xml: &str, trusted: &[CertificateDer], now: OffsetDateTime) -> Result<IdpMetadata, MetadataError> {
+pub fn parse_idp(
+    xml: &str,
+    trusted: &[CertificateDer],
+    now: OffsetDateTime,
+) -> Result<IdpMetadata, MetadataError> {
     let shape = guard::inspect(xml, &METADATA_LIMITS).map_err(|r| MetadataError::Unsafe(r.to_string()))?;
     if shape.root.namespace.as_deref() != Some(MD_NS) || shape.root.local != "EntityDescriptor" {
         return Err(MetadataError::Unreadable(format!(
@@ -86,7 +94,8 @@ fn read_entity(
     signature_verified: bool,
     now: OffsetDateTime,
 ) -> Result<IdpMetadata, MetadataError> {
-    let entity_id = entity.entity_id.clone().filter(|id| !id.trim().is_empty()).ok_or(MetadataError::NoEntityId)?;
+    let entity_id =
+        entity.entity_id.clone().filter(|id| !id.trim().is_empty()).ok_or(MetadataError::NoEntityId)?;
     let idp = entity
         .idp_sso_descriptors
         .as_ref()
@@ -100,7 +109,8 @@ fn read_entity(
     if let Some(until) = valid_until.filter(|until| *until <= now) {
         return Err(MetadataError::Expired(super::xml::instant(until)));
     }
-    let (sso_binding, sso_url) = preferred_endpoint(&idp.single_sign_on_services).ok_or(MetadataError::NoSsoService)?;
+    let (sso_binding, sso_url) =
+        preferred_endpoint(&idp.single_sign_on_services).ok_or(MetadataError::NoSsoService)?;
     let slo = preferred_endpoint(&idp.single_logout_services);
     let signing_certificates = signing_certificates(idp)?;
     Ok(IdpMetadata {
@@ -130,12 +140,16 @@ fn preferred_endpoint(endpoints: &[samael::metadata::Endpoint]) -> Option<(Bindi
 /// certificate. Duplicates are dropped.
 fn signing_certificates(idp: &IdpSsoDescriptor) -> Result<Vec<String>, MetadataError> {
     let mut found: Vec<String> = Vec::new();
-    let usable = idp.key_descriptors.iter().filter(|k| k.key_use.as_deref().is_none_or(|u| u.is_empty() || u == "signing"));
+    let usable = idp
+        .key_descriptors
+        .iter()
+        .filter(|k| k.key_use.as_deref().is_none_or(|u| u.is_empty() || u == "signing"));
     for descriptor in usable {
         let certificates = descriptor.key_info.x509_data.iter().flat_map(|data| data.certificates.iter());
         for certificate in certificates {
             let normalised: String = certificate.chars().filter(|c| !c.is_whitespace()).collect();
-            check_certificate(&normalised).map_err(|message| MetadataError::BadCertificate { index: found.len() + 1, message })?;
+            check_certificate(&normalised)
+                .map_err(|message| MetadataError::BadCertificate { index: found.len() + 1, message })?;
             if !found.contains(&normalised) {
                 found.push(normalised);
             }
@@ -192,7 +206,9 @@ pub fn sp_metadata(connection: &SamlConnectionRecord, urls: &SpUrls) -> String {
     };
     let slo = [Binding::HttpRedirect, Binding::HttpPost]
         .iter()
-        .map(|b| format!("<md:SingleLogoutService Binding=\"{}\" Location=\"{}\"/>", b.urn(), escape(&urls.slo)))
+        .map(|b| {
+            format!("<md:SingleLogoutService Binding=\"{}\" Location=\"{}\"/>", b.urn(), escape(&urls.slo))
+        })
         .collect::<String>();
     let name_id = connection
         .name_id_format

@@ -40,10 +40,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sso/saml/{connection}/metadata", get(connections::sp_metadata))
         .route("/sso/saml/{connection}/start", get(login::start))
-        .route(
-            "/sso/saml/{connection}/acs",
-            post(acs::consume).layer(DefaultBodyLimit::max(MAX_POST_BYTES)),
-        )
+        .route("/sso/saml/{connection}/acs", post(acs::consume).layer(DefaultBodyLimit::max(MAX_POST_BYTES)))
         .route("/assets/autopost.js", get(login::autopost_script))
 }
 

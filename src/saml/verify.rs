@@ -170,7 +170,11 @@ fn reduce(xml: &str, trust: &Trust<'_>) -> Result<String, Refusal> {
 
 /// Decrypts the one EncryptedAssertion of `document` and verifies the assertion inside: its
 /// signature must verify when present, and must be present when nothing outside vouched for it.
-fn decrypt_then_verify(document: &str, trust: &Trust<'_>, must_be_signed: bool) -> Result<Assertion, Refusal> {
+fn decrypt_then_verify(
+    document: &str,
+    trust: &Trust<'_>,
+    must_be_signed: bool,
+) -> Result<Assertion, Refusal> {
     let plaintext = decrypt::decrypt_assertion(document, trust.decryption_key).map_err(|err| match err {
         decrypt::DecryptError::UnsupportedAlgorithm(algorithm) => Refusal::EncryptionAlgorithm(algorithm),
         _ => Refusal::DecryptionFailed,
@@ -204,8 +208,7 @@ mod tests {
         store::saml::SpKeyPair,
     };
 
-    const SUCCESS_STATUS: &str =
-        r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#;
+    const SUCCESS_STATUS: &str = r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#;
 
     struct Idp {
         key: SpKeyPair,
@@ -225,15 +228,20 @@ mod tests {
             let certificates = [self.certificate.clone()];
             verify_response(
                 document,
-                &Trust { certificates: &certificates, allow_sha1: false, decryption_key: &self.decryption_key },
+                &Trust {
+                    certificates: &certificates,
+                    allow_sha1: false,
+                    decryption_key: &self.decryption_key,
+                },
             )
         }
 
         /// Signs the element whose ID is `id` in `document`: the template goes after its Issuer.
         fn sign(&self, document: &str, id: &str) -> String {
-            let issuer_end = document[document.find(&format!("ID=\"{id}\"")).unwrap()..].find("</saml:Issuer>").unwrap()
-                + document.find(&format!("ID=\"{id}\"")).unwrap()
-                + "</saml:Issuer>".len();
+            let issuer_end =
+                document[document.find(&format!("ID=\"{id}\"")).unwrap()..].find("</saml:Issuer>").unwrap()
+                    + document.find(&format!("ID=\"{id}\"")).unwrap()
+                    + "</saml:Issuer>".len();
             let template = xml::signature_template(id, &self.key.certificate_pem);
             let unsigned = format!("{}{template}{}", &document[..issuer_end], &document[issuer_end..]);
             xml::sign_enveloped(&unsigned, &self.key).unwrap()
@@ -342,12 +350,11 @@ mod tests {
     #[test]
     fn hostile_xml_never_reaches_xmlsec() {
         let idp = Idp::new();
-        let cases = [
-            ("<!DOCTYPE r [<!ENTITY x \"y\">]>", Refusal::Dtd),
-            ("<!-- c -->", Refusal::CommentOrPi),
-        ];
+        let cases =
+            [("<!DOCTYPE r [<!ENTITY x \"y\">]>", Refusal::Dtd), ("<!-- c -->", Refusal::CommentOrPi)];
         for (prefix, refusal) in cases {
-            let document = format!("{prefix}{}", element(&idp.sign(&response(&assertion("_a", "a")), "_resp")));
+            let document =
+                format!("{prefix}{}", element(&idp.sign(&response(&assertion("_a", "a")), "_resp")));
             assert_eq!(idp.verify(&document).unwrap_err(), refusal);
         }
     }

@@ -173,6 +173,8 @@ mod tests {
         assert!(reduced.unwrap().contains("LogoutRequest"));
         let tampered = signed.replace(">sp<", ">evil<");
         let der = samael::crypto::CertificateDer::from(cert.to_der().unwrap());
-        assert!(XmlSec::reduce_xml_to_signed(&tampered, &[der], samael::crypto::ReduceMode::default()).is_err());
+        assert!(
+            XmlSec::reduce_xml_to_signed(&tampered, &[der], samael::crypto::ReduceMode::default()).is_err()
+        );
     }
 }

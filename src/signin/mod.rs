@@ -366,7 +366,8 @@ fn sso_choice_page(
 /// A tenant's routing facts; its SSO connection is the oldest one that can sign people in.
 fn tenant_facts(src: &impl Source, tenant: &TenantRecord) -> Result<TenantFacts, StoreError> {
     let usable = |c: &&saml::SamlConnectionRecord| c.enabled && !c.idp.signing_certificates.is_empty();
-    let sso_connection = saml::tenant_connections(src, tenant.id)?.iter().find(usable).map(|c| format!("saml:{}", c.id));
+    let sso_connection =
+        saml::tenant_connections(src, tenant.id)?.iter().find(usable).map(|c| format!("saml:{}", c.id));
     Ok(TenantFacts {
         id: tenant.id,
         name: tenant.display_name.clone(),

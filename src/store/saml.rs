@@ -200,7 +200,10 @@ pub fn connection(src: &impl Source, id: ConnectionId) -> Result<Option<SamlConn
 }
 
 /// The tenant's connections, oldest first.
-pub fn tenant_connections(src: &impl Source, tenant: TenantId) -> Result<Vec<SamlConnectionRecord>, StoreError> {
+pub fn tenant_connections(
+    src: &impl Source,
+    tenant: TenantId,
+) -> Result<Vec<SamlConnectionRecord>, StoreError> {
     let ids: Vec<u128> = {
         let index = src.table(TENANT_SAML_CONNECTIONS)?;
         let range = index.range((tenant.key(), 0)..=(tenant.key(), u128::MAX))?;
@@ -222,7 +225,10 @@ pub fn put_connection(tx: &WriteTx<'_>, record: &SamlConnectionRecord) -> Result
     Ok(())
 }
 
-pub fn delete_connection(tx: &WriteTx<'_>, id: ConnectionId) -> Result<Option<SamlConnectionRecord>, StoreError> {
+pub fn delete_connection(
+    tx: &WriteTx<'_>,
+    id: ConnectionId,
+) -> Result<Option<SamlConnectionRecord>, StoreError> {
     let Some(record) = connection(tx, id)? else {
         return Ok(None);
     };
@@ -300,11 +306,16 @@ pub fn mark_assertion_seen(
     if previous {
         return Ok(false);
     }
-    tx.table_mut(SAML_EXPIRY)?.insert((due, Expiring::SeenAssertion as u8, connection.key(), assertion), ())?;
+    tx.table_mut(SAML_EXPIRY)?
+        .insert((due, Expiring::SeenAssertion as u8, connection.key(), assertion), ())?;
     Ok(true)
 }
 
-pub fn assertion_seen(src: &impl Source, connection: ConnectionId, assertion: &str) -> Result<bool, StoreError> {
+pub fn assertion_seen(
+    src: &impl Source,
+    connection: ConnectionId,
+    assertion: &str,
+) -> Result<bool, StoreError> {
     Ok(src.table(SAML_ASSERTIONS_SEEN)?.get((connection.key(), assertion))?.is_some())
 }
 

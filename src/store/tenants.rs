@@ -8,7 +8,9 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec, credentials, directory, saml, scim_tokens, sessions};
+use super::{
+    Record, Source, StoreError, WriteTx, codec, credentials, directory, saml, scim_tokens, sessions,
+};
 use crate::ids::TenantId;
 
 const TENANTS: TableDefinition<u128, &[u8]> = TableDefinition::new("tenants");

@@ -50,7 +50,11 @@ impl Attack<'_> {
     fn refused(&mut self, what: &str, xml: &str, check: &str) {
         let page = self.post(xml);
         assert!(matches!(page.status, 400 | 403 | 413), "{what}: {} {}", page.status, page.body);
-        assert!(page.body.contains(&format!("<code>{check}</code>")), "{what}: expected {check}, got {}", page.body);
+        assert!(
+            page.body.contains(&format!("<code>{check}</code>")),
+            "{what}: expected {check}, got {}",
+            page.body
+        );
         assert!(page.location.is_none() && !self.browser.has_session(), "{what} signed somebody in");
     }
 
@@ -60,8 +64,21 @@ impl Attack<'_> {
         let (key, cert) = (self.idp.path("idp.key"), self.idp.path("idp.crt"));
         let (attacker_key, attacker_cert) = (self.idp.path("attacker.key"), self.idp.path("attacker.crt"));
         let mut args = vec![
-            "attack", "--kind", kind, "--in", &original, "--key", &key, "--cert", &cert, "--attacker-key",
-            &attacker_key, "--attacker-cert", &attacker_cert, "--evil-nameid", EVIL,
+            "attack",
+            "--kind",
+            kind,
+            "--in",
+            &original,
+            "--key",
+            &key,
+            "--cert",
+            &cert,
+            "--attacker-key",
+            &attacker_key,
+            "--attacker-cert",
+            &attacker_cert,
+            "--evil-nameid",
+            EVIL,
         ];
         args.extend(options);
         self.idp.run(&args).1
@@ -82,7 +99,10 @@ fn attack_bench<'a>(server: &'a Server, idp: &'a Idp) -> Attack<'a> {
 fn assert_audited(server: &Server, checks: &[&str]) {
     let refused = audit(server, "sso.saml.refused");
     for check in checks {
-        assert!(refused.iter().any(|r| r["detail"]["check"] == *check), "no audit record for {check}: {refused:?}");
+        assert!(
+            refused.iter().any(|r| r["detail"]["check"] == *check),
+            "no audit record for {check}: {refused:?}"
+        );
     }
 }
 
@@ -94,9 +114,17 @@ fn signature_attacks_are_refused_and_only_the_signed_element_is_ever_read() {
     let cases: Vec<(&str, String, &[&str])> = vec![
         ("unsigned", attack.crafted("strip-signatures", &[], &[]), &["unsigned"]),
         ("tampered after signing", attack.crafted("tamper-nameid", &[], &[]), &["signature_invalid"]),
-        ("signed by the attacker, his certificate inside", attack.crafted("attacker-key", &[], &[]), &["signature_invalid"]),
+        (
+            "signed by the attacker, his certificate inside",
+            attack.crafted("attacker-key", &[], &[]),
+            &["signature_invalid"],
+        ),
         ("signed with SHA-1", attack.response(&["--sign-alg", "rsa-sha1"]), &["signature_algorithm"]),
-        ("a second, unsigned assertion", attack.crafted("two-assertions", &assertion_signed, &[]), &["assertion_count"]),
+        (
+            "a second, unsigned assertion",
+            attack.crafted("two-assertions", &assertion_signed, &[]),
+            &["assertion_count"],
+        ),
         ("XSW1", attack.crafted("xsw1", &[], &[]), WRAPPING),
         ("XSW2", attack.crafted("xsw2", &[], &[]), WRAPPING),
         ("XSW3", attack.crafted("xsw3", &assertion_signed, &[]), WRAPPING),
@@ -111,10 +139,10 @@ fn signature_attacks_are_refused_and_only_the_signed_element_is_ever_read() {
     for (what, xml, checks) in cases {
         assert!(!xml.is_empty(), "{what}: the tool made nothing");
         let page = attack.post(&xml);
-        let check = checks
-            .iter()
-            .find(|c| page.body.contains(&format!("<code>{c}</code>")))
-            .unwrap_or_else(|| panic!("{what}: refused for another reason, or accepted: {} {}", page.status, page.body));
+        let check =
+            checks.iter().find(|c| page.body.contains(&format!("<code>{c}</code>"))).unwrap_or_else(|| {
+                panic!("{what}: refused for another reason, or accepted: {} {}", page.status, page.body)
+            });
         assert!(page.location.is_none() && !attack.browser.has_session(), "{what} signed somebody in");
         seen.push(*check);
     }
@@ -155,7 +183,10 @@ fn xml_attacks_are_refused_before_any_xml_library_sees_them() {
     let too_large = attack.browser.post(&attack.sso.acs(), &[("SAMLResponse", huge.as_str())]);
     assert_eq!(too_large.status, 413, "{}", too_large.body);
     assert!(too_large.body.contains("<code>too_large</code>"));
-    assert_audited(&server, &["comment_or_pi", "dtd", "reference_uri", "too_complex", "malformed", "too_large"]);
+    assert_audited(
+        &server,
+        &["comment_or_pi", "dtd", "reference_uri", "too_complex", "malformed", "too_large"],
+    );
     still_signs_in(&mut attack);
 }
 
@@ -185,7 +216,17 @@ fn a_response_meant_for_another_place_time_or_request_is_refused() {
     attack.refused("unsolicited, IdP-initiated off", &unsolicited, "unsolicited");
     assert_audited(
         &server,
-        &["destination", "recipient", "audience", "issuer", "expired", "not_yet_valid", "status", "unknown_request", "unsolicited"],
+        &[
+            "destination",
+            "recipient",
+            "audience",
+            "issuer",
+            "expired",
+            "not_yet_valid",
+            "status",
+            "unknown_request",
+            "unsolicited",
+        ],
     );
     still_signs_in(&mut attack);
 }
@@ -201,7 +242,12 @@ fn an_answered_request_and_a_used_assertion_are_refused_the_second_time() {
     assert!(replayed.body.contains("<code>request_already_answered</code>"), "{}", replayed.body);
     // The same assertion, in a Response to a new request.
     let (_, request, relay_state) = attack.sso.start(&server, &idp, &mut other, "ada@acme.test");
-    let again = attack.sso.response(&idp, Some(request["id"].as_str().unwrap()), "ada@acme.test", &["--assertion-id", "_once"]);
+    let again = attack.sso.response(
+        &idp,
+        Some(request["id"].as_str().unwrap()),
+        "ada@acme.test",
+        &["--assertion-id", "_once"],
+    );
     let page = post_response(&mut other, &attack.sso.acs(), &again, &relay_state);
     assert!(page.body.contains("<code>replayed</code>"), "{}", page.body);
     assert!(!other.has_session());
@@ -223,11 +269,20 @@ fn a_response_to_another_connections_request_is_refused() {
     let mut browser = Browser::new();
     let first = browser.get(&pending.url);
     let request = first.location.unwrap().split("request=").nth(1).unwrap().to_owned();
-    let start = browser.get(&server.url(&format!("/sso/saml/{}/start?request={request}", second["id"].as_str().unwrap())));
-    let sp = idp.write("second-sp.xml", &server.get(&format!("/sso/saml/{}/metadata", second["id"].as_str().unwrap())).text().unwrap());
-    let read: serde_json::Value =
-        serde_json::from_str(&idp.tool(&["parse-authn", "--sp-metadata", &sp, "--query", start.location.as_deref().unwrap()]))
-            .unwrap();
+    let start = browser
+        .get(&server.url(&format!("/sso/saml/{}/start?request={request}", second["id"].as_str().unwrap())));
+    let sp = idp.write(
+        "second-sp.xml",
+        &server.get(&format!("/sso/saml/{}/metadata", second["id"].as_str().unwrap())).text().unwrap(),
+    );
+    let read: serde_json::Value = serde_json::from_str(&idp.tool(&[
+        "parse-authn",
+        "--sp-metadata",
+        &sp,
+        "--query",
+        start.location.as_deref().unwrap(),
+    ]))
+    .unwrap();
     let crossed = attack.sso.response(&idp, Some(read["id"].as_str().unwrap()), "ada@acme.test", &[]);
     attack.refused("another connection's request", &crossed, "request_of_another_connection");
     still_signs_in(&mut attack);

@@ -56,9 +56,14 @@ fn uploaded_idp_metadata_fills_the_connection_and_sp_metadata_stays_stable_acros
     let after = restarted.get(&public).text().unwrap().replace(&restarted.url(""), "ORIGIN");
     assert_eq!(after, before, "SP metadata is the same after a restart (the test server's port aside)");
 
-    let actions: Vec<String> =
-        audit(&restarted, "admin.saml_connection.").iter().map(|r| r["action"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(actions, ["admin.saml_connection.create", "admin.saml_connection.update", "admin.saml_connection.update"]);
+    let actions: Vec<String> = audit(&restarted, "admin.saml_connection.")
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["admin.saml_connection.create", "admin.saml_connection.update", "admin.saml_connection.update"]
+    );
 }
 
 #[test]
@@ -72,15 +77,15 @@ fn the_independent_idp_reads_our_sp_metadata_and_verifies_our_requests_with_it()
     assert_eq!(request["signature_valid"], true);
     // The same request checked against another connection's SP metadata fails: each
     // connection signs with its own key.
-    let other: Value = server
-        .post(&connections_path(&sso.tenant), json!({ "name": "Another IdP" }))
-        .json()
-        .unwrap();
-    let foreign_metadata = server.get(&format!("/sso/saml/{}/metadata", other["id"].as_str().unwrap())).text().unwrap();
+    let other: Value =
+        server.post(&connections_path(&sso.tenant), json!({ "name": "Another IdP" })).json().unwrap();
+    let foreign_metadata =
+        server.get(&format!("/sso/saml/{}/metadata", other["id"].as_str().unwrap())).text().unwrap();
     let foreign = idp.write("foreign-sp.xml", &foreign_metadata);
     let pending = sso.app.authorize(&["openid"]);
     let page = sso.begin(&server, &mut Browser::new(), &pending.url, "ada@acme.test");
-    let (ok, _, _) = idp.run(&["parse-authn", "--sp-metadata", &foreign, "--query", page.location.as_deref().unwrap()]);
+    let (ok, _, _) =
+        idp.run(&["parse-authn", "--sp-metadata", &foreign, "--query", page.location.as_deref().unwrap()]);
     assert!(!ok, "a request verified against another SP's certificate");
 }
 
@@ -90,14 +95,32 @@ fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothin
     let sso = Sso::set_up(&server, &idp, json!({}));
     let path = sso.api_path("");
     let (cert, key) = (idp.path("idp.crt"), idp.path("idp.key"));
-    let expired = idp.tool(&["metadata", "--idp", IDP_ENTITY, "--cert", &cert, "--sso", IDP_SSO, "--valid-until", "2020-01-01T00:00:00Z"]);
+    let expired = idp.tool(&[
+        "metadata",
+        "--idp",
+        IDP_ENTITY,
+        "--cert",
+        &cert,
+        "--sso",
+        IDP_SSO,
+        "--valid-until",
+        "2020-01-01T00:00:00Z",
+    ]);
     let error = expect_error(server.patch(&path, json!({ "idp_metadata": expired })), 400, "invalid_value");
     assert!(error["message"].as_str().unwrap().contains("expired"), "{error}");
 
     // Signed by a key the connection does not trust (the attacker's), claiming a new SSO URL.
     let (attacker_cert, attacker_key) = (idp.path("attacker.crt"), idp.path("attacker.key"));
     let forged = idp.tool(&[
-        "metadata", "--idp", IDP_ENTITY, "--cert", &attacker_cert, "--sso", "https://evil.test/sso", "--sign", "--key",
+        "metadata",
+        "--idp",
+        IDP_ENTITY,
+        "--cert",
+        &attacker_cert,
+        "--sso",
+        "https://evil.test/sso",
+        "--sign",
+        "--key",
         &attacker_key,
     ]);
     let error = expect_error(server.patch(&path, json!({ "idp_metadata": forged })), 400, "invalid_value");
@@ -106,7 +129,18 @@ fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothin
     // Signed by the trusted key: accepted, a rotation adding a second certificate.
     let second = idp.path("attacker.crt");
     let rotated = idp.tool(&[
-        "metadata", "--idp", IDP_ENTITY, "--cert", &cert, "--second-cert", &second, "--sso", IDP_SSO, "--sign", "--key", &key,
+        "metadata",
+        "--idp",
+        IDP_ENTITY,
+        "--cert",
+        &cert,
+        "--second-cert",
+        &second,
+        "--sso",
+        IDP_SSO,
+        "--sign",
+        "--key",
+        &key,
     ]);
     let updated = server.patch(&path, json!({ "idp_metadata": rotated }));
     assert_eq!(updated.status(), 200, "{}", updated.text().unwrap());
@@ -120,7 +154,8 @@ fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothin
     assert!(error["message"].as_str().unwrap().contains("no signing certificate"), "{error}");
     let dtd = format!("<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>{}", idp.metadata(false));
     expect_error(server.patch(&path, json!({ "idp_metadata": dtd })), 400, "invalid_value");
-    let not_a_certificate = server.patch(&path, json!({ "idp": { "signing_certificates": ["bm90IGEgY2VydA=="] } }));
+    let not_a_certificate =
+        server.patch(&path, json!({ "idp": { "signing_certificates": ["bm90IGEgY2VydA=="] } }));
     expect_error(not_a_certificate, 400, "invalid_value");
     let plain_http = server.patch(&path, json!({ "idp": { "sso_url": "http://idp.example.test/sso" } }));
     expect_error(plain_http, 400, "invalid_value");
@@ -138,19 +173,31 @@ fn a_connection_test_runs_a_real_login_shows_the_result_and_signs_nobody_in() {
     let mut browser = Browser::new();
     let at_idp = browser.get(test["start_url"].as_str().unwrap());
     let sp = idp.path("sp.xml");
-    let request: Value =
-        serde_json::from_str(&idp.tool(&["parse-authn", "--sp-metadata", &sp, "--query", at_idp.location.as_deref().unwrap()]))
-            .unwrap();
+    let request: Value = serde_json::from_str(&idp.tool(&[
+        "parse-authn",
+        "--sp-metadata",
+        &sp,
+        "--query",
+        at_idp.location.as_deref().unwrap(),
+    ]))
+    .unwrap();
     assert_eq!(request["id"], test["id"]);
-    let waiting: Value = server.get(&sso.api_path(&format!("/tests/{}", test["id"].as_str().unwrap()))).json().unwrap();
+    let waiting: Value =
+        server.get(&sso.api_path(&format!("/tests/{}", test["id"].as_str().unwrap()))).json().unwrap();
     assert_eq!(waiting["status"], "waiting");
-    let xml = sso.response(&idp, Some(test["id"].as_str().unwrap()), "ada@acme.test", &["--attr", "department=R&D"]);
+    let xml = sso.response(
+        &idp,
+        Some(test["id"].as_str().unwrap()),
+        "ada@acme.test",
+        &["--attr", "department=R&D"],
+    );
     let shown = post_response(&mut browser, &sso.acs(), &xml, "");
     assert_eq!(shown.status, 200, "{}", shown.body);
     assert!(shown.body.contains("passed every check"), "{}", shown.body);
     assert!(shown.body.contains("R&amp;amp;D") || shown.body.contains("R&amp;D"), "{}", shown.body);
     assert!(!browser.has_session(), "a test signs nobody in");
-    let done: Value = server.get(&sso.api_path(&format!("/tests/{}", test["id"].as_str().unwrap()))).json().unwrap();
+    let done: Value =
+        server.get(&sso.api_path(&format!("/tests/{}", test["id"].as_str().unwrap()))).json().unwrap();
     assert_eq!(done["status"], "done");
     assert_eq!(done["result"]["ok"], true);
     assert_eq!(done["result"]["user"]["outcome"], "existing");

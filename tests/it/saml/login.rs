@@ -18,7 +18,14 @@ fn claims_of(jwt: &str) -> Value {
 
 /// `nameid` signs in through the IdP (typing `email` at Portcullis) with a Response made with
 /// `options`; returns the ID token's claims.
-fn sign_in(server: &Server, idp: &Idp, sso: &Sso, email: &str, nameid: &str, options: &[&str]) -> Result<Value, String> {
+fn sign_in(
+    server: &Server,
+    idp: &Idp,
+    sso: &Sso,
+    email: &str,
+    nameid: &str,
+    options: &[&str],
+) -> Result<Value, String> {
     let mut browser = Browser::new();
     let (pending, request, relay_state) = sso.start(server, idp, &mut browser, email);
     assert_eq!(request["signature_valid"], true, "the IdP verified our AuthnRequest: {request}");
@@ -81,7 +88,14 @@ fn encrypted_assertions_decrypt_with_every_cipher_okta_entra_and_adfs_use() {
 
 #[test]
 fn a_signed_then_encrypted_assertion_in_an_unsigned_response_is_accepted() {
-    sign_in_with(&["--encrypt", "--no-sign-response", "--enc-alg", "aes256-gcm", "--key-transport", "rsa-oaep"]);
+    sign_in_with(&[
+        "--encrypt",
+        "--no-sign-response",
+        "--enc-alg",
+        "aes256-gcm",
+        "--key-transport",
+        "rsa-oaep",
+    ]);
 }
 
 #[test]
@@ -158,7 +172,9 @@ fn a_post_binding_idp_gets_a_signed_authn_request_in_a_form_and_prompt_login_for
     let value = page.body.split("name=\"SAMLRequest\" value=\"").nth(1).unwrap();
     let encoded = &value[..value.find('"').unwrap()];
     let sp = idp.path("sp.xml");
-    let read: Value = serde_json::from_str(&idp.tool(&["parse-authn", "--sp-metadata", &sp, "--post-b64", encoded])).unwrap();
+    let read: Value =
+        serde_json::from_str(&idp.tool(&["parse-authn", "--sp-metadata", &sp, "--post-b64", encoded]))
+            .unwrap();
     assert_eq!(read["signed"], true);
     assert_eq!(read["signature_valid"], true);
     assert_eq!(read["force_authn"], true, "{read}");

@@ -95,15 +95,12 @@ impl Idp {
     /// The IdP's metadata, signed by its own key when `signed`.
     pub fn metadata(&self, signed: bool) -> String {
         let (cert, key) = (self.path("idp.crt"), self.path("idp.key"));
-        let mut args = vec!["metadata", "--idp", IDP_ENTITY, "--cert", &cert, "--sso", IDP_SSO, "--slo", IDP_SLO];
+        let mut args =
+            vec!["metadata", "--idp", IDP_ENTITY, "--cert", &cert, "--sso", IDP_SSO, "--slo", IDP_SLO];
         if signed {
             args.extend(["--sign", "--key", &key]);
         }
         self.tool(&args)
-    }
-
-    pub fn certificate_pem(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("idp.crt")).unwrap()
     }
 }
 
@@ -138,7 +135,10 @@ impl Sso {
         let connection = server.post(&format!("/api/v1/tenants/{tenant_id}/saml-connections"), body);
         assert_eq!(connection.status(), 201, "{}", connection.text().unwrap());
         let connection: Value = connection.json().unwrap();
-        idp.write("sp.xml", &server.get(&Self::path_of(&tenant_id, &connection, "/sp-metadata")).text().unwrap());
+        idp.write(
+            "sp.xml",
+            &server.get(&Self::path_of(&tenant_id, &connection, "/sp-metadata")).text().unwrap(),
+        );
         idp.write("sp-encryption.crt", connection["sp"]["encryption_certificate"].as_str().unwrap());
         let app = App::register(server, json!({ "initiate_login_uri": APP_LOGIN }));
         Sso { app, tenant: tenant_id, connection, user: user["id"].as_str().unwrap().to_owned() }
@@ -179,13 +179,22 @@ impl Sso {
     /// The app sends the browser to sign in as `email`; Portcullis sends it on to the IdP.
     /// Returns the app's pending authorization, the AuthnRequest as the IdP read it, and the
     /// RelayState.
-    pub fn start(&self, server: &Server, idp: &Idp, browser: &mut Browser, email: &str) -> (Pending, Value, String) {
+    pub fn start(
+        &self,
+        server: &Server,
+        idp: &Idp,
+        browser: &mut Browser,
+        email: &str,
+    ) -> (Pending, Value, String) {
         let pending = self.app.authorize(&["openid", "email"]);
         let at_idp = self.begin(server, browser, &pending.url, email);
-        let location = at_idp.location.clone().unwrap_or_else(|| panic!("not sent to the IdP: {}", at_idp.body));
+        let location =
+            at_idp.location.clone().unwrap_or_else(|| panic!("not sent to the IdP: {}", at_idp.body));
         assert!(location.starts_with(IDP_SSO), "{location}");
         let sp = idp.path("sp.xml");
-        let request: Value = serde_json::from_str(&idp.tool(&["parse-authn", "--sp-metadata", &sp, "--query", &location])).unwrap();
+        let request: Value =
+            serde_json::from_str(&idp.tool(&["parse-authn", "--sp-metadata", &sp, "--query", &location]))
+                .unwrap();
         let relay_state = url::Url::parse(&location)
             .unwrap()
             .query_pairs()
@@ -199,8 +208,21 @@ impl Sso {
     pub fn response(&self, idp: &Idp, in_response_to: Option<&str>, nameid: &str, extra: &[&str]) -> String {
         let (key, cert, sp, acs) = (idp.path("idp.key"), idp.path("idp.crt"), self.sp_entity(), self.acs());
         let mut args = vec![
-            "response", "--idp", IDP_ENTITY, "--sp", &sp, "--acs", &acs, "--key", &key, "--cert", &cert, "--nameid",
-            nameid, "--session-index", "_idp-session-1",
+            "response",
+            "--idp",
+            IDP_ENTITY,
+            "--sp",
+            &sp,
+            "--acs",
+            &acs,
+            "--key",
+            &key,
+            "--cert",
+            &cert,
+            "--nameid",
+            nameid,
+            "--session-index",
+            "_idp-session-1",
         ];
         if let Some(id) = in_response_to {
             args.extend(["--in-response-to", id]);
