@@ -120,15 +120,25 @@ impl ReturnTo<'_> {
 /// A 303 to `uri` with `params` added to its query (RFC 6749 §3.1.2: keep the URI's own query).
 pub fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
     match Url::parse(uri) {
-        Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(params);
-            Redirect::to(url.as_str()).into_response()
-        }
+        Ok(_) => Redirect::to(&with_params(uri, params)).into_response(),
         Err(_) => pages::error(
             axum::http::StatusCode::BAD_REQUEST,
             "The application is misconfigured",
             "Its return address is not valid. Tell the application's administrator.",
         ),
+    }
+}
+
+/// `uri` with `params` added to its query (a registered, hence absolute, URI).
+pub fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
+    match Url::parse(uri) {
+        Ok(mut url) => {
+            if !params.is_empty() {
+                url.query_pairs_mut().extend_pairs(params);
+            }
+            url.into()
+        }
+        Err(_) => uri.to_owned(),
     }
 }
 

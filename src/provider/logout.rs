@@ -10,14 +10,15 @@ use axum::{
     Form,
     extract::{Query, State, rejection::FormRejection},
     http::{HeaderMap, StatusCode, header},
-    response::Response,
+    response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 
-use super::redirect_with;
+use super::authorize::with_params;
 use crate::{
     app::AppState,
     ids::{ClientId, SessionId},
+    saml,
     sessions::{self, cookie},
     signin::{self, pages},
     store::oauth_clients,
@@ -101,19 +102,32 @@ async fn logout(state: AppState, headers: HeaderMap, params: LogoutParams) -> Re
         (None, Some(_)) => return confirmation_page(&state, &headers, &params),
         (None, None) => None,
     };
+    let mut ended = None;
     if let Some(sid) = to_end {
-        if let Err(err) = state.store.write(move |tx| sessions::end_session(tx, sid, "logout", now)).await {
-            tracing::error!(%err, "cannot end a session at logout");
-            return pages::unavailable();
+        match state.store.write(move |tx| sessions::end_session(tx, sid, "logout", now)).await {
+            Ok(session) => ended = session,
+            Err(err) => {
+                tracing::error!(%err, "cannot end a session at logout");
+                return pages::unavailable();
+            }
         }
     }
-    let mut response = match return_to {
-        Some(uri) => {
-            let params: Vec<(&str, &str)> =
-                params.state.as_deref().map(|s| vec![("state", s)]).unwrap_or_default();
-            redirect_with(&uri, &params)
+    let return_to = return_to.map(|uri| {
+        let params: Vec<(&str, &str)> =
+            params.state.as_deref().map(|s| vec![("state", s)]).unwrap_or_default();
+        with_params(&uri, &params)
+    });
+    // A session a SAML IdP opened ends there too, and the IdP sends the browser on.
+    let at_idp = match &ended {
+        Some(session) => saml::logout::begin(&state, session, return_to.clone()).await,
+        None => None,
+    };
+    let mut response = match (at_idp, return_to) {
+        (Some(response), _) => response,
+        (None, Some(uri)) => Redirect::to(&uri).into_response(),
+        (None, None) => {
+            pages::page(StatusCode::OK, "You are signed out", "<p>You can close this window.</p>")
         }
-        None => pages::page(StatusCode::OK, "You are signed out", "<p>You can close this window.</p>"),
     };
     let ended_browser_session = browser_session.is_some_and(|s| to_end.is_none_or(|sid| sid == s.id));
     if ended_browser_session {

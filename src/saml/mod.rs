@@ -5,7 +5,8 @@
 //! - `start?request=…`: sends the browser to the IdP with an AuthnRequest (HTTP-Redirect or
 //!   HTTP-POST), for an authorization of the app waiting in the store;
 //! - `acs`: the Assertion Consumer Service (HTTP-POST), where every check runs (`verify`,
-//!   `checks`) and a valid assertion becomes a session and the app's code (`acs`).
+//!   `checks`) and a valid assertion becomes a session and the app's code (`acs`);
+//! - `slo`: Single Logout both ways, HTTP-Redirect and HTTP-POST (`logout`).
 //!
 //! Connections are managed in the admin API under `/api/v1/tenants/{tenant}/saml-connections`
 //! (`connections`). Every refusal answers with a page naming the failed check and leaves an
@@ -17,6 +18,7 @@ pub mod connections;
 pub mod decrypt;
 pub mod guard;
 pub mod login;
+pub mod logout;
 pub mod mapping;
 pub mod metadata;
 pub mod refusal;
@@ -41,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/sso/saml/{connection}/metadata", get(connections::sp_metadata))
         .route("/sso/saml/{connection}/start", get(login::start))
         .route("/sso/saml/{connection}/acs", post(acs::consume).layer(DefaultBodyLimit::max(MAX_POST_BYTES)))
+        .route("/sso/saml/{connection}/slo", get(logout::redirect_binding).post(logout::post_binding))
         .route("/assets/autopost.js", get(login::autopost_script))
 }
 

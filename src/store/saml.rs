@@ -6,7 +6,9 @@
 //! - `saml_requests` (AuthnRequest ID → pending request): every request Portcullis sent, so that
 //!   a Response's `InResponseTo` is accepted only for a request we made, once, before it expires.
 //! - `saml_assertions_seen` ((connection, assertion ID) → expiry): the one-time-use cache that
-//!   refuses a replayed assertion; kept until the assertion itself expires.
+//!   refuses a replayed assertion (or LogoutRequest); kept until the message itself expires.
+//! - `saml_logouts` (LogoutRequest ID → pending logout): where to send the browser once the IdP
+//!   answers a logout Portcullis started.
 //! - `saml_expiry` ((due, kind, key) → ()): what to purge when.
 
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ const TENANT_SAML_CONNECTIONS: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("tenant_saml_connections");
 const SAML_REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("saml_requests");
 const SAML_ASSERTIONS_SEEN: TableDefinition<(u128, &str), i64> = TableDefinition::new("saml_assertions_seen");
+const SAML_LOGOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("saml_logouts");
 const SAML_EXPIRY: TableDefinition<(i64, u8, u128, &str), ()> = TableDefinition::new("saml_expiry");
 
 pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
@@ -30,6 +33,7 @@ pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(TENANT_SAML_CONNECTIONS)?;
     tx.table_mut(SAML_REQUESTS)?;
     tx.table_mut(SAML_ASSERTIONS_SEEN)?;
+    tx.table_mut(SAML_LOGOUTS)?;
     tx.table_mut(SAML_EXPIRY)?;
     Ok(())
 }
@@ -187,10 +191,25 @@ impl Record for PendingRequest {
     const KIND: &'static str = "pending SAML request";
 }
 
+/// A LogoutRequest Portcullis sent to an IdP, waiting for its LogoutResponse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingLogout {
+    pub connection: ConnectionId,
+    /// Where the browser goes when the IdP is done (the app's post-logout address).
+    pub return_to: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Record for PendingLogout {
+    const KIND: &'static str = "pending SAML logout";
+}
+
 #[repr(u8)]
 enum Expiring {
     Request = 1,
     SeenAssertion = 2,
+    Logout = 3,
 }
 
 // ---- connections ----
@@ -319,7 +338,20 @@ pub fn assertion_seen(
     Ok(src.table(SAML_ASSERTIONS_SEEN)?.get((connection.key(), assertion))?.is_some())
 }
 
-/// Deletes up to `limit` requests and seen assertions that expired before `now`.
+pub fn put_logout(tx: &WriteTx<'_>, id: &str, logout: &PendingLogout) -> Result<(), StoreError> {
+    tx.table_mut(SAML_LOGOUTS)?.insert(id, codec::encode(logout)?.as_slice())?;
+    let due = logout.expires_at.unix_timestamp();
+    tx.table_mut(SAML_EXPIRY)?.insert((due, Expiring::Logout as u8, 0, id), ())?;
+    Ok(())
+}
+
+/// Removes and returns a pending logout: it is answered once.
+pub fn take_logout(tx: &WriteTx<'_>, id: &str) -> Result<Option<PendingLogout>, StoreError> {
+    let removed = tx.table_mut(SAML_LOGOUTS)?.remove(id)?.map(|v| v.value().to_vec());
+    removed.map(|bytes| codec::decode(&bytes)).transpose()
+}
+
+/// Deletes up to `limit` requests, logouts and seen assertions that expired before `now`.
 pub fn purge_expired(tx: &WriteTx<'_>, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
     let due: Vec<(i64, u8, u128, String)> = {
         let queue = tx.table_mut(SAML_EXPIRY)?;
@@ -334,10 +366,16 @@ pub fn purge_expired(tx: &WriteTx<'_>, now: OffsetDateTime, limit: usize) -> Res
             .collect::<Result<_, _>>()?
     };
     for (at, kind, connection, key) in &due {
-        if *kind == Expiring::Request as u8 {
-            tx.table_mut(SAML_REQUESTS)?.remove(key.as_str())?;
-        } else {
-            tx.table_mut(SAML_ASSERTIONS_SEEN)?.remove((*connection, key.as_str()))?;
+        match *kind {
+            k if k == Expiring::Request as u8 => {
+                tx.table_mut(SAML_REQUESTS)?.remove(key.as_str())?;
+            }
+            k if k == Expiring::Logout as u8 => {
+                tx.table_mut(SAML_LOGOUTS)?.remove(key.as_str())?;
+            }
+            _ => {
+                tx.table_mut(SAML_ASSERTIONS_SEEN)?.remove((*connection, key.as_str()))?;
+            }
         }
         tx.table_mut(SAML_EXPIRY)?.remove((*at, *kind, *connection, key.as_str()))?;
     }

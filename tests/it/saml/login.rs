@@ -1,56 +1,19 @@
 //! SP- and IdP-initiated login with the independent IdP: each signing and encryption shape,
 //! the user mapping, and the one-time rules.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::{IDP_SSO, Idp, Sso, audit, post_response};
+use super::{IDP_SSO, Idp, Sso, audit, claims_of, post_response, sign_in};
 use crate::{
     provider::{Browser, callback_params},
     server::Server,
 };
 
-/// The claims of a JWT, unverified (the app's library verified it).
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-/// `nameid` signs in through the IdP (typing `email` at Portcullis) with a Response made with
-/// `options`; returns the ID token's claims.
-fn sign_in(
-    server: &Server,
-    idp: &Idp,
-    sso: &Sso,
-    email: &str,
-    nameid: &str,
-    options: &[&str],
-) -> Result<Value, String> {
-    let mut browser = Browser::new();
-    let (pending, request, relay_state) = sso.start(server, idp, &mut browser, email);
-    assert_eq!(request["signature_valid"], true, "the IdP verified our AuthnRequest: {request}");
-    assert_eq!(request["acs_url"], sso.acs());
-    let mut options = options.to_vec();
-    let cert = idp.path("sp-encryption.crt");
-    if options.contains(&"--encrypt") {
-        options.extend(["--sp-cert", cert.as_str()]);
-    }
-    let xml = sso.response(idp, Some(request["id"].as_str().unwrap()), nameid, &options);
-    let back = post_response(&mut browser, &sso.acs(), &xml, &relay_state);
-    if back.status != 303 {
-        return Err(back.body);
-    }
-    let params = callback_params(back.location.as_deref().unwrap());
-    assert_eq!(params["state"], pending.state);
-    let tokens = sso.app.exchange(&params["code"], pending.verifier);
-    Ok(claims_of(&tokens.extra_fields().id_token().unwrap().to_string()))
-}
-
 /// Signs ada in with a Response of `shape`, on a fresh server; checks what the app learns.
 fn sign_in_with(shape: &[&str]) {
     let (server, idp) = (Server::start(), Idp::new());
     let sso = Sso::set_up(&server, &idp, json!({}));
-    let claims = sign_in(&server, &idp, &sso, "ada@acme.test", "ada@acme.test", shape).unwrap();
+    let claims = sign_in(&server, &idp, &sso, "ada@acme.test", "ada@acme.test", shape).unwrap().claims;
     assert_eq!(claims["sub"], sso.user);
     assert_eq!(claims["amr"], json!(["fed"]));
     assert_eq!(claims["idp"], format!("saml:{}", sso.connection["id"].as_str().unwrap()));
@@ -102,19 +65,19 @@ fn a_signed_then_encrypted_assertion_in_an_unsigned_response_is_accepted() {
 fn people_are_matched_created_or_refused_as_the_connection_says() {
     let (server, idp) = (Server::start(), Idp::new());
     let sso = Sso::set_up(&server, &idp, json!({}));
-    let stranger = sign_in(&server, &idp, &sso, "ada@acme.test", "grace@acme.test", &[]).unwrap_err();
+    let stranger = sign_in(&server, &idp, &sso, "ada@acme.test", "grace@acme.test", &[]).err().unwrap();
     assert!(stranger.contains("<code>unknown_user</code>"), "{stranger}");
 
     let enabled = server.patch(&sso.api_path(""), json!({ "jit_provisioning": true }));
     assert_eq!(enabled.status(), 200);
     let attributes = ["--attr", "firstName=Grace", "--attr", "lastName=Hopper", "--attr", "department=Navy"];
-    let grace = sign_in(&server, &idp, &sso, "ada@acme.test", "grace@acme.test", &attributes).unwrap();
+    let grace = sign_in(&server, &idp, &sso, "ada@acme.test", "grace@acme.test", &attributes).unwrap().claims;
     assert_ne!(grace["sub"], sso.user);
     assert_eq!(grace["email"], "grace@acme.test");
     let created = audit(&server, "sso.user.create");
     assert_eq!(created.len(), 1, "the just-in-time user is audited as created by the IdP: {created:?}");
     assert_eq!(created[0]["actor"]["kind"], "idp");
-    let again = sign_in(&server, &idp, &sso, "ada@acme.test", "grace@acme.test", &attributes).unwrap();
+    let again = sign_in(&server, &idp, &sso, "ada@acme.test", "grace@acme.test", &attributes).unwrap().claims;
     assert_eq!(again["sub"], grace["sub"], "the second login finds the user the first created");
 }
 
@@ -134,7 +97,7 @@ fn a_deactivated_user_is_refused() {
         .send()
         .unwrap();
     assert_eq!(deactivated.status(), 200, "{}", deactivated.text().unwrap());
-    let refused = sign_in(&server, &idp, &sso, "ada@acme.test", "ada@acme.test", &[]).unwrap_err();
+    let refused = sign_in(&server, &idp, &sso, "ada@acme.test", "ada@acme.test", &[]).err().unwrap();
     assert!(refused.contains("<code>user_deactivated</code>"), "{refused}");
 }
 

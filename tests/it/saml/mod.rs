@@ -5,13 +5,18 @@
 mod attacks;
 mod connections;
 mod login;
+mod logout;
 
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use openidconnect::OAuth2TokenResponse;
 use openssl::{
     asn1::Asn1Time,
     hash::MessageDigest,
@@ -23,7 +28,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::{
-    provider::{App, Browser, Page, Pending},
+    provider::{App, Browser, Page, Pending, callback_params},
     server::Server,
 };
 
@@ -230,6 +235,52 @@ impl Sso {
         args.extend(extra);
         idp.tool(&args)
     }
+}
+
+/// The claims of a JWT, unverified (the app's library verified it).
+pub fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// What the app and the browser hold after a sign-in.
+pub struct SignedIn {
+    pub claims: Value,
+    pub id_token: String,
+    pub access_token: String,
+    pub browser: Browser,
+}
+
+/// `nameid` signs in through the IdP (typing `email` at Portcullis) with a Response made with
+/// `options`; returns the tokens, or the page that refused.
+pub fn sign_in(
+    server: &Server,
+    idp: &Idp,
+    sso: &Sso,
+    email: &str,
+    nameid: &str,
+    options: &[&str],
+) -> Result<SignedIn, String> {
+    let mut browser = Browser::new();
+    let (pending, request, relay_state) = sso.start(server, idp, &mut browser, email);
+    assert_eq!(request["signature_valid"], true, "the IdP verified our AuthnRequest: {request}");
+    assert_eq!(request["acs_url"], sso.acs());
+    let mut options = options.to_vec();
+    let cert = idp.path("sp-encryption.crt");
+    if options.contains(&"--encrypt") {
+        options.extend(["--sp-cert", cert.as_str()]);
+    }
+    let xml = sso.response(idp, Some(request["id"].as_str().unwrap()), nameid, &options);
+    let back = post_response(&mut browser, &sso.acs(), &xml, &relay_state);
+    if back.status != 303 {
+        return Err(back.body);
+    }
+    let params = callback_params(back.location.as_deref().unwrap());
+    assert_eq!(params["state"], pending.state);
+    let tokens = sso.app.exchange(&params["code"], pending.verifier);
+    let id_token = tokens.extra_fields().id_token().unwrap().to_string();
+    let access_token = tokens.access_token().secret().clone();
+    Ok(SignedIn { claims: claims_of(&id_token), id_token, access_token, browser })
 }
 
 /// The browser posts `xml` to the ACS, as the IdP's page makes it do.
