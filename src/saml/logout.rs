@@ -187,7 +187,8 @@ pub async fn redirect_binding(
 ) -> Response {
     let outcome = async {
         let connection = load(&state, &connection).await?;
-        let arrived = from_query(query.as_deref().unwrap_or_default(), &connection)?;
+        let arrived = from_query(query.as_deref().unwrap_or_default(), &connection)
+            .map_err(|refusal| (refusal, Some(connection.clone())))?;
         Ok::<_, (Refusal, Option<SamlConnectionRecord>)>((connection, arrived))
     }
     .await;
@@ -234,16 +235,12 @@ async fn load(
 }
 
 /// Decodes an HTTP-Redirect message and checks the signature over its query as sent.
-fn from_query(
-    query: &str,
-    connection: &SamlConnectionRecord,
-) -> Result<Arrived, (Refusal, Option<SamlConnectionRecord>)> {
-    let refuse = |r: Refusal| (r, Some(connection.clone()));
+fn from_query(query: &str, connection: &SamlConnectionRecord) -> Result<Arrived, Refusal> {
     let mut raw: Vec<(&str, &str)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if raw.iter().any(|(n, _)| *n == name) {
-            return Err(refuse(Refusal::Malformed(format!("`{name}` is given twice"))));
+            return Err(Refusal::Malformed(format!("`{name}` is given twice")));
         }
         raw.push((name, value));
     }
@@ -258,14 +255,12 @@ fn from_query(
         (Some(m), None) => ("SAMLRequest", m),
         (None, Some(m)) => ("SAMLResponse", m),
         _ => {
-            return Err(refuse(Refusal::Malformed(
-                "exactly one SAMLRequest or SAMLResponse is expected".into(),
-            )));
+            return Err(Refusal::Malformed("exactly one SAMLRequest or SAMLResponse is expected".into()));
         }
     };
     let (sig_alg, signature) = match (get("SigAlg"), get("Signature")) {
         (Some(a), Some(s)) => (a, s),
-        _ => return Err(refuse(Refusal::Unsigned)),
+        _ => return Err(Refusal::Unsigned),
     };
     let mut signed = format!("{parameter}={message}");
     if let Some(relay) = get("RelayState") {
@@ -277,21 +272,20 @@ fn from_query(
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => MessageDigest::sha384(),
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => MessageDigest::sha512(),
         "http://www.w3.org/2000/09/xmldsig#rsa-sha1" if connection.allow_sha1 => MessageDigest::sha1(),
-        other => return Err(refuse(Refusal::SignatureAlgorithm(other.to_owned()))),
+        other => return Err(Refusal::SignatureAlgorithm(other.to_owned())),
     };
-    let signature = STANDARD.decode(decode(signature)).map_err(|_| refuse(Refusal::SignatureInvalid))?;
+    let signature = STANDARD.decode(decode(signature)).map_err(|_| Refusal::SignatureInvalid)?;
     if !query_signature_verifies(connection, digest, signed.as_bytes(), &signature) {
-        return Err(refuse(Refusal::SignatureInvalid));
+        return Err(Refusal::SignatureInvalid);
     }
-    let deflated =
-        STANDARD.decode(decode(message)).map_err(|_| refuse(Refusal::Malformed("not base64".into())))?;
+    let deflated = STANDARD.decode(decode(message)).map_err(|_| Refusal::Malformed("not base64".into()))?;
     let mut inflated = String::new();
     DeflateDecoder::new(deflated.as_slice())
         .take(MAX_INFLATED + 1)
         .read_to_string(&mut inflated)
-        .map_err(|_| refuse(Refusal::Malformed("not DEFLATE-compressed UTF-8".into())))?;
+        .map_err(|_| Refusal::Malformed("not DEFLATE-compressed UTF-8".into()))?;
     if inflated.len() as u64 > MAX_INFLATED {
-        return Err(refuse(Refusal::TooLarge { limit: MAX_INFLATED as usize }));
+        return Err(Refusal::TooLarge { limit: MAX_INFLATED as usize });
     }
     Ok(Arrived { xml: inflated, relay_state: get("RelayState").map(decode), query_signature_verified: true })
 }
