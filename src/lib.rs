@@ -83,6 +83,7 @@ pub async fn run(
         tokio::spawn(sessions::sweep_ended(state.store.clone(), state.clock.clone())),
         tokio::spawn(sessions::backchannel::deliver_logouts(state.clone())),
         tokio::spawn(provider::rotation::refresh_key_set(state.clone())),
+        tokio::spawn(saml::metadata_source::refresh_on_schedule(state.clone())),
     ];
 
     let stopping = Arc::new(Notify::new());

@@ -26,6 +26,7 @@ use super::{
     SpUrls,
     login::REQUEST_LIFETIME,
     metadata::{self, IdpMetadata, MetadataError},
+    metadata_source::{self, DEFAULT_REFRESH_HOURS},
     sp_cert, xml,
 };
 use crate::{
@@ -35,8 +36,12 @@ use crate::{
     ids::ConnectionId,
     store::{
         StoreError,
+        journal::Actor,
         journal::Subject,
-        saml::{self, AttributeMapping, Binding, IdpSettings, PendingRequest, SamlConnectionRecord},
+        saml::{
+            self, AttributeMapping, Binding, IdpSettings, MetadataSource, PendingRequest,
+            SamlConnectionRecord,
+        },
         tenants::TenantRecord,
     },
     tenants::resolve,
@@ -45,6 +50,7 @@ use crate::{
 const DEFAULT_SKEW_SECS: u32 = 120;
 const MAX_SKEW_SECS: u32 = 600;
 const MAX_CERTIFICATES: usize = 5;
+const MAX_REFRESH_HOURS: u32 = 24 * 7;
 const NAME_ID_FORMATS: [&str; 5] = [
     "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
     "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
@@ -58,6 +64,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/saml-connections", get(list).post(create))
         .route("/tenants/{tenant}/saml-connections/{id}", get(show).patch(update).delete(remove))
         .route("/tenants/{tenant}/saml-connections/{id}/idp-metadata", axum::routing::put(upload_metadata))
+        .route("/tenants/{tenant}/saml-connections/{id}/idp-metadata/refresh", post(refresh_metadata))
         .route("/tenants/{tenant}/saml-connections/{id}/sp-metadata", get(admin_sp_metadata))
         .route("/tenants/{tenant}/saml-connections/{id}/tests", post(start_test))
         .route("/tenants/{tenant}/saml-connections/{id}/tests/{test}", get(show_test))
@@ -122,12 +129,23 @@ struct ConnectionView {
     clock_skew_secs: u32,
     allow_sha1: bool,
     metadata_certificate: Option<CertificateView>,
+    metadata_source: Option<SourceView>,
     #[serde(with = "time::serde::rfc3339::option")]
     metadata_valid_until: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize)]
+struct SourceView {
+    url: String,
+    refresh_hours: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    fetched_at: Option<OffsetDateTime>,
+    /// Why the last refresh failed; the connection keeps the settings of the last good one.
+    last_error: Option<String>,
 }
 
 fn view(connection: &SamlConnectionRecord, public_url: &str) -> ConnectionView {
@@ -163,6 +181,12 @@ fn view(connection: &SamlConnectionRecord, public_url: &str) -> ConnectionView {
         clock_skew_secs: connection.clock_skew_secs,
         allow_sha1: connection.allow_sha1,
         metadata_certificate: connection.metadata_certificate.as_deref().map(certificate_view),
+        metadata_source: connection.metadata_source.as_ref().map(|s| SourceView {
+            url: s.url.clone(),
+            refresh_hours: s.refresh_hours,
+            fetched_at: s.fetched_at,
+            last_error: s.last_error.clone(),
+        }),
         metadata_valid_until: connection.metadata_valid_until,
         created_at: connection.created_at,
         updated_at: connection.updated_at,
@@ -195,6 +219,7 @@ fn audited(connection: &SamlConnectionRecord) -> serde_json::Value {
         "attribute_mapping": connection.attribute_mapping, "allow_idp_initiated": connection.allow_idp_initiated,
         "jit_provisioning": connection.jit_provisioning, "clock_skew_secs": connection.clock_skew_secs,
         "allow_sha1": connection.allow_sha1,
+        "metadata_url": connection.metadata_source.as_ref().map(|s| &s.url),
     })
 }
 
@@ -229,6 +254,10 @@ struct Settings {
     enabled: Option<bool>,
     /// IdP metadata XML: fills `idp` (and the NameID format, if none is set).
     idp_metadata: Option<String>,
+    /// Where to fetch the IdP metadata from, now and every `metadata_refresh_hours`; null stops.
+    #[serde(default, deserialize_with = "present")]
+    metadata_url: Option<Option<String>>,
+    metadata_refresh_hours: Option<u32>,
     idp: Option<IdpInput>,
     #[serde(default, deserialize_with = "present")]
     metadata_certificate: Option<Option<String>>,
@@ -250,6 +279,45 @@ where
 }
 
 impl Settings {
+    /// Fetches the metadata of a new `metadata_url` and sets the schedule; the rest is `apply`'s.
+    async fn apply_source(
+        &mut self,
+        connection: &mut SamlConnectionRecord,
+        now: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        let hours = self.metadata_refresh_hours.take();
+        if let Some(hours) = hours {
+            if !(1..=MAX_REFRESH_HOURS).contains(&hours) {
+                return Err(ApiError::invalid(
+                    "metadata_refresh_hours",
+                    format!("must be 1 to {MAX_REFRESH_HOURS}"),
+                ));
+            }
+            if let Some(source) = &mut connection.metadata_source {
+                source.refresh_hours = hours;
+            }
+        }
+        match self.metadata_url.take() {
+            None => {}
+            Some(None) => connection.metadata_source = None,
+            Some(Some(url)) => {
+                let url =
+                    metadata_source::check_url(&url).map_err(|m| ApiError::invalid("metadata_url", m))?;
+                let read = metadata_source::fetch_for(connection, &url, now)
+                    .await
+                    .map_err(|err| ApiError::invalid("metadata_url", err.to_string()))?;
+                apply_metadata(connection, read);
+                connection.metadata_source = Some(MetadataSource {
+                    url,
+                    refresh_hours: hours.unwrap_or(DEFAULT_REFRESH_HOURS),
+                    fetched_at: Some(now),
+                    last_error: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the settings given to `connection`, checking each.
     fn apply(self, connection: &mut SamlConnectionRecord, now: OffsetDateTime) -> Result<(), ApiError> {
         if let Some(name) = self.name {
@@ -502,6 +570,8 @@ async fn create(
         updated_at: now,
     };
     let enable = settings.enabled;
+    let mut settings = settings;
+    settings.apply_source(&mut connection, now).await?;
     settings.apply(&mut connection, now)?;
     // Complete settings made in one call are enabled unless told otherwise.
     if enable.is_none() && missing(&connection.idp).is_empty() {
@@ -535,7 +605,8 @@ async fn update(
 ) -> Result<ApiJson<ConnectionView>, ApiError> {
     let (_, current) = find(&state, reference, &id).await?;
     let now = state.clock.now();
-    let mut connection = current.clone();
+    let (mut connection, mut settings) = (current.clone(), settings);
+    settings.apply_source(&mut connection, now).await?;
     settings.apply(&mut connection, now)?;
     save(&state, auth, &request, current, connection, now).await
 }
@@ -557,6 +628,24 @@ async fn upload_metadata(
     let mut connection = current.clone();
     apply_metadata(&mut connection, read);
     save(&state, auth, &request, current, connection, now).await
+}
+
+/// Fetches the IdP metadata from the connection's URL now, rather than on its schedule.
+async fn refresh_metadata(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
+    Path((reference, id)): Path<(String, String)>,
+) -> Result<ApiJson<ConnectionView>, ApiError> {
+    let (_, connection) = find(&state, reference, &id).await?;
+    if connection.metadata_source.is_none() {
+        return Err(ApiError::invalid("metadata_url", "the connection has no metadata URL"));
+    }
+    let actor = Actor { kind: "admin_key".into(), id: auth.key_id.to_string(), label: None };
+    let refreshed = metadata_source::refresh(&state, &connection, actor, Some(request.0.clone()))
+        .await
+        .map_err(|err| ApiError::invalid("metadata_url", err.to_string()))?;
+    Ok(ApiJson(view(&refreshed, &state.public_url)))
 }
 
 /// Stores a changed connection, audited with its before and after.

@@ -21,6 +21,7 @@ pub mod login;
 pub mod logout;
 pub mod mapping;
 pub mod metadata;
+pub mod metadata_source;
 pub mod refusal;
 pub mod sp_cert;
 pub mod verify;

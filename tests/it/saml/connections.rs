@@ -127,7 +127,7 @@ fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothin
     assert!(error["message"].as_str().unwrap().contains("signature"), "{error}");
 
     // Signed by the trusted key: accepted, a rotation adding a second certificate.
-    let second = idp.path("attacker.crt");
+    let second = idp.path("rotated.crt");
     let rotated = idp.tool(&[
         "metadata",
         "--idp",
@@ -223,4 +223,99 @@ fn a_disabled_or_deleted_connection_signs_nobody_in() {
     let pending = sso.app.authorize(&["openid"]);
     let login = sso.begin(&server, &mut Browser::new(), &pending.url, "ada@acme.test");
     assert!(login.body.contains("name=\"password\""), "{}", login.body);
+}
+
+/// Serves whatever `document` holds at `/metadata`, over HTTP on loopback.
+fn metadata_server(document: std::sync::Arc<std::sync::Mutex<(u16, String)>>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metadata", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let (status, body) = document.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn metadata_from_a_url_is_fetched_refreshed_and_its_certificate_changes_audited() {
+    let (server, idp) = (Server::start(), Idp::new());
+    let tenant = server.create_tenant("acme", &["acme.test"]);
+    let tenant = tenant["id"].as_str().unwrap();
+    let served = std::sync::Arc::new(std::sync::Mutex::new((200, idp.metadata(false))));
+    let url = metadata_server(std::sync::Arc::clone(&served));
+    let created = server.post(
+        &connections_path(tenant),
+        json!({ "name": "Okta", "metadata_url": url, "metadata_refresh_hours": 6 }),
+    );
+    assert_eq!(created.status(), 201, "{}", created.text().unwrap());
+    let created: Value = created.json().unwrap();
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["idp"]["entity_id"], IDP_ENTITY);
+    assert_eq!(created["metadata_source"]["refresh_hours"], 6);
+    let path = format!("{}/{}", connections_path(tenant), created["id"].as_str().unwrap());
+
+    // The IdP adds a second certificate, in metadata signed with the key already trusted.
+    let (cert, key, second) = (idp.path("idp.crt"), idp.path("idp.key"), idp.path("rotated.crt"));
+    served.lock().unwrap().1 = idp.tool(&[
+        "metadata",
+        "--idp",
+        IDP_ENTITY,
+        "--cert",
+        &cert,
+        "--second-cert",
+        &second,
+        "--sso",
+        IDP_SSO,
+        "--sign",
+        "--key",
+        &key,
+    ]);
+    let refreshed = server.post(&format!("{path}/idp-metadata/refresh"), json!({}));
+    assert_eq!(refreshed.status(), 200, "{}", refreshed.text().unwrap());
+    let refreshed: Value = refreshed.json().unwrap();
+    assert_eq!(refreshed["idp"]["signing_certificates"].as_array().unwrap().len(), 2);
+    let changes = audit(&server, "saml_connection.certificates_changed");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["detail"]["before"].as_array().unwrap().len(), 1);
+    assert_eq!(changes[0]["detail"]["after"].as_array().unwrap().len(), 2);
+
+    // Metadata signed by a key nobody trusts, or an unreachable URL: the last good settings stay.
+    let (attacker_cert, attacker_key) = (idp.path("attacker.crt"), idp.path("attacker.key"));
+    served.lock().unwrap().1 = idp.tool(&[
+        "metadata",
+        "--idp",
+        IDP_ENTITY,
+        "--cert",
+        &attacker_cert,
+        "--sso",
+        "https://evil.test/sso",
+        "--sign",
+        "--key",
+        &attacker_key,
+    ]);
+    let forged = server.post(&format!("{path}/idp-metadata/refresh"), json!({}));
+    let error = expect_error(forged, 400, "invalid_value");
+    assert!(error["message"].as_str().unwrap().contains("signature"), "{error}");
+    served.lock().unwrap().0 = 500;
+    expect_error(server.post(&format!("{path}/idp-metadata/refresh"), json!({})), 400, "invalid_value");
+    let kept: Value = server.get(&path).json().unwrap();
+    assert_eq!(kept["idp"], refreshed["idp"]);
+    assert!(kept["metadata_source"]["last_error"].as_str().unwrap().contains("500"), "{kept}");
+    assert_eq!(audit(&server, "saml_connection.metadata_refresh_failed").len(), 2);
+
+    let plain_http = server.patch(&path, json!({ "metadata_url": "http://idp.example.test/metadata" }));
+    expect_error(plain_http, 400, "invalid_value");
 }

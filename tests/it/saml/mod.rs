@@ -67,6 +67,7 @@ impl Idp {
         let dir = tempfile::tempdir().unwrap();
         key_pair(dir.path(), "idp");
         key_pair(dir.path(), "attacker");
+        key_pair(dir.path(), "rotated");
         Idp { dir }
     }
 
