@@ -358,4 +358,74 @@ mod tests {
             assert_eq!(idp.verify(&document).unwrap_err(), refusal);
         }
     }
+
+    /// One IdP and one signed Response for the fuzz cases: key generation is the slow part.
+    fn fuzz_subject() -> &'static (Idp, String) {
+        static SUBJECT: std::sync::OnceLock<(Idp, String)> = std::sync::OnceLock::new();
+        SUBJECT.get_or_init(|| {
+            let idp = Idp::new();
+            let signed_assertion = idp.sign(&assertion("_a", "ada@corp.test"), "_a");
+            let signed = idp.sign(&response(element(&signed_assertion)), "_resp");
+            (idp, signed)
+        })
+    }
+
+    fn encrypted_response() -> (PKey<Private>, String) {
+        let key = include_str!("../../tests/fixtures/xmlenc/key.pem");
+        let encrypted = element(include_str!("../../tests/fixtures/xmlenc/aes256-cbc_rsa-oaep-mgf1p.xml"));
+        (PKey::private_key_from_pem(key.as_bytes()).unwrap(), response(encrypted))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// The ACS input path never panics on a damaged message: truncated, a byte changed, or
+        /// markup inserted anywhere; and whatever it accepts is the IdP's own assertion.
+        #[test]
+        fn damaged_signed_responses_are_refused_or_read_as_signed(
+            cut in 0usize..6000,
+            at in 0usize..6000,
+            byte in proptest::prelude::any::<u8>(),
+            inserted in "[<>&;!\\-\\[\\]a-zA-Z0-9\"'= /?#:]{0,40}",
+        ) {
+            let (idp, signed) = fuzz_subject();
+            let mut bytes = signed.clone().into_bytes();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            let changed = String::from_utf8_lossy(&bytes).into_owned();
+            let mut spliced = signed.clone();
+            let position = (at..spliced.len()).find(|i| spliced.is_char_boundary(*i)).unwrap_or(spliced.len());
+            spliced.insert_str(position, &inserted);
+            let truncated: String = signed.chars().take(cut).collect();
+            for document in [changed, spliced, truncated] {
+                if let Ok(verified) = idp.verify(&document) {
+                    proptest::prop_assert_eq!(name_of(&verified), "ada@corp.test");
+                }
+            }
+        }
+
+        /// The decryption path never panics on damaged ciphertext or key material.
+        #[test]
+        fn damaged_encrypted_assertions_never_panic(at in 0usize..4000, byte in proptest::prelude::any::<u8>()) {
+            let (key, document) = encrypted_response();
+            let mut bytes = document.into_bytes();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            let idp = &fuzz_subject().0;
+            let certificates = [idp.certificate.clone()];
+            let trust = Trust { certificates: &certificates, allow_sha1: false, decryption_key: &key };
+            proptest::prop_assert!(verify_response(&String::from_utf8_lossy(&bytes), &trust).is_err());
+        }
+    }
+
+    #[test]
+    fn huge_and_deep_documents_are_refused_by_the_guard_before_any_parsing() {
+        let idp = &fuzz_subject().0;
+        let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        assert!(matches!(idp.verify(&deep), Err(Refusal::TooComplex(_))));
+        let huge = response(&format!("<saml:Assertion>{}</saml:Assertion>", "x".repeat(2 * 1024 * 1024)));
+        assert!(matches!(idp.verify(&huge), Err(Refusal::TooComplex(_))));
+        let wide = response(&"<x/>".repeat(50_000));
+        assert!(matches!(idp.verify(&wide), Err(Refusal::TooComplex(_))));
+    }
 }
