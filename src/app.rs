@@ -57,6 +57,8 @@ pub struct Shared {
     /// The token signing keys in force.
     pub keys: Arc<KeyRing>,
     pub provider: Arc<ProviderRuntime>,
+    /// SAML connections' parsed keys and certificates.
+    pub saml: Arc<saml::SamlRuntime>,
     pub signin: Arc<SignInRuntime>,
     /// Domain verification's DNS client, or why there is none.
     pub dns: Arc<Result<DomainVerifier, String>>,
@@ -82,6 +84,7 @@ impl AppState {
             scim,
             keys: Arc::new(keys),
             provider: Arc::new(ProviderRuntime::default()),
+            saml: Arc::new(saml::SamlRuntime::default()),
             signin: Arc::new(signin),
             dns,
             draining: AtomicBool::new(false),

@@ -15,7 +15,6 @@ use axum::{
     response::Response,
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use openssl::pkey::PKey;
 use serde::Deserialize;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -24,7 +23,6 @@ use super::{
     MAX_POST_BYTES, SpUrls,
     checks::{self, Accepted, Expected},
     mapping::{self, MappedUser, Resolved},
-    metadata::certificates_der,
     refusal::Refusal,
     verify::{self, Trust},
 };
@@ -179,13 +177,14 @@ async fn verify_and_check(
     now: OffsetDateTime,
 ) -> Result<Accepted, Refusal> {
     let urls = SpUrls::new(&state.public_url, connection.id);
-    let connection = connection.clone();
+    let (connection, runtime) = (connection.clone(), Arc::clone(&state.saml));
     let work = tokio::task::spawn_blocking(move || {
-        let key = PKey::private_key_from_pem(connection.sp_encryption.private_key_pem.as_bytes())
-            .map_err(|_| Refusal::DecryptionFailed)?;
-        let certificates = certificates_der(&connection.idp.signing_certificates);
-        let trust =
-            Trust { certificates: &certificates, allow_sha1: connection.allow_sha1, decryption_key: &key };
+        let compiled = runtime.trust(&connection).map_err(|_| Refusal::DecryptionFailed)?;
+        let trust = Trust {
+            certificates: &compiled.certificates,
+            allow_sha1: connection.allow_sha1,
+            decryption_key: &compiled.decryption_key,
+        };
         let verified = verify::verify_response(&xml, &trust)?;
         let expected = Expected {
             acs_url: &urls.acs,

@@ -27,13 +27,21 @@ pub mod sp_cert;
 pub mod verify;
 pub mod xml;
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
 use axum::{
     Router,
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
+use openssl::pkey::{PKey, Private};
+use samael::crypto::CertificateDer;
+use time::OffsetDateTime;
 
-use crate::{app::AppState, ids::ConnectionId};
+use crate::{app::AppState, ids::ConnectionId, store::saml::SamlConnectionRecord};
 
 /// The largest ACS post accepted. Real Responses are a few kilobytes; Entra ID's with many
 /// group claims reach tens.
@@ -71,5 +79,50 @@ impl SpUrls {
             slo: format!("{base}/slo"),
             start: format!("{base}/start"),
         }
+    }
+}
+
+/// What verifying a connection's messages needs, parsed once: OpenSSL 3 takes about half a
+/// millisecond to decode a PEM private key, as much as the rest of a login's checks.
+pub struct CompiledTrust {
+    updated_at: OffsetDateTime,
+    pub certificates: Vec<CertificateDer>,
+    pub decryption_key: PKey<Private>,
+}
+
+/// The connections' parsed keys, recompiled when a connection changes (its `updated_at`).
+#[derive(Default)]
+pub struct SamlRuntime {
+    compiled: Mutex<HashMap<ConnectionId, Arc<CompiledTrust>>>,
+}
+
+/// Bounds the cache; past it, it starts again (a few thousand connections fit easily).
+const MAX_COMPILED: usize = 10_000;
+
+impl SamlRuntime {
+    pub fn trust(
+        &self,
+        connection: &SamlConnectionRecord,
+    ) -> Result<Arc<CompiledTrust>, openssl::error::ErrorStack> {
+        if let Some(found) = self.cached(connection) {
+            return Ok(found);
+        }
+        let compiled = Arc::new(CompiledTrust {
+            updated_at: connection.updated_at,
+            certificates: metadata::certificates_der(&connection.idp.signing_certificates),
+            decryption_key: PKey::private_key_from_pem(connection.sp_encryption.private_key_pem.as_bytes())?,
+        });
+        if let Ok(mut cache) = self.compiled.lock() {
+            if cache.len() >= MAX_COMPILED {
+                cache.clear();
+            }
+            cache.insert(connection.id, Arc::clone(&compiled));
+        }
+        Ok(compiled)
+    }
+
+    fn cached(&self, connection: &SamlConnectionRecord) -> Option<Arc<CompiledTrust>> {
+        let cache = self.compiled.lock().ok()?;
+        cache.get(&connection.id).filter(|c| c.updated_at == connection.updated_at).cloned()
     }
 }
