@@ -53,6 +53,12 @@ pub fn check(verified: &Verified, expected: &Expected<'_>) -> Result<Accepted, R
     if let Some(response) = &verified.signed_response {
         check_response(response, expected)?;
     }
+    if let Some(destination) = verified.unsigned_destination.as_deref().filter(|d| *d != expected.acs_url) {
+        return Err(Refusal::Destination {
+            found: destination.to_owned(),
+            expected: expected.acs_url.to_owned(),
+        });
+    }
     let assertion = &verified.assertion;
     check_issuer(assertion.issuer.value.as_deref(), assertion.issuer.format.as_deref(), expected)?;
     check_issue_instant(time_of(assertion.issue_instant.timestamp()), expected)?;
@@ -258,7 +264,12 @@ mod tests {
     }
 
     fn verified(xml: &str) -> Verified {
-        Verified { signed_response: None, assertion: xml.parse().unwrap(), encrypted: false }
+        Verified {
+            signed_response: None,
+            unsigned_destination: None,
+            assertion: xml.parse().unwrap(),
+            encrypted: false,
+        }
     }
 
     fn check_edited(from: &str, to: &str) -> Result<Accepted, Refusal> {
@@ -337,6 +348,15 @@ mod tests {
     }
 
     #[test]
+    fn an_unsigned_envelope_addressed_elsewhere_is_refused_though_it_proves_nothing() {
+        let mut elsewhere = verified(&assertion_xml());
+        elsewhere.unsigned_destination = Some("https://evil.test/acs".into());
+        assert_eq!(check(&elsewhere, &expected()).unwrap_err().code(), "destination");
+        elsewhere.unsigned_destination = Some(ACS.into());
+        assert!(check(&elsewhere, &expected()).is_ok());
+    }
+
+    #[test]
     fn an_unsolicited_assertion_is_accepted_here_and_judged_by_the_connection() {
         let accepted = check_edited("InResponseTo=\"_r1\" ", "").unwrap();
         assert_eq!(accepted.in_response_to, None);
@@ -354,6 +374,7 @@ mod tests {
             Verified {
                 assertion: response.assertion.clone().unwrap(),
                 signed_response: Some(response),
+                unsigned_destination: None,
                 encrypted: false,
             }
         };

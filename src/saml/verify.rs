@@ -55,6 +55,8 @@ pub struct Trust<'a> {
 pub struct Verified {
     /// The Response, when a signature covers it: then its Destination and InResponseTo count.
     pub signed_response: Option<Response>,
+    /// The unsigned Response's Destination: proves nothing, but a wrong one is still refused.
+    pub unsigned_destination: Option<String>,
     pub assertion: Assertion,
     pub encrypted: bool,
 }
@@ -82,18 +84,24 @@ pub fn verify_response(xml: &str, trust: &Trust<'_>) -> Result<Verified, Refusal
             (None, Some(_)) => (decrypt_then_verify(&reduced, trust, false)?, true),
             _ => return Err(Refusal::AssertionCount(0)),
         };
-        return Ok(Verified { signed_response: Some(response), assertion, encrypted });
+        return Ok(Verified {
+            signed_response: Some(response),
+            unsigned_destination: None,
+            assertion,
+            encrypted,
+        });
     }
+    let unsigned_destination = shape.response.as_ref().and_then(|r| r.destination.clone());
     if shape.encrypted_assertion_depths.len() == 1 {
         let assertion = decrypt_then_verify(xml, trust, true)?;
-        return Ok(Verified { signed_response: None, assertion, encrypted: true });
+        return Ok(Verified { signed_response: None, unsigned_destination, assertion, encrypted: true });
     }
     if !shape.assertions.iter().any(|a| a.signed) {
         return Err(Refusal::Unsigned);
     }
     let reduced = reduce(xml, trust)?;
     let assertion = parse_assertion(&reduced)?;
-    Ok(Verified { signed_response: None, assertion, encrypted: false })
+    Ok(Verified { signed_response: None, unsigned_destination, assertion, encrypted: false })
 }
 
 fn inspect(xml: &str) -> Result<Inspected, Refusal> {

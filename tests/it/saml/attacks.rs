@@ -196,6 +196,11 @@ fn a_response_meant_for_another_place_time_or_request_is_refused() {
     let mut attack = attack_bench(&server, &idp);
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         ("another destination", vec!["--destination", "https://evil.test/acs"], "destination"),
+        (
+            "another destination on an unsigned envelope",
+            vec!["--no-sign-response", "--destination", "https://evil.test/acs"],
+            "destination",
+        ),
         ("another recipient", vec!["--recipient", "https://evil.test/acs"], "recipient"),
         ("another audience", vec!["--audience", "https://other-sp.test/metadata"], "audience"),
         ("no audience", vec!["--no-audience"], "audience"),
