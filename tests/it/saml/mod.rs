@@ -6,6 +6,7 @@ mod attacks;
 mod connections;
 mod login;
 mod logout;
+mod samlify;
 
 use std::{
     path::{Path, PathBuf},
