@@ -33,8 +33,12 @@ fn signs_in_through_samlify(encrypt: bool) {
     let at_idp = sso.begin(&server, &mut browser, &pending.url, "ada@acme.test");
     let location = at_idp.location.unwrap();
     let sp = idp.path("sp.xml");
-    let mut login = [&["login"][..], &base, &["--sp-metadata", &sp, "--request-url", &location, "--nameid", "ada@acme.test"]]
-        .concat();
+    let mut login = [
+        &["login"][..],
+        &base,
+        &["--sp-metadata", &sp, "--request-url", &location, "--nameid", "ada@acme.test"],
+    ]
+    .concat();
     if encrypt {
         login.push("--encrypt");
     }
