@@ -47,3 +47,13 @@ where
         Ok(ApiQuery(value))
     }
 }
+
+/// For `#[serde(default, deserialize_with = "present")]` on an `Option<Option<T>>` field of a
+/// PATCH body: tells a field sent as `null` (`Some(None)`: clear it) from one not sent (`None`).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

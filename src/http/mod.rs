@@ -9,4 +9,4 @@ pub mod health;
 pub mod middleware;
 
 pub use error::ApiError;
-pub use extract::{ApiJson, ApiQuery};
+pub use extract::{ApiJson, ApiQuery, present};

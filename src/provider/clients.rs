@@ -139,21 +139,13 @@ struct ClientSettings {
     id_token_ttl_secs: Option<u32>,
     refresh_token_ttl_secs: Option<u32>,
     id_token_signing_alg: Option<SigningAlgorithm>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     backchannel_logout_uri: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     initiate_login_uri: Option<Option<String>>,
     /// At creation only: a public client has no secret.
     #[serde(default)]
     public: Option<bool>,
-}
-
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl ClientSettings {

@@ -23,7 +23,7 @@ use super::{
     MAX_POST_BYTES, SpUrls,
     checks::{self, Accepted, Expected},
     mapping::{self, MappedUser, Resolved},
-    refusal::Refusal,
+    refusal::{self, Refusal, idp_actor, unavailable},
     verify::{self, Trust},
 };
 use crate::{
@@ -36,7 +36,7 @@ use crate::{
     signin::pages,
     store::{
         StoreError, WriteTx,
-        journal::{self, Actor, AuditRecord, Subject},
+        journal::{self, AuditRecord, Subject},
         oauth_clients,
         saml::{self, Answering, PendingRequest, SamlConnectionRecord},
         sessions::{self as stored_sessions, IdpSession},
@@ -90,8 +90,21 @@ pub async fn consume(
     };
     match accept(&state, &connection, form, &poster).await {
         Ok(response) => response,
-        Err(refused) => {
-            record_refusal(&state, &refused, &poster).await;
+        Err(mut refused) => {
+            if let Some(fields) = refused.detail.as_object_mut() {
+                fields.insert("ip".into(), json!(poster.ip));
+                fields.insert("user_agent".into(), json!(poster.user_agent));
+            }
+            let (refusal, connection) = (&refused.refusal, refused.connection.as_ref());
+            refusal::record(
+                &state,
+                "sso.saml.refused",
+                refusal,
+                connection,
+                refused.detail.clone(),
+                &poster.trace.0,
+            )
+            .await;
             refused.refusal.page(&poster.trace.0)
         }
     }
@@ -140,7 +153,7 @@ async fn load_connection(state: &AppState, reference: &str) -> Result<SamlConnec
         .await
         .map_err(|err| {
             tracing::error!(%err, "cannot read a SAML connection");
-            Refusal::Malformed("the service is unavailable; try again in a moment".into())
+            Refusal::Unavailable
         })?;
     let (Some(connection), Some(tenant)) = found else {
         return Err(Refusal::UnknownConnection.into());
@@ -396,7 +409,8 @@ async fn unsolicited(
         .await
         .map_err(|err| match err {
             FinishError::Refused(refusal) => refusal,
-            _ => Refusal::Malformed("the service is unavailable; try again in a moment".into()),
+            FinishError::Store(err) => unavailable(err),
+            _ => Refusal::Unavailable,
         })?;
     let mut response = match client {
         Some(uri) => {
@@ -495,48 +509,4 @@ fn test_page(result: &serde_json::Value) -> Response {
     };
     let body = format!("<p>{verdict}</p><pre>{}</pre><p>No session was created.</p>", pages::escape(&pretty));
     pages::page(StatusCode::OK, "SAML connection test", &body)
-}
-
-fn idp_actor(connection: ConnectionId) -> Actor {
-    Actor { kind: "idp".into(), id: format!("saml:{connection}"), label: None }
-}
-
-fn unavailable(err: StoreError) -> Refusal {
-    tracing::error!(%err, "the store failed during a SAML login");
-    Refusal::Malformed("the service is unavailable; try again in a moment".into())
-}
-
-/// The audit record of a refusal: the exact check, and what is known of the message.
-async fn record_refusal(state: &AppState, refused: &Refused, poster: &Poster) {
-    tracing::info!(check = refused.refusal.code(), "SAML response refused");
-    let now = state.clock.now();
-    let connection = refused.connection.as_ref();
-    let mut detail = json!({
-        "check": refused.refusal.code(),
-        "reason": refused.refusal.to_string(),
-        "ip": poster.ip,
-        "user_agent": poster.user_agent,
-    });
-    if let (Some(extra), Some(fields)) = (refused.detail.as_object(), detail.as_object_mut()) {
-        fields.extend(extra.clone());
-    }
-    let record = AuditRecord::new(
-        connection.map(|c| c.tenant),
-        connection.map_or(Actor { kind: "anonymous".into(), id: poster.ip.clone(), label: None }, |c| {
-            idp_actor(c.id)
-        }),
-        "sso.saml.refused",
-        connection.map(|c| Subject {
-            kind: "saml_connection".into(),
-            id: c.id.to_string(),
-            label: Some(c.name.clone()),
-        }),
-        detail,
-        now,
-        Some(poster.trace.0.clone()),
-    );
-    let written = state.store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await;
-    if let Err(err) = written {
-        tracing::error!(%err, "cannot record a SAML refusal");
-    }
 }

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use url::Url;
 
 use super::{
     SpUrls,
@@ -240,7 +239,7 @@ struct IdpInput {
     entity_id: Option<String>,
     sso_url: Option<String>,
     sso_binding: Option<Binding>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     slo_url: Option<Option<String>>,
     slo_binding: Option<Binding>,
     signing_certificates: Option<Vec<String>>,
@@ -255,27 +254,19 @@ struct Settings {
     /// IdP metadata XML: fills `idp` (and the NameID format, if none is set).
     idp_metadata: Option<String>,
     /// Where to fetch the IdP metadata from, now and every `metadata_refresh_hours`; null stops.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     metadata_url: Option<Option<String>>,
     metadata_refresh_hours: Option<u32>,
     idp: Option<IdpInput>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     metadata_certificate: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     name_id_format: Option<Option<String>>,
     attribute_mapping: Option<AttributeMapping>,
     allow_idp_initiated: Option<bool>,
     jit_provisioning: Option<bool>,
     clock_skew_secs: Option<u32>,
     allow_sha1: Option<bool>,
-}
-
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl Settings {
@@ -301,8 +292,7 @@ impl Settings {
             None => {}
             Some(None) => connection.metadata_source = None,
             Some(Some(url)) => {
-                let url =
-                    metadata_source::check_url(&url).map_err(|m| ApiError::invalid("metadata_url", m))?;
+                let url = check_url("metadata_url", &url)?;
                 let read = metadata_source::fetch_for(connection, &url, now)
                     .await
                     .map_err(|err| ApiError::invalid("metadata_url", err.to_string()))?;
@@ -407,20 +397,9 @@ impl IdpInput {
     }
 }
 
-/// HTTPS, or HTTP to this machine (a test IdP).
+/// An IdP address: HTTPS, or HTTP to this machine (a test IdP).
 fn check_url(field: &'static str, value: &str) -> Result<String, ApiError> {
-    let invalid = |message: &str| ApiError::invalid(field, format!("`{value}` {message}"));
-    let url = Url::parse(value.trim()).map_err(|_| invalid("is not an absolute URL"))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err(invalid("must use https")),
-    }
-    if value.len() > 2000 {
-        return Err(invalid("is too long"));
-    }
-    Ok(value.trim().to_owned())
+    metadata_source::check_url(value).map_err(|message| ApiError::invalid(field, message))
 }
 
 fn check_name_id_format(format: String) -> Result<String, ApiError> {

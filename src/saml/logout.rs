@@ -35,7 +35,7 @@ use super::{
     SpUrls, guard,
     login::auto_post,
     metadata::certificates_der,
-    refusal::Refusal,
+    refusal::{self, Refusal, idp_actor, unavailable},
     xml::{self, escape},
 };
 use crate::{
@@ -46,7 +46,7 @@ use crate::{
     signin::pages,
     store::{
         StoreError, directory,
-        journal::{self, Actor, AuditRecord, Subject},
+        journal::{self, AuditRecord, Subject},
         saml::{self, Binding, PendingLogout, SamlConnectionRecord},
         sessions::{self as stored_sessions, SessionRecord},
     },
@@ -229,7 +229,7 @@ async fn load(
         Ok(None) => Err((Refusal::UnknownConnection, None)),
         Err(err) => {
             tracing::error!(%err, "cannot read a SAML connection");
-            Err((Refusal::Malformed("the service is unavailable; try again in a moment".into()), None))
+            Err((Refusal::Unavailable, None))
         }
     }
 }
@@ -599,40 +599,13 @@ async fn finish_sp_logout(
     })
 }
 
-fn idp_actor(connection: ConnectionId) -> Actor {
-    Actor { kind: "idp".into(), id: format!("saml:{connection}"), label: None }
-}
-
-fn unavailable(err: StoreError) -> Refusal {
-    tracing::error!(%err, "the store failed during a SAML logout");
-    Refusal::Malformed("the service is unavailable; try again in a moment".into())
-}
-
 async fn refused(
     state: &AppState,
     trace: &RequestId,
     refusal: Refusal,
     connection: Option<&SamlConnectionRecord>,
 ) -> Response {
-    tracing::info!(check = refusal.code(), "SAML logout message refused");
-    let record = AuditRecord::new(
-        connection.map(|c| c.tenant),
-        connection
-            .map_or(Actor { kind: "anonymous".into(), id: String::new(), label: None }, |c| idp_actor(c.id)),
-        "sso.saml.logout_refused",
-        connection.map(|c| Subject {
-            kind: "saml_connection".into(),
-            id: c.id.to_string(),
-            label: Some(c.name.clone()),
-        }),
-        json!({ "check": refusal.code(), "reason": refusal.to_string() }),
-        state.clock.now(),
-        Some(trace.0.clone()),
-    );
-    if let Err(err) = state.store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await
-    {
-        tracing::error!(%err, "cannot record a SAML logout refusal");
-    }
+    refusal::record(state, "sso.saml.logout_refused", &refusal, connection, json!({}), &trace.0).await;
     refusal.page(&trace.0)
 }
 

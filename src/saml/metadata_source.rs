@@ -42,13 +42,18 @@ pub enum FetchError {
     Metadata(#[from] MetadataError),
 }
 
-/// HTTPS, or HTTP to this machine (a test IdP): metadata over plain HTTP could be anybody's.
+/// An address of the IdP's (its metadata, sign-on and logout services): HTTPS, or HTTP to this
+/// machine (a test IdP). Anything over plain HTTP could be anybody's.
 pub fn check_url(value: &str) -> Result<String, String> {
-    let url = Url::parse(value.trim()).map_err(|_| format!("`{value}` is not an absolute URL"))?;
+    let value = value.trim();
+    if value.len() > 2000 {
+        return Err(format!("`{value}` is too long"));
+    }
+    let url = Url::parse(value).map_err(|_| format!("`{value}` is not an absolute URL"))?;
     let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
-        "https" => Ok(url.into()),
-        "http" if loopback => Ok(url.into()),
+        "https" => Ok(value.to_owned()),
+        "http" if loopback => Ok(value.to_owned()),
         _ => Err(format!("`{value}` must use https")),
     }
 }

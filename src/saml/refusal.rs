@@ -6,8 +6,18 @@
 //! record keeps the exact check.
 
 use axum::{http::StatusCode, response::Response};
+use serde_json::json;
 
-use crate::signin::pages;
+use crate::{
+    app::AppState,
+    ids::ConnectionId,
+    signin::pages,
+    store::{
+        StoreError,
+        journal::{self, Actor, AuditRecord, Subject},
+        saml::SamlConnectionRecord,
+    },
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -89,6 +99,8 @@ pub enum Refusal {
     TenantSuspended,
     #[error("the user cannot be created: {0}")]
     CannotCreateUser(String),
+    #[error("the service is unavailable; try again in a moment")]
+    Unavailable,
 }
 
 impl Refusal {
@@ -134,6 +146,7 @@ impl Refusal {
             Refusal::UserDeactivated(_) => "user_deactivated",
             Refusal::TenantSuspended => "tenant_suspended",
             Refusal::CannotCreateUser(_) => "cannot_create_user",
+            Refusal::Unavailable => "unavailable",
         }
     }
 
@@ -159,6 +172,7 @@ impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
             Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::UnknownConnection => StatusCode::NOT_FOUND,
             Refusal::Malformed(_)
             | Refusal::Dtd
@@ -182,6 +196,52 @@ impl Refusal {
             request = pages::escape(request_id),
         );
         pages::page(self.status(), "Single sign-on failed", &body)
+    }
+}
+
+/// A store failure, logged here; the browser is told to try again.
+pub fn unavailable(err: StoreError) -> Refusal {
+    tracing::error!(%err, "the store failed during a SAML exchange");
+    Refusal::Unavailable
+}
+
+/// Who a connection's IdP is in the audit trail.
+pub fn idp_actor(connection: ConnectionId) -> Actor {
+    Actor { kind: "idp".into(), id: format!("saml:{connection}"), label: None }
+}
+
+/// Appends the audit record of a refusal (`action`): the exact check and reason, and `detail`.
+/// A refusal changes nothing else, so this is its own write.
+pub async fn record(
+    state: &AppState,
+    action: &str,
+    refusal: &Refusal,
+    connection: Option<&SamlConnectionRecord>,
+    detail: serde_json::Value,
+    request_id: &str,
+) {
+    tracing::info!(check = refusal.code(), action, "SAML message refused");
+    let mut fields = json!({ "check": refusal.code(), "reason": refusal.to_string() });
+    if let (Some(extra), Some(all)) = (detail.as_object(), fields.as_object_mut()) {
+        all.extend(extra.clone());
+    }
+    let record = AuditRecord::new(
+        connection.map(|c| c.tenant),
+        connection
+            .map_or(Actor { kind: "anonymous".into(), id: String::new(), label: None }, |c| idp_actor(c.id)),
+        action,
+        connection.map(|c| Subject {
+            kind: "saml_connection".into(),
+            id: c.id.to_string(),
+            label: Some(c.name.clone()),
+        }),
+        fields,
+        state.clock.now(),
+        Some(request_id.to_owned()),
+    );
+    if let Err(err) = state.store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await
+    {
+        tracing::error!(%err, "cannot record a SAML refusal");
     }
 }
 

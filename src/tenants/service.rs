@@ -54,9 +54,9 @@ pub struct UpdateTenant {
     pub slug: Option<String>,
     pub display_name: Option<String>,
     pub status: Option<TenantStatus>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     pub seat_limit: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::present")]
     pub deleted_user_retention_days: Option<Option<u32>>,
     /// Replaces the whole policy; a field left out or `null` returns to its default.
     pub session_policy: Option<SessionPolicy>,
@@ -73,15 +73,6 @@ fn check_session_policy(policy: SessionPolicy) -> Result<SessionPolicy, TenantEr
         return Err(invalid("max_hours must be 1 to 8760 (a year)"));
     }
     Ok(policy)
-}
-
-/// Tells a field sent as `null` (Some(None)) from a field not sent (None).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A deleted user's data is kept at most this long.
