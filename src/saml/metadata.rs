@@ -237,3 +237,99 @@ const ENCRYPTION_METHODS: &str = "<md:EncryptionMethod Algorithm=\"http://www.w3
     <md:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#aes128-cbc\"/>\
     <md:EncryptionMethod Algorithm=\"http://www.w3.org/2009/xmlenc11#rsa-oaep\"/>\
     <md:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\"/>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    #[test]
+    fn okta_metadata_fills_a_connection() {
+        let read =
+            parse_idp(include_str!("../../tests/fixtures/saml/okta-metadata.xml"), &[], now()).unwrap();
+        assert_eq!(read.settings.entity_id, "http://www.okta.com/exk1fixture0000000001");
+        assert_eq!(read.settings.sso_binding, Binding::HttpRedirect, "Redirect is preferred where offered");
+        assert!(read.settings.sso_url.ends_with("/sso/saml"));
+        assert_eq!(read.settings.slo_url, None);
+        assert_eq!(read.settings.signing_certificates.len(), 1);
+        assert!(!read.settings.wants_signed_requests);
+        assert!(
+            read.name_id_formats
+                .contains(&"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".to_owned())
+        );
+        assert!(!read.signature_verified);
+    }
+
+    #[test]
+    fn entra_id_federation_metadata_is_read_past_its_ws_federation_roles() {
+        let read =
+            parse_idp(include_str!("../../tests/fixtures/saml/entra-id-metadata.xml"), &[], now()).unwrap();
+        assert_eq!(read.settings.entity_id, "https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/");
+        assert_eq!(
+            read.settings.sso_url,
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/saml2"
+        );
+        assert_eq!(read.settings.slo_url.as_deref(), Some(read.settings.sso_url.as_str()));
+        assert_eq!(read.settings.signing_certificates.len(), 1, "the same certificate thrice is one");
+    }
+
+    #[test]
+    fn metadata_without_an_idp_or_keys_or_past_its_validity_is_refused() {
+        let okta = include_str!("../../tests/fixtures/saml/okta-metadata.xml");
+        let expired = okta
+            .replace("<md:EntityDescriptor ", "<md:EntityDescriptor validUntil=\"2020-01-01T00:00:00Z\" ");
+        assert!(matches!(parse_idp(&expired, &[], now()), Err(MetadataError::Expired(_))));
+        let empty = format!("<md:EntityDescriptor xmlns:md=\"{MD_NS}\" entityID=\"https://idp\"/>");
+        assert_eq!(parse_idp(&empty, &[], now()), Err(MetadataError::NotAnIdp));
+        let start = okta.find("<md:KeyDescriptor").unwrap();
+        let end = okta.find("</md:KeyDescriptor>").unwrap() + "</md:KeyDescriptor>".len();
+        let keyless = format!("{}{}", &okta[..start], &okta[end..]);
+        assert_eq!(parse_idp(&keyless, &[], now()), Err(MetadataError::NoSigningCertificate));
+    }
+
+    #[test]
+    fn sp_metadata_advertises_what_portcullis_does() {
+        let key = |name: &str| crate::saml::sp_cert::generate(name, now()).unwrap();
+        let connection = SamlConnectionRecord {
+            id: crate::ids::ConnectionId::generate(),
+            tenant: crate::ids::TenantId::generate(),
+            name: "Okta".into(),
+            enabled: true,
+            idp: IdpSettings::default(),
+            name_id_format: Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into()),
+            attribute_mapping: Default::default(),
+            allow_idp_initiated: false,
+            jit_provisioning: false,
+            clock_skew_secs: 120,
+            allow_sha1: false,
+            sp_signing: key("signing"),
+            sp_encryption: key("encryption"),
+            metadata_source: None,
+            metadata_certificate: None,
+            metadata_valid_until: None,
+            created_at: now(),
+            updated_at: now(),
+        };
+        let urls = SpUrls::new("https://id.example.com", connection.id);
+        let document = sp_metadata(&connection, &urls);
+        let shape = guard::inspect(&document, &METADATA_LIMITS).unwrap();
+        assert_eq!(shape.root.local, "EntityDescriptor");
+        for expected in [
+            format!("entityID=\"{}\"", urls.entity_id),
+            format!("Location=\"{}\" index=\"0\"", urls.acs),
+            "AuthnRequestsSigned=\"true\"".to_owned(),
+            "WantAssertionsSigned=\"true\"".to_owned(),
+            "use=\"signing\"".to_owned(),
+            "use=\"encryption\"".to_owned(),
+        ] {
+            assert!(document.contains(&expected), "{expected} missing from {document}");
+        }
+        assert!(
+            !document.contains("rsa-1_5") && !document.contains("aes192"),
+            "only what is decrypted is advertised"
+        );
+    }
+}
