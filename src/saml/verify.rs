@@ -245,11 +245,16 @@ mod tests {
         }
 
         /// Signs the element whose ID is `id` in `document`: the template goes after its Issuer.
+        /// Signs the element whose ID is `id`: the signature goes after its Issuer, whatever the
+        /// Issuer's prefix.
         fn sign(&self, document: &str, id: &str) -> String {
-            let issuer_end =
-                document[document.find(&format!("ID=\"{id}\"")).unwrap()..].find("</saml:Issuer>").unwrap()
-                    + document.find(&format!("ID=\"{id}\"")).unwrap()
-                    + "</saml:Issuer>".len();
+            let start = document.find(&format!("ID=\"{id}\"")).unwrap();
+            let closing = |at: &usize| {
+                document[..*at].rfind('<').is_some_and(|open| document[open..].starts_with("</"))
+            };
+            let close =
+                document[start..].match_indices("Issuer>").map(|(at, _)| start + at).find(closing).unwrap();
+            let issuer_end = close + "Issuer>".len();
             let template = xml::signature_template(id, &self.key.certificate_pem);
             let unsigned = format!("{}{template}{}", &document[..issuer_end], &document[issuer_end..]);
             xml::sign_enveloped(&unsigned, &self.key).unwrap()
@@ -435,5 +440,32 @@ mod tests {
         assert!(matches!(idp.verify(&huge), Err(Refusal::TooComplex(_))));
         let wide = response(&"<x/>".repeat(50_000));
         assert!(matches!(idp.verify(&wide), Err(Refusal::TooComplex(_))));
+    }
+
+    #[test]
+    fn okta_and_entra_id_response_shapes_are_read() {
+        let idp = Idp::new();
+        // Okta: `saml2p:`/`saml2:` prefixes, the Response signed, the assertion signed.
+        let okta_assertion = idp.sign(
+            &assertion("_okta", "ada@corp.test")
+                .replace("saml:", "saml2:")
+                .replace("xmlns:saml=", "xmlns:saml2="),
+            "_okta",
+        );
+        let okta = format!(
+            r#"<saml2p:Response xmlns:saml2p="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" Destination="https://sp.test/acs"><saml2:Issuer xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">https://idp.test</saml2:Issuer><saml2p:Status><saml2p:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></saml2p:Status>{}</saml2p:Response>"#,
+            element(&okta_assertion)
+        );
+        let verified = idp.verify(&idp.sign(&okta, "_r")).unwrap();
+        assert_eq!(name_of(&verified), "ada@corp.test");
+        // Entra ID: an unsigned `samlp:` Response around a signed assertion in the default namespace.
+        let entra_assertion = idp.sign(
+            &assertion("_entra", "ada@corp.test").replace("saml:", "").replace("xmlns:saml=", "xmlns="),
+            "_entra",
+        );
+        let entra = response(element(&entra_assertion));
+        let verified = idp.verify(&entra).unwrap();
+        assert!(verified.signed_response.is_none());
+        assert_eq!(name_of(&verified), "ada@corp.test");
     }
 }
