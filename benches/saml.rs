@@ -141,7 +141,8 @@ fn validation_only(idp: &SpKeyPair, connection: &Value, shape: Shape, label: &st
     // The SP's private key is not in the connection's view: decryption is timed with the cost of
     // a key of the same size.
     let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let trust = Trust { certificates: &certificates, allow_sha1: false, decryption_key: &key };
+    let trust =
+        Trust { certificates: &certificates, allow_sha1: false, decryption_keys: std::slice::from_ref(&key) };
     let started = std::time::Instant::now();
     let mut refused = 0;
     for body in &bodies {

@@ -196,7 +196,7 @@ async fn verify_and_check(
         let trust = Trust {
             certificates: &compiled.certificates,
             allow_sha1: connection.allow_sha1,
-            decryption_key: &compiled.decryption_key,
+            decryption_keys: &compiled.decryption_keys,
         };
         let verified = verify::verify_response(&xml, &trust)?;
         let expected = Expected {

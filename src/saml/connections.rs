@@ -39,7 +39,7 @@ use crate::{
         journal::Subject,
         saml::{
             self, AttributeMapping, Binding, IdpSettings, MetadataSource, PendingRequest,
-            SamlConnectionRecord,
+            SamlConnectionRecord, SpKeys,
         },
         tenants::TenantRecord,
     },
@@ -65,6 +65,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tenants/{tenant}/saml-connections/{id}/idp-metadata", axum::routing::put(upload_metadata))
         .route("/tenants/{tenant}/saml-connections/{id}/idp-metadata/refresh", post(refresh_metadata))
         .route("/tenants/{tenant}/saml-connections/{id}/sp-metadata", get(admin_sp_metadata))
+        .route("/tenants/{tenant}/saml-connections/{id}/sp-keys", post(prepare_rotation))
+        .route("/tenants/{tenant}/saml-connections/{id}/sp-keys/activate", post(activate_rotation))
+        .route("/tenants/{tenant}/saml-connections/{id}/sp-keys/previous", axum::routing::delete(end_overlap))
         .route("/tenants/{tenant}/saml-connections/{id}/tests", post(start_test))
         .route("/tenants/{tenant}/saml-connections/{id}/tests/{test}", get(show_test))
         .route_layer(from_extractor_with_state::<AdminAuth, _>(state))
@@ -109,6 +112,19 @@ struct SpView {
     metadata_url: String,
     signing_certificate: String,
     encryption_certificate: String,
+    /// During a rotation: the keys published beside the current ones, to take up at the IdP.
+    next: Option<SpKeysView>,
+    /// After a rotation: the replaced keys are still decrypted with until the overlap ends.
+    #[serde(with = "time::serde::rfc3339::option")]
+    previous_replaced_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize)]
+struct SpKeysView {
+    signing_certificate: String,
+    encryption_certificate: String,
+    #[serde(with = "time::serde::rfc3339")]
+    prepared_at: OffsetDateTime,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,6 +188,12 @@ fn view(connection: &SamlConnectionRecord, public_url: &str) -> ConnectionView {
             slo_url: urls.slo,
             signing_certificate: connection.sp_signing.certificate_pem.clone(),
             encryption_certificate: connection.sp_encryption.certificate_pem.clone(),
+            next: connection.sp_next.as_ref().map(|keys| SpKeysView {
+                signing_certificate: keys.signing.certificate_pem.clone(),
+                encryption_certificate: keys.encryption.certificate_pem.clone(),
+                prepared_at: keys.since,
+            }),
+            previous_replaced_at: connection.sp_previous.as_ref().map(|keys| keys.since),
         },
         name_id_format: connection.name_id_format.clone(),
         attribute_mapping: connection.attribute_mapping.clone(),
@@ -455,6 +477,21 @@ fn apply_metadata(connection: &mut SamlConnectionRecord, read: IdpMetadata) {
     }
 }
 
+/// A new signing and encryption key pair for the SP, named after the tenant.
+async fn new_sp_keys(slug: &str, now: OffsetDateTime) -> Result<SpKeys, ApiError> {
+    let slug = slug.to_owned();
+    let made = tokio::task::spawn_blocking(move || {
+        Ok::<_, sp_cert::CertificateError>(SpKeys {
+            signing: sp_cert::generate(&format!("Portcullis SAML {slug} signing"), now)?,
+            encryption: sp_cert::generate(&format!("Portcullis SAML {slug} encryption"), now)?,
+            since: now,
+        })
+    });
+    made.await
+        .map_err(|_| ApiError::Internal("key generation failed".into()))?
+        .map_err(|err| ApiError::Internal(err.to_string()))
+}
+
 // ---- handlers ----
 
 fn not_found(id: &str) -> ApiError {
@@ -518,16 +555,7 @@ async fn create(
     if settings.name.is_none() {
         return Err(ApiError::invalid("name", "is required"));
     }
-    let slug = tenant.slug.clone();
-    let keys = tokio::task::spawn_blocking(move || {
-        Ok::<_, sp_cert::CertificateError>((
-            sp_cert::generate(&format!("Portcullis SAML {slug} signing"), now)?,
-            sp_cert::generate(&format!("Portcullis SAML {slug} encryption"), now)?,
-        ))
-    })
-    .await
-    .map_err(|_| ApiError::Internal("key generation failed".into()))?
-    .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let keys = new_sp_keys(&tenant.slug, now).await?;
     let mut connection = SamlConnectionRecord {
         id: ConnectionId::generate(),
         tenant: tenant.id,
@@ -540,8 +568,10 @@ async fn create(
         jit_provisioning: false,
         clock_skew_secs: DEFAULT_SKEW_SECS,
         allow_sha1: false,
-        sp_signing: keys.0,
-        sp_encryption: keys.1,
+        sp_signing: keys.signing,
+        sp_encryption: keys.encryption,
+        sp_next: None,
+        sp_previous: None,
         metadata_source: None,
         metadata_certificate: None,
         metadata_valid_until: None,
@@ -707,6 +737,93 @@ pub async fn sp_metadata(State(state): State<AppState>, Path(id): Path<String>) 
         Ok(None) => ApiError::NotFound("no SAML connection here".into()).into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+/// The first step of an SP key rotation: new keys, published in the SP metadata beside the
+/// current ones and accepted for decryption, while requests are still signed with the current
+/// key. The IdP admin uploads the new SP metadata, then the rotation is activated.
+async fn prepare_rotation(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
+    Path((reference, id)): Path<(String, String)>,
+) -> Result<(StatusCode, ApiJson<ConnectionView>), ApiError> {
+    let (tenant, current) = find(&state, reference, &id).await?;
+    let now = state.clock.now();
+    let mut connection = current.clone();
+    connection.sp_next = Some(new_sp_keys(&tenant.slug, now).await?);
+    let saved =
+        save_keys(&state, auth, &request, connection, "saml_connection.sp_keys_prepared", now).await?;
+    Ok((StatusCode::CREATED, saved))
+}
+
+/// The second step: the next keys sign and are the ones published; the replaced ones are still
+/// decrypted with (an IdP may encrypt to the old certificate a while longer).
+async fn activate_rotation(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
+    Path((reference, id)): Path<(String, String)>,
+) -> Result<ApiJson<ConnectionView>, ApiError> {
+    let (_, mut connection) = find(&state, reference, &id).await?;
+    let Some(next) = connection.sp_next.take() else {
+        return Err(ApiError::Conflict {
+            code: "no_rotation",
+            field: None,
+            message: "there are no next SP keys: prepare a rotation first (POST …/sp-keys)".into(),
+        });
+    };
+    let now = state.clock.now();
+    let replaced = SpKeys {
+        signing: std::mem::replace(&mut connection.sp_signing, next.signing),
+        encryption: std::mem::replace(&mut connection.sp_encryption, next.encryption),
+        since: now,
+    };
+    connection.sp_previous = Some(replaced);
+    save_keys(&state, auth, &request, connection, "saml_connection.sp_keys_activated", now).await
+}
+
+/// The last step: the replaced keys are forgotten.
+async fn end_overlap(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
+    Path((reference, id)): Path<(String, String)>,
+) -> Result<ApiJson<ConnectionView>, ApiError> {
+    let (_, mut connection) = find(&state, reference, &id).await?;
+    connection.sp_previous = None;
+    let now = state.clock.now();
+    save_keys(&state, auth, &request, connection, "saml_connection.sp_keys_retired", now).await
+}
+
+/// Stores a connection whose SP keys changed, audited with the certificates' fingerprints.
+async fn save_keys(
+    state: &AppState,
+    auth: AdminAuth,
+    request: &RequestId,
+    mut connection: SamlConnectionRecord,
+    action: &'static str,
+    now: OffsetDateTime,
+) -> Result<ApiJson<ConnectionView>, ApiError> {
+    connection.updated_at = now;
+    let fingerprint = |pem: &str| certificate_view(&xml::certificate_base64(pem)).sha256_fingerprint;
+    let detail = json!({
+        "signing": fingerprint(&connection.sp_signing.certificate_pem),
+        "encryption": fingerprint(&connection.sp_encryption.certificate_pem),
+        "next_signing": connection.sp_next.as_ref().map(|k| fingerprint(&k.signing.certificate_pem)),
+        "next_encryption": connection.sp_next.as_ref().map(|k| fingerprint(&k.encryption.certificate_pem)),
+        "previous_kept": connection.sp_previous.is_some(),
+    });
+    let change = AdminChange::new(auth, request, now);
+    let stored = connection.clone();
+    state
+        .store
+        .write(move |tx| {
+            saml::put_connection(tx, &stored)?;
+            change.audit(tx, Some(stored.tenant), action, subject(&stored), detail.clone())
+        })
+        .await?;
+    Ok(ApiJson(view(&connection, &state.public_url)))
 }
 
 /// Starts a connection test: the admin opens `start_url` in a browser and signs in at the IdP;

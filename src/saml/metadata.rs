@@ -195,7 +195,8 @@ pub fn certificate_not_after(base64_der: &str) -> Option<String> {
 }
 
 /// The service provider's metadata for `connection`: what the IdP admin uploads. Stable for as
-/// long as the connection's keys are: nothing in it depends on the time it is served.
+/// long as the connection's keys are: nothing in it depends on the time it is served. During a
+/// rotation the next keys are published after the current ones.
 pub fn sp_metadata(connection: &SamlConnectionRecord, urls: &SpUrls) -> String {
     let key = |usage: &str, pem: &str| {
         format!(
@@ -223,8 +224,16 @@ pub fn sp_metadata(connection: &SamlConnectionRecord, urls: &SpUrls) -> String {
          <md:AssertionConsumerService Binding=\"{post}\" Location=\"{acs}\" index=\"0\" isDefault=\"true\"/>\
          </md:SPSSODescriptor></md:EntityDescriptor>\n",
         entity = escape(&urls.entity_id),
-        signing = key("signing", &connection.sp_signing.certificate_pem),
-        encryption = key("encryption", &connection.sp_encryption.certificate_pem),
+        signing = [Some(&connection.sp_signing), connection.sp_next.as_ref().map(|k| &k.signing)]
+            .into_iter()
+            .flatten()
+            .map(|pair| key("signing", &pair.certificate_pem))
+            .collect::<String>(),
+        encryption = [Some(&connection.sp_encryption), connection.sp_next.as_ref().map(|k| &k.encryption)]
+            .into_iter()
+            .flatten()
+            .map(|pair| key("encryption", &pair.certificate_pem))
+            .collect::<String>(),
         post = Binding::POST_URN,
         acs = escape(&urls.acs),
     )
@@ -307,6 +316,8 @@ mod tests {
             allow_sha1: false,
             sp_signing: key("signing"),
             sp_encryption: key("encryption"),
+            sp_next: None,
+            sp_previous: None,
             metadata_source: None,
             metadata_certificate: None,
             metadata_valid_until: None,

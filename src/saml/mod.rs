@@ -87,7 +87,8 @@ impl SpUrls {
 pub struct CompiledTrust {
     updated_at: OffsetDateTime,
     pub certificates: Vec<CertificateDer>,
-    pub decryption_key: PKey<Private>,
+    /// The current encryption key first, then a rotation's next and previous ones.
+    pub decryption_keys: Vec<PKey<Private>>,
 }
 
 /// The connections' parsed keys, recompiled when a connection changes (its `updated_at`).
@@ -107,10 +108,15 @@ impl SamlRuntime {
         if let Some(found) = self.cached(connection) {
             return Ok(found);
         }
+        let rotating = [&connection.sp_next, &connection.sp_previous];
+        let pairs = std::iter::once(&connection.sp_encryption)
+            .chain(rotating.into_iter().flatten().map(|keys| &keys.encryption));
         let compiled = Arc::new(CompiledTrust {
             updated_at: connection.updated_at,
             certificates: metadata::certificates_der(&connection.idp.signing_certificates),
-            decryption_key: PKey::private_key_from_pem(connection.sp_encryption.private_key_pem.as_bytes())?,
+            decryption_keys: pairs
+                .map(|pair| PKey::private_key_from_pem(pair.private_key_pem.as_bytes()))
+                .collect::<Result<_, _>>()?,
         });
         if let Ok(mut cache) = self.compiled.lock() {
             if cache.len() >= MAX_COMPILED {

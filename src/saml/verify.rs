@@ -47,7 +47,8 @@ const SHA1_DIGEST: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 pub struct Trust<'a> {
     pub certificates: &'a [CertificateDer],
     pub allow_sha1: bool,
-    pub decryption_key: &'a PKey<Private>,
+    /// Tried in turn: during an SP key rotation an IdP may encrypt to either certificate.
+    pub decryption_keys: &'a [PKey<Private>],
 }
 
 /// The verified content of a Response.
@@ -183,10 +184,17 @@ fn decrypt_then_verify(
     trust: &Trust<'_>,
     must_be_signed: bool,
 ) -> Result<Assertion, Refusal> {
-    let plaintext = decrypt::decrypt_assertion(document, trust.decryption_key).map_err(|err| match err {
-        decrypt::DecryptError::UnsupportedAlgorithm(algorithm) => Refusal::EncryptionAlgorithm(algorithm),
-        _ => Refusal::DecryptionFailed,
-    })?;
+    let mut outcome = Err(Refusal::DecryptionFailed);
+    for key in trust.decryption_keys {
+        outcome = decrypt::decrypt_assertion(document, key).map_err(|err| match err {
+            decrypt::DecryptError::UnsupportedAlgorithm(algorithm) => Refusal::EncryptionAlgorithm(algorithm),
+            _ => Refusal::DecryptionFailed,
+        });
+        if !matches!(outcome, Err(Refusal::DecryptionFailed)) {
+            break;
+        }
+    }
+    let plaintext = outcome?;
     let shape = inspect(&plaintext)?;
     if shape.root.namespace.as_deref() != Some(ASSERTION_NS) || shape.root.local != "Assertion" {
         return Err(Refusal::DecryptionFailed);
@@ -239,7 +247,7 @@ mod tests {
                 &Trust {
                     certificates: &certificates,
                     allow_sha1: false,
-                    decryption_key: &self.decryption_key,
+                    decryption_keys: std::slice::from_ref(&self.decryption_key),
                 },
             )
         }
@@ -319,7 +327,11 @@ mod tests {
     fn without_a_trusted_certificate_nothing_is_verified_or_accepted() {
         let idp = Idp::new();
         let signed = idp.sign(&response(&assertion("_a", "ada@corp.test")), "_resp");
-        let trust = Trust { certificates: &[], allow_sha1: false, decryption_key: &idp.decryption_key };
+        let trust = Trust {
+            certificates: &[],
+            allow_sha1: false,
+            decryption_keys: std::slice::from_ref(&idp.decryption_key),
+        };
         assert_eq!(verify_response(&signed, &trust).unwrap_err(), Refusal::NoIdpCertificate);
     }
 
@@ -354,9 +366,13 @@ mod tests {
         let key = PKey::private_key_from_pem(key_pem.as_bytes()).unwrap();
         let idp = Idp::new();
         let certificates = [idp.certificate.clone()];
-        let trust = Trust { certificates: &certificates, allow_sha1: false, decryption_key: &key };
+        let trust = Trust {
+            certificates: &certificates,
+            allow_sha1: false,
+            decryption_keys: std::slice::from_ref(&key),
+        };
         assert_eq!(verify_response(&response(encrypted), &trust).unwrap_err(), Refusal::Unsigned);
-        let wrong_key = Trust { decryption_key: &idp.decryption_key, ..trust };
+        let wrong_key = Trust { decryption_keys: std::slice::from_ref(&idp.decryption_key), ..trust };
         assert_eq!(verify_response(&response(encrypted), &wrong_key).unwrap_err(), Refusal::DecryptionFailed);
     }
 
@@ -426,7 +442,7 @@ mod tests {
             bytes[at] = byte;
             let idp = &fuzz_subject().0;
             let certificates = [idp.certificate.clone()];
-            let trust = Trust { certificates: &certificates, allow_sha1: false, decryption_key: &key };
+            let trust = Trust { certificates: &certificates, allow_sha1: false, decryption_keys: std::slice::from_ref(&key) };
             proptest::prop_assert!(verify_response(&String::from_utf8_lossy(&bytes), &trust).is_err());
         }
     }

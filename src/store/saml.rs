@@ -110,6 +110,15 @@ impl std::fmt::Debug for SpKeyPair {
     }
 }
 
+/// A signing and an encryption key pair, in a rotation's next or previous place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpKeys {
+    pub signing: SpKeyPair,
+    pub encryption: SpKeyPair,
+    /// When they took that place: made (next), or replaced (previous).
+    pub since: OffsetDateTime,
+}
+
 /// Where the IdP's metadata comes from, when it is fetched rather than uploaded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetadataSource {
@@ -141,6 +150,14 @@ pub struct SamlConnectionRecord {
     pub sp_signing: SpKeyPair,
     /// IdPs encrypt assertions to it.
     pub sp_encryption: SpKeyPair,
+    /// A rotation's first step: keys published in the SP metadata beside the current ones (and
+    /// decrypted with), not yet signing, so that the IdP can take them up first.
+    #[serde(default)]
+    pub sp_next: Option<SpKeys>,
+    /// The keys the last rotation replaced: still decrypted with (an IdP may encrypt to the old
+    /// certificate until its admin uploads the new metadata), until the overlap is ended.
+    #[serde(default)]
+    pub sp_previous: Option<SpKeys>,
     pub metadata_source: Option<MetadataSource>,
     /// The certificate (base64 DER) that must sign the IdP's metadata, when the IdP signs it with
     /// a key of its own; without one, signed metadata must verify against the IdP's signing

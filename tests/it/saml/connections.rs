@@ -319,3 +319,66 @@ fn metadata_from_a_url_is_fetched_refreshed_and_its_certificate_changes_audited(
     let plain_http = server.patch(&path, json!({ "metadata_url": "http://idp.example.test/metadata" }));
     expect_error(plain_http, 400, "invalid_value");
 }
+
+/// Signs ada in with an assertion encrypted to `certificate` (a PEM file); returns the page.
+fn encrypted_login(server: &Server, idp: &Idp, sso: &Sso, certificate: &str) -> crate::provider::Page {
+    let mut browser = Browser::new();
+    let (_, request, relay_state) = sso.start(server, idp, &mut browser, "ada@acme.test");
+    let xml = sso.response(
+        idp,
+        Some(request["id"].as_str().unwrap()),
+        "ada@acme.test",
+        &["--encrypt", "--sp-cert", certificate, "--no-sign-response"],
+    );
+    post_response(&mut browser, &sso.acs(), &xml, &relay_state)
+}
+
+#[test]
+fn sp_keys_rotate_in_stages_without_refusing_a_login() {
+    let (server, idp) = (Server::start(), Idp::new());
+    let sso = Sso::set_up(&server, &idp, json!({}));
+    let old_certificate = idp.path("sp-encryption.crt");
+
+    // 1. Prepared: the next keys are published beside the current ones and decrypt already.
+    let prepared = server.post(&sso.api_path("/sp-keys"), json!({}));
+    assert_eq!(prepared.status(), 201);
+    let prepared: Value = prepared.json().unwrap();
+    let next = &prepared["sp"]["next"];
+    let published = server.get(&sso.api_path("/sp-metadata")).text().unwrap();
+    assert_eq!(published.matches("use=\"signing\"").count(), 2);
+    assert_eq!(published.matches("use=\"encryption\"").count(), 2);
+    let new_certificate =
+        idp.write("sp-encryption-next.crt", next["encryption_certificate"].as_str().unwrap());
+    assert_eq!(encrypted_login(&server, &idp, &sso, &new_certificate).status, 303);
+    assert_eq!(encrypted_login(&server, &idp, &sso, &old_certificate).status, 303);
+
+    // 2. Activated: requests are signed with the new key (the IdP, holding the new metadata,
+    // verifies them); assertions encrypted to the old certificate still decrypt.
+    let activated = server.post(&sso.api_path("/sp-keys/activate"), json!({}));
+    assert_eq!(activated.status(), 200);
+    let activated: Value = activated.json().unwrap();
+    assert_eq!(activated["sp"]["signing_certificate"], next["signing_certificate"]);
+    assert!(activated["sp"]["previous_replaced_at"].is_string());
+    idp.write("sp.xml", &server.get(&sso.api_path("/sp-metadata")).text().unwrap());
+    assert_eq!(encrypted_login(&server, &idp, &sso, &old_certificate).status, 303);
+    assert_eq!(encrypted_login(&server, &idp, &sso, &new_certificate).status, 303);
+    let again = server.post(&sso.api_path("/sp-keys/activate"), json!({}));
+    expect_error(again, 409, "no_rotation");
+
+    // 3. The overlap ends: the old certificate no longer decrypts.
+    assert_eq!(server.delete(&sso.api_path("/sp-keys/previous")).status(), 200);
+    let refused = encrypted_login(&server, &idp, &sso, &old_certificate);
+    assert!(refused.body.contains("<code>decryption_failed</code>"), "{}", refused.body);
+    assert_eq!(encrypted_login(&server, &idp, &sso, &new_certificate).status, 303);
+    let steps = audit(&server, "admin.saml_connection.");
+    let actions: Vec<&str> =
+        steps.iter().map(|r| r["action"].as_str().unwrap()).filter(|a| a.contains("sp_keys")).collect();
+    assert_eq!(
+        actions,
+        [
+            "admin.saml_connection.sp_keys_prepared",
+            "admin.saml_connection.sp_keys_activated",
+            "admin.saml_connection.sp_keys_retired"
+        ]
+    );
+}
