@@ -35,7 +35,7 @@ use crate::{
     sessions::{self, SignIn, cookie},
     signin::pages,
     store::{
-        StoreError, WriteTx,
+        StoreError, WriteTx, directory as stored_directory,
         journal::{self, AuditRecord, Subject},
         oauth_clients,
         saml::{self, Answering, PendingRequest, SamlConnectionRecord},
@@ -315,8 +315,9 @@ fn sign_in(
     }
 }
 
-/// What must commit with the sign-in: the request answered, the assertion used, the new user.
-/// Checked again here, in the transaction, because two posts of one assertion may race.
+/// What must commit with the sign-in: the request answered, the assertion used, the new user,
+/// the user and tenant still active. Checked again here, in the transaction, because two posts of
+/// one assertion may race, and so may a SCIM deactivation.
 fn one_time_work(
     connection: &SamlConnectionRecord,
     answered: Option<String>,
@@ -361,6 +362,16 @@ fn one_time_work(
                 DirectoryError::Store(err) => FinishError::Store(err),
                 other => FinishError::Refused(Refusal::CannotCreateUser(other.to_string())),
             })?;
+        }
+        // A deactivation or suspension committed since the user was looked up wins: the
+        // session it would have revoked must not be made now.
+        let user = stored_directory::user(tx, tenant, user_id)?;
+        if !user.as_ref().is_some_and(|u| u.active) {
+            let name = user.map(|u| u.user_name).unwrap_or_default();
+            return Err(FinishError::Refused(Refusal::UserDeactivated(name)));
+        }
+        if !tenants::get(tx, tenant)?.is_some_and(|t| t.status == TenantStatus::Active) {
+            return Err(FinishError::Refused(Refusal::TenantSuspended));
         }
         let subject = Subject { kind: "user".into(), id: user_id.to_string(), label: None };
         change.audit(tx, "saml.login", subject, detail.clone())?;
