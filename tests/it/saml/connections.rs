@@ -94,7 +94,7 @@ fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothin
     let (server, idp) = (Server::start(), Idp::new());
     let sso = Sso::set_up(&server, &idp, json!({}));
     let path = sso.api_path("");
-    let (cert, key) = (idp.path("idp.crt"), idp.path("idp.key"));
+    let cert = idp.path("idp.crt");
     let expired = idp.tool(&[
         "metadata",
         "--idp",
@@ -110,38 +110,12 @@ fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothin
     assert!(error["message"].as_str().unwrap().contains("expired"), "{error}");
 
     // Signed by a key the connection does not trust (the attacker's), claiming a new SSO URL.
-    let (attacker_cert, attacker_key) = (idp.path("attacker.crt"), idp.path("attacker.key"));
-    let forged = idp.tool(&[
-        "metadata",
-        "--idp",
-        IDP_ENTITY,
-        "--cert",
-        &attacker_cert,
-        "--sso",
-        "https://evil.test/sso",
-        "--sign",
-        "--key",
-        &attacker_key,
-    ]);
+    let forged = idp.metadata_signed_by("attacker", &["attacker"], "https://evil.test/sso");
     let error = expect_error(server.patch(&path, json!({ "idp_metadata": forged })), 400, "invalid_value");
     assert!(error["message"].as_str().unwrap().contains("signature"), "{error}");
 
     // Signed by the trusted key: accepted, a rotation adding a second certificate.
-    let second = idp.path("rotated.crt");
-    let rotated = idp.tool(&[
-        "metadata",
-        "--idp",
-        IDP_ENTITY,
-        "--cert",
-        &cert,
-        "--second-cert",
-        &second,
-        "--sso",
-        IDP_SSO,
-        "--sign",
-        "--key",
-        &key,
-    ]);
+    let rotated = idp.metadata_signed_by("idp", &["idp", "rotated"], IDP_SSO);
     let updated = server.patch(&path, json!({ "idp_metadata": rotated }));
     assert_eq!(updated.status(), 200, "{}", updated.text().unwrap());
     let updated: Value = updated.json().unwrap();
@@ -268,21 +242,7 @@ fn metadata_from_a_url_is_fetched_refreshed_and_its_certificate_changes_audited(
     let path = format!("{}/{}", connections_path(tenant), created["id"].as_str().unwrap());
 
     // The IdP adds a second certificate, in metadata signed with the key already trusted.
-    let (cert, key, second) = (idp.path("idp.crt"), idp.path("idp.key"), idp.path("rotated.crt"));
-    served.lock().unwrap().1 = idp.tool(&[
-        "metadata",
-        "--idp",
-        IDP_ENTITY,
-        "--cert",
-        &cert,
-        "--second-cert",
-        &second,
-        "--sso",
-        IDP_SSO,
-        "--sign",
-        "--key",
-        &key,
-    ]);
+    served.lock().unwrap().1 = idp.metadata_signed_by("idp", &["idp", "rotated"], IDP_SSO);
     let refreshed = server.post(&format!("{path}/idp-metadata/refresh"), json!({}));
     assert_eq!(refreshed.status(), 200, "{}", refreshed.text().unwrap());
     let refreshed: Value = refreshed.json().unwrap();
@@ -293,19 +253,7 @@ fn metadata_from_a_url_is_fetched_refreshed_and_its_certificate_changes_audited(
     assert_eq!(changes[0]["detail"]["after"].as_array().unwrap().len(), 2);
 
     // Metadata signed by a key nobody trusts, or an unreachable URL: the last good settings stay.
-    let (attacker_cert, attacker_key) = (idp.path("attacker.crt"), idp.path("attacker.key"));
-    served.lock().unwrap().1 = idp.tool(&[
-        "metadata",
-        "--idp",
-        IDP_ENTITY,
-        "--cert",
-        &attacker_cert,
-        "--sso",
-        "https://evil.test/sso",
-        "--sign",
-        "--key",
-        &attacker_key,
-    ]);
+    served.lock().unwrap().1 = idp.metadata_signed_by("attacker", &["attacker"], "https://evil.test/sso");
     let forged = server.post(&format!("{path}/idp-metadata/refresh"), json!({}));
     let error = expect_error(forged, 400, "invalid_value");
     assert!(error["message"].as_str().unwrap().contains("signature"), "{error}");

@@ -99,6 +99,20 @@ impl Idp {
         )
     }
 
+    /// Metadata naming the IdP certificates `certificates` (key names: `idp`, `rotated`, …) and
+    /// the sign-on URL `sso`, signed with the key `signer`.
+    pub fn metadata_signed_by(&self, signer: &str, certificates: &[&str], sso: &str) -> String {
+        let (key, first) =
+            (self.path(&format!("{signer}.key")), self.path(&format!("{}.crt", certificates[0])));
+        let mut args =
+            vec!["metadata", "--idp", IDP_ENTITY, "--cert", &first, "--sso", sso, "--sign", "--key", &key];
+        let more: Vec<String> = certificates[1..].iter().map(|c| self.path(&format!("{c}.crt"))).collect();
+        for certificate in &more {
+            args.extend(["--second-cert", certificate.as_str()]);
+        }
+        self.tool(&args)
+    }
+
     /// The IdP's metadata, signed by its own key when `signed`.
     pub fn metadata(&self, signed: bool) -> String {
         let (cert, key) = (self.path("idp.crt"), self.path("idp.key"));
