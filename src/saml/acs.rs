@@ -133,6 +133,7 @@ async fn accept(
     let detail = accepted_detail(&accepted, form.relay_state.as_deref());
     let outcome = match accepted.in_response_to.clone() {
         Some(answered) => answer(state, &connection, &answered, accepted, poster, now).await,
+        None if !connection.enabled => Err(Refusal::ConnectionDisabled),
         None if connection.allow_idp_initiated => {
             unsolicited(state, &connection, accepted, poster, now).await
         }
@@ -158,9 +159,9 @@ async fn load_connection(state: &AppState, reference: &str) -> Result<SamlConnec
     let (Some(connection), Some(tenant)) = found else {
         return Err(Refusal::UnknownConnection.into());
     };
-    let refusal = if !connection.enabled {
-        Some(Refusal::ConnectionDisabled)
-    } else if tenant.status != TenantStatus::Active {
+    // A disabled connection is refused once the message is known not to answer a test: a setup
+    // wizard tests a connection before enabling it.
+    let refusal = if tenant.status != TenantStatus::Active {
         Some(Refusal::TenantSuspended)
     } else if connection.idp.signing_certificates.is_empty() {
         Some(Refusal::NoIdpCertificate)
@@ -249,6 +250,9 @@ async fn answer(
     let mapped = mapping::map(&accepted, &connection.attribute_mapping);
     if pending.test {
         return test_result(state, connection, answered, accepted, mapped, poster, now).await;
+    }
+    if !connection.enabled {
+        return Err(Refusal::ConnectionDisabled);
     }
     let authorization = pending.authorization.ok_or(Refusal::UnknownRequest)?;
     let (tenant, resolved) = resolve_user(state, connection, &accepted, &mapped, now).await?;

@@ -48,7 +48,9 @@ pub async fn start(
         return unknown_connection();
     };
     let now = state.clock.now();
-    let found = state.store.read(move |tx| usable_connection(tx, connection_id)).await;
+    // A test may run before the connection is enabled (a setup wizard's order); a login may not.
+    let testing = params.test.is_some();
+    let found = state.store.read(move |tx| usable_connection(tx, connection_id, testing)).await;
     let connection = match found {
         Ok(Some(connection)) => connection,
         Ok(None) => return unknown_connection(),
@@ -70,16 +72,18 @@ pub async fn start(
     }
 }
 
-/// The connection, if it can sign anybody in: enabled, with an IdP certificate, of an active
-/// tenant.
-pub fn usable_connection(
+/// The connection, if it can sign anybody in (or, `for_test`, be tested): enabled (a test does
+/// without), with an IdP certificate, of an active tenant.
+fn usable_connection(
     src: &impl crate::store::Source,
     id: ConnectionId,
+    for_test: bool,
 ) -> Result<Option<SamlConnectionRecord>, StoreError> {
     let Some(connection) = saml::connection(src, id)? else { return Ok(None) };
     let tenant_active =
         tenants::get(src, connection.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
-    let usable = connection.enabled && tenant_active && !connection.idp.signing_certificates.is_empty();
+    let complete = !connection.idp.signing_certificates.is_empty();
+    let usable = (connection.enabled || for_test) && tenant_active && complete;
     Ok(usable.then_some(connection))
 }
 

@@ -140,7 +140,8 @@ fn metadata_that_is_expired_forged_or_without_keys_is_refused_and_changes_nothin
 #[test]
 fn a_connection_test_runs_a_real_login_shows_the_result_and_signs_nobody_in() {
     let (server, idp) = (Server::start(), Idp::new());
-    let sso = Sso::set_up(&server, &idp, json!({}));
+    // A setup wizard tests the connection before it enables it.
+    let sso = Sso::set_up(&server, &idp, json!({ "enabled": false }));
     let test = server.post(&sso.api_path("/tests"), json!({}));
     assert_eq!(test.status(), 201);
     let test: Value = test.json().unwrap();
@@ -177,6 +178,10 @@ fn a_connection_test_runs_a_real_login_shows_the_result_and_signs_nobody_in() {
     assert_eq!(done["result"]["user"]["outcome"], "existing");
     assert_eq!(done["result"]["mapped"]["department"], "R&D");
     assert_eq!(audit(&server, "sso.saml.test").len(), 1);
+    // Not enabled, the connection still signs nobody in.
+    let pending = sso.app.authorize(&["openid"]);
+    let login = sso.begin(&server, &mut Browser::new(), &pending.url, "ada@acme.test");
+    assert!(login.body.contains("name=\"password\""), "{}", login.body);
 }
 
 #[test]
