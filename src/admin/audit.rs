@@ -12,7 +12,7 @@ use crate::{
     app::AppState,
     http::middleware::RequestId,
     http::{ApiError, ApiJson, ApiQuery},
-    ids::{EntryId, TenantId},
+    ids::TenantId,
     store::{
         StoreError, WriteTx,
         journal::{self, Actor, AuditRecord, Subject},
@@ -41,19 +41,12 @@ impl AdminChange {
         target: Subject,
         detail: serde_json::Value,
     ) -> Result<(), StoreError> {
+        let actor = Actor { kind: "admin_key".into(), id: self.auth.key_id.to_string(), label: None };
+        let action = format!("admin.{action}");
+        let request_id = Some(self.request_id.clone());
         journal::append_audit(
             tx,
-            AuditRecord {
-                id: EntryId::generate(),
-                seq: 0,
-                tenant,
-                at: self.now,
-                actor: Actor { kind: "admin_key".into(), id: self.auth.key_id.to_string(), label: None },
-                action: format!("admin.{action}"),
-                target: Some(target),
-                request_id: Some(self.request_id.clone()),
-                detail,
-            },
+            AuditRecord::new(tenant, actor, action, Some(target), detail, self.now, request_id),
         )?;
         Ok(())
     }

@@ -76,20 +76,17 @@ impl Change {
         target: Subject,
         detail: serde_json::Value,
     ) -> Result<(), StoreError> {
-        journal::append_audit(
-            tx,
-            AuditRecord {
-                id: EntryId::generate(),
-                seq: 0,
-                tenant: Some(self.tenant),
-                at: self.now,
-                actor: self.actor.clone(),
-                action: format!("{}.{action}", self.channel),
-                target: Some(target),
-                request_id: self.request_id.clone(),
-                detail,
-            },
-        )?;
+        let (action, request_id) = (format!("{}.{action}", self.channel), self.request_id.clone());
+        let record = AuditRecord::new(
+            Some(self.tenant),
+            self.actor.clone(),
+            action,
+            Some(target),
+            detail,
+            self.now,
+            request_id,
+        );
+        journal::append_audit(tx, record)?;
         Ok(())
     }
 
