@@ -38,6 +38,7 @@ fn tenant(n: usize) -> TenantRecord {
         deleted_user_retention_days: None,
         session_policy: Default::default(),
         require_sso: false,
+        google_hosted_domains: Vec::new(),
         created_at: now,
         updated_at: now,
     }

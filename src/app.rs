@@ -19,6 +19,7 @@ use crate::{
     clock::SharedClock,
     config::Config,
     http::{ApiError, health, middleware as mw},
+    oidc_rp::{self, OidcRuntime},
     provider::{self, ProviderRuntime, keys::KeyRing},
     saml,
     scim::{self, ScimRuntime},
@@ -59,6 +60,8 @@ pub struct Shared {
     pub provider: Arc<ProviderRuntime>,
     /// SAML connections' parsed keys and certificates.
     pub saml: Arc<saml::SamlRuntime>,
+    /// Upstream OpenID Providers' documents and keys, and the key that opens client secrets.
+    pub oidc: Arc<OidcRuntime>,
     pub signin: Arc<SignInRuntime>,
     /// Domain verification's DNS client, or why there is none.
     pub dns: Arc<Result<DomainVerifier, String>>,
@@ -73,6 +76,7 @@ impl AppState {
         public_url: String,
         keys: KeyRing,
         signin: SignInRuntime,
+        oidc: OidcRuntime,
     ) -> Self {
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         let dns = Arc::new(dns_verifier(&config));
@@ -85,6 +89,7 @@ impl AppState {
             keys: Arc::new(keys),
             provider: Arc::new(ProviderRuntime::default()),
             saml: Arc::new(saml::SamlRuntime::default()),
+            oidc: Arc::new(oidc),
             signin: Arc::new(signin),
             dns,
             draining: AtomicBool::new(false),
@@ -124,12 +129,14 @@ pub fn router(state: AppState) -> Router {
         .merge(provider::rotation::router(state.clone()))
         .merge(sessions::router(state.clone()))
         .merge(signin::admin_router(state.clone()))
-        .merge(saml::admin_router(state.clone()));
+        .merge(saml::admin_router(state.clone()))
+        .merge(oidc_rp::admin_router(state.clone()));
     let mut app = Router::new()
         .merge(health::router())
         .merge(provider::router())
         .merge(signin::router())
         .merge(saml::router())
+        .merge(oidc_rp::router())
         .nest("/api/v1", api)
         .nest("/scim/v2/{tenant}", scim::router())
         .fallback(not_found)

@@ -50,6 +50,16 @@ pub struct Config {
     pub smtp_from: String,
     /// DNS servers for domain verification (`ip:port`, comma-separated); empty: /etc/resolv.conf.
     pub dns_resolvers: Vec<SocketAddr>,
+    /// The key that seals stored secrets (upstream client secrets); None: `secret.key` in the
+    /// data directory. Keep it on another volume to keep it out of database backups.
+    pub secret_key_file: Option<PathBuf>,
+    /// How long a person has to finish signing in at their IdP.
+    pub sso_login_timeout: Duration,
+    /// Google sign-in: the OAuth client made in the Google Cloud console; None: Google is off.
+    pub google_client_id: Option<String>,
+    pub google_client_secret: Option<Secret>,
+    /// Google's issuer; changed only to test against another OpenID Provider.
+    pub google_issuer: String,
 }
 
 impl Default for Config {
@@ -76,11 +86,28 @@ impl Default for Config {
             smtp_password: None,
             smtp_from: "Portcullis <no-reply@localhost>".into(),
             dns_resolvers: Vec::new(),
+            secret_key_file: None,
+            sso_login_timeout: Duration::from_secs(600),
+            google_client_id: None,
+            google_client_secret: None,
+            google_issuer: GOOGLE_ISSUER.into(),
         }
     }
 }
 
+/// Google's issuer identifier (its discovery document is below it).
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
 impl Config {
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// Google sign-in's client, when both halves are set.
+    pub fn google_client(&self) -> Option<(&str, &Secret)> {
+        Some((self.google_client_id.as_deref()?, self.google_client_secret.as_ref()?))
+    }
+
     /// The public base URL (no trailing slash): the configured one, or one derived from the
     /// address the server actually bound (which matters when the configured port is 0).
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
@@ -374,6 +401,58 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| Some(c.dns_resolvers.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+    },
+    Setting {
+        key: "secret_key_file",
+        secret: false,
+        parse: |c, v| {
+            if v.trim().is_empty() {
+                return Err("must not be empty".into());
+            }
+            c.secret_key_file = Some(PathBuf::from(v));
+            Ok(())
+        },
+        show: |c| Some(c.secret_key_path().display().to_string()),
+    },
+    Setting {
+        key: "sso_login_timeout_secs",
+        secret: false,
+        parse: |c, v| {
+            c.sso_login_timeout = Duration::from_secs(parse_in_range(v, 5, 3600)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.sso_login_timeout.as_secs().to_string()),
+    },
+    Setting {
+        key: "google_client_id",
+        secret: false,
+        parse: |c, v| {
+            c.google_client_id = Some(v.trim().to_owned()).filter(|id| !id.is_empty());
+            Ok(())
+        },
+        show: |c| c.google_client_id.clone(),
+    },
+    Setting {
+        key: "google_client_secret",
+        secret: true,
+        parse: |c, v| {
+            c.google_client_secret = Some(Secret(v.trim().to_owned())).filter(|s| !s.0.is_empty());
+            Ok(())
+        },
+        show: |c| c.google_client_secret.as_ref().map(|s| s.0.clone()),
+    },
+    Setting {
+        key: "google_issuer",
+        secret: false,
+        parse: |c, v| {
+            let url = Url::parse(v.trim()).map_err(|e| format!("`{v}` is not an absolute URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(format!("`{v}` must be an https:// URL"));
+            }
+            c.google_issuer = url.as_str().trim_end_matches('/').to_owned();
+            Ok(())
+        },
+        show: |c| Some(c.google_issuer.clone()),
     },
 ];
 

@@ -12,10 +12,12 @@ pub mod directory;
 pub mod http;
 pub mod ids;
 pub mod instance;
+pub mod oidc_rp;
 pub mod passwords;
 pub mod provider;
 pub mod saml;
 pub mod scim;
+pub mod secrets;
 pub mod sessions;
 pub mod signin;
 pub mod store;
@@ -74,9 +76,10 @@ pub async fn run(
     let key_records = store.read(store::instance_keys::all).await?;
     let keys = load_keys(&key_records, clock.now())?;
     let signin = signin_runtime(&key_records, &config)?;
+    let oidc = oidc_runtime(&config)?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
-    let state = AppState::new(store.clone(), config, clock, public_url.clone(), keys, signin);
+    let state = AppState::new(store.clone(), config, clock, public_url.clone(), keys, signin, oidc);
     let router = app::router(state.clone());
     let background = [
         tokio::spawn(directory::sweep_deleted_users(state.store.clone(), state.clock.clone())),
@@ -162,6 +165,14 @@ fn signin_runtime(
         }
     };
     Ok(signin::SignInRuntime::new(link_key, hasher, mailer))
+}
+
+/// Upstream OpenID Connect: the outgoing HTTP client and the key that seals client secrets.
+fn oidc_runtime(config: &Config) -> anyhow::Result<oidc_rp::OidcRuntime> {
+    let secrets = secrets::SecretBox::load_or_create(&config.secret_key_path())
+        .context("the secret key cannot be loaded (setting secret_key_file)")?;
+    let outbound = http::outbound::Outbound::new().context("the outgoing HTTP client cannot be made")?;
+    Ok(oidc_rp::OidcRuntime::new(outbound, Arc::new(secrets)))
 }
 
 fn announce_first_admin_key(key: &str) {

@@ -4,6 +4,8 @@
 //! indexes, the seat limit, the revocation of a deactivated or deleted user's sessions, the
 //! lifecycle event in the outbox and the audit record.
 
+pub mod federated;
+
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
@@ -342,6 +344,7 @@ mod tests {
             deleted_user_retention_days: retention,
             session_policy: Default::default(),
             require_sso: false,
+            google_hosted_domains: Vec::new(),
             created_at: now,
             updated_at: now,
         };

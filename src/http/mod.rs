@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod outbound;
 
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiQuery, present};

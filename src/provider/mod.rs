@@ -17,7 +17,8 @@ mod token;
 use axum::{Router, routing::get};
 
 pub use authorize::{
-    Finish, FinishError, FinishFailure, Prelude, finish_stored, finish_stored_after, redirect_with,
+    Finish, FinishError, FinishFailure, Prelude, finish_stored, finish_stored_after, random_token,
+    redirect_with,
 };
 pub use error::OAuthError;
 pub use introspect::VerifiedTokens;

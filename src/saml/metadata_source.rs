@@ -12,7 +12,6 @@ use std::time::Duration as StdDuration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
-use url::Url;
 
 use super::metadata::{self, IdpMetadata, MetadataError};
 use crate::{
@@ -42,21 +41,7 @@ pub enum FetchError {
     Metadata(#[from] MetadataError),
 }
 
-/// An address of the IdP's (its metadata, sign-on and logout services): HTTPS, or HTTP to this
-/// machine (a test IdP). Anything over plain HTTP could be anybody's.
-pub fn check_url(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    if value.len() > 2000 {
-        return Err(format!("`{value}` is too long"));
-    }
-    let url = Url::parse(value).map_err(|_| format!("`{value}` is not an absolute URL"))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    match url.scheme() {
-        "https" => Ok(value.to_owned()),
-        "http" if loopback => Ok(value.to_owned()),
-        _ => Err(format!("`{value}` must use https")),
-    }
-}
+pub use crate::http::outbound::check_url;
 
 async fn fetch(url: &str) -> Result<String, FetchError> {
     let unreachable = |err: reqwest::Error| FetchError::Unreachable(err.without_url().to_string());
@@ -204,13 +189,5 @@ mod tests {
         assert!(due(&source(None), now));
         assert!(!due(&source(Some(now - Duration::hours(23))), now));
         assert!(due(&source(Some(now - Duration::hours(24))), now));
-    }
-
-    #[test]
-    fn only_https_or_loopback_http_metadata_urls_are_accepted() {
-        assert!(check_url("https://idp.example.com/metadata").is_ok());
-        assert!(check_url("http://127.0.0.1:8080/metadata").is_ok());
-        assert!(check_url("http://idp.example.com/metadata").is_err());
-        assert!(check_url("file:///etc/passwd").is_err());
     }
 }

@@ -188,14 +188,7 @@ impl Refusal {
     /// The page that explains the refusal, with the code and the request id an IT admin can look
     /// up in the audit trail.
     pub fn page(&self, request_id: &str) -> Response {
-        let body = format!(
-            "<p>{message}</p><p class=\"detail\">Check: <code>{code}</code> · Request: <code>{request}</code></p>\
-             <p>Try signing in again from the start. If this keeps happening, give these details to your IT administrator.</p>",
-            message = pages::escape(&self.public_message()),
-            code = self.code(),
-            request = pages::escape(request_id),
-        );
-        pages::page(self.status(), "Single sign-on failed", &body)
+        pages::sso_refused(self.status(), &self.public_message(), self.code(), request_id)
     }
 }
 

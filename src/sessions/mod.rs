@@ -47,7 +47,8 @@ pub async fn sweep_ended(store: crate::store::Store, clock: crate::clock::Shared
                     Ok::<_, StoreError>(
                         sessions::purge_ended(tx, now, BATCH)?
                             + grants::purge_expired(tx, now, BATCH)?
-                            + crate::store::saml::purge_expired(tx, now, BATCH)?,
+                            + crate::store::saml::purge_expired(tx, now, BATCH)?
+                            + crate::store::oidc::purge_expired(tx, now, BATCH)?,
                     )
                 })
                 .await;
@@ -273,6 +274,7 @@ mod tests {
             deleted_user_retention_days: None,
             session_policy: policy,
             require_sso: false,
+            google_hosted_domains: Vec::new(),
             created_at: now,
             updated_at: now,
         }

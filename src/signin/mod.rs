@@ -35,7 +35,7 @@ use crate::{
     store::{
         Source, StoreError,
         grants::{self, AuthorizationRequestRecord},
-        oauth_clients, saml,
+        oauth_clients, oidc, saml,
         tenants::{self, DomainStatus, TenantRecord, TenantStatus},
     },
 };
@@ -128,6 +128,22 @@ pub(crate) fn csrf_token(state: &AppState, browser_id: &str, context: &str) -> S
 /// Whether `presented` is the CSRF token of a form with `context` served to this browser.
 pub(crate) fn csrf_ok(state: &AppState, headers: &HeaderMap, context: &str, presented: &str) -> bool {
     state.signin.csrf_ok(headers, state.secure_cookies(), context, presented)
+}
+
+/// "Continue with Google", when Google sign-in is on (for `tenant`, if the page is for one).
+pub(crate) fn google_button(
+    state: &AppState,
+    request: &AuthorizationRequestRecord,
+    tenant: Option<TenantId>,
+) -> String {
+    if state.config.google_client().is_none() {
+        return String::new();
+    }
+    let organization = tenant.map(|t| format!("&amp;organization={t}")).unwrap_or_default();
+    format!(
+        "<p class=\"alternative\"><a class=\"button secondary\" href=\"/sso/google/start?request={}{organization}\">Continue with Google</a></p>",
+        request.id
+    )
 }
 
 /// The browser's id for CSRF tokens, and the cookie to set if it had none.
@@ -229,7 +245,8 @@ fn email_page(
          <label for=\"email\">Work email</label>\
          <input type=\"email\" id=\"email\" name=\"email\" value=\"{email}\" autocomplete=\"username\" \
          required autofocus{described}>\
-         <button type=\"submit\">Continue</button></form>",
+         <button type=\"submit\">Continue</button></form>{google}",
+        google = google_button(state, request, request.tenant),
         alert = alert(error),
         request = hidden("request", &request.id.to_string()),
         csrf = hidden("csrf", &csrf),
@@ -299,7 +316,8 @@ async fn route(
     method: Option<&str>,
 ) -> Response {
     let pinned = chosen.or(request.tenant);
-    let (domain, google) = (email.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default(), false);
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
+    let google = state.config.google_client().is_some();
     let facts = state.store.read(move |tx| routing_facts(tx, pinned, &domain, google)).await;
     let facts = match facts {
         Ok(facts) => facts,
@@ -363,11 +381,19 @@ fn sso_choice_page(
     pages::page(StatusCode::OK, &format!("Sign in to {tenant_name}"), &body)
 }
 
-/// A tenant's routing facts; its SSO connection is the oldest one that can sign people in.
+/// A tenant's routing facts; its SSO connection is the oldest one, SAML or OIDC, that can sign
+/// people in.
 fn tenant_facts(src: &impl Source, tenant: &TenantRecord) -> Result<TenantFacts, StoreError> {
-    let usable = |c: &&saml::SamlConnectionRecord| c.enabled && !c.idp.signing_certificates.is_empty();
+    let saml_connections = saml::tenant_connections(src, tenant.id)?
+        .into_iter()
+        .filter(|c| c.enabled && !c.idp.signing_certificates.is_empty())
+        .map(|c| (c.created_at, format!("saml:{}", c.id)));
+    let oidc_connections = oidc::tenant_connections(src, tenant.id)?
+        .into_iter()
+        .filter(|c| c.enabled && c.discovered.is_some() && c.client_secret.is_some())
+        .map(|c| (c.created_at, c.upstream()));
     let sso_connection =
-        saml::tenant_connections(src, tenant.id)?.iter().find(usable).map(|c| format!("saml:{}", c.id));
+        saml_connections.chain(oidc_connections).min_by_key(|(created_at, _)| *created_at).map(|(_, c)| c);
     Ok(TenantFacts {
         id: tenant.id,
         name: tenant.display_name.clone(),

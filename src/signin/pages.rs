@@ -53,6 +53,19 @@ pub fn error(status: StatusCode, title: &str, message: &str) -> Response {
     page(status, title, &format!("<p class=\"error\" role=\"alert\">{}</p>", escape(message)))
 }
 
+/// A refused single sign-on: the check's sentence, and the check's code and the request id an
+/// IT admin can look up in the audit trail.
+pub fn sso_refused(status: StatusCode, message: &str, code: &str, request_id: &str) -> Response {
+    let body = format!(
+        "<p>{message}</p><p class=\"detail\">Check: <code>{code}</code> · Request: <code>{request}</code></p>\
+         <p>Try signing in again from the start. If this keeps happening, give these details to your IT administrator.</p>",
+        message = escape(message),
+        code = escape(code),
+        request = escape(request_id),
+    );
+    page(status, "Single sign-on failed", &body)
+}
+
 pub fn expired_request() -> Response {
     error(
         StatusCode::BAD_REQUEST,

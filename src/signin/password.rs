@@ -64,7 +64,8 @@ pub(super) fn password_page(
          <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>\
          <button type=\"submit\">Sign in</button></form>\
          <p class=\"links\"><a href=\"/password/forgot?request={id}\">Forgot your password?</a> · \
-         <a href=\"/login?request={id}\">Use another email</a></p>",
+         <a href=\"/login?request={id}\">Use another email</a></p>{google}",
+        google = super::google_button(state, request, tenant),
         alert = alert(error),
         request = hidden("request", &request.id.to_string()),
         csrf = hidden("csrf", &csrf),

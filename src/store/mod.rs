@@ -16,6 +16,7 @@ pub mod instance_keys;
 pub mod journal;
 pub mod logout_deliveries;
 pub mod oauth_clients;
+pub mod oidc;
 pub mod saml;
 mod schema;
 pub mod scim_tokens;

@@ -6,7 +6,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
     StoreError, WriteTx, admin_keys, credentials, directory, grants, instance_keys, journal,
-    logout_deliveries, oauth_clients, saml, scim_tokens, sessions, tenants,
+    logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, tenants,
 };
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -79,6 +79,7 @@ fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     logout_deliveries::create_tables(tx)?;
     credentials::create_tables(tx)?;
     saml::create_tables(tx)?;
+    oidc::create_tables(tx)?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Record, Source, StoreError, WriteTx, codec, credentials, directory, saml, scim_tokens, sessions,
+    Record, Source, StoreError, WriteTx, codec, credentials, directory, oidc, saml, scim_tokens, sessions,
 };
 use crate::ids::TenantId;
 
@@ -52,6 +52,11 @@ pub struct TenantRecord {
     /// Its people must sign in through the tenant's SSO connection: no password, no Google.
     #[serde(default)]
     pub require_sso: bool,
+    /// Google Workspace domains (`hd`) its people's Google accounts must belong to; empty: any
+    /// Google account with a verified address of theirs. A pinned domain also lets Google
+    /// sign-in create the tenant's users just in time (the Workspace vouches for them).
+    #[serde(default)]
+    pub google_hosted_domains: Vec<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -225,6 +230,7 @@ pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, St
     credentials::delete_tenant(tx, id)?;
     scim_tokens::delete_tenant(tx, id)?;
     saml::delete_tenant(tx, id)?;
+    oidc::delete_tenant(tx, id)?;
     tx.table_mut(TENANTS)?.remove(id.key())?;
     Ok(Some(tenant))
 }
@@ -261,6 +267,7 @@ mod tests {
             deleted_user_retention_days: None,
             session_policy: SessionPolicy::default(),
             require_sso: false,
+            google_hosted_domains: Vec::new(),
             created_at: now,
             updated_at: now,
         };

@@ -45,6 +45,8 @@ pub struct CreateTenant {
     pub session_policy: Option<SessionPolicy>,
     #[serde(default)]
     pub require_sso: Option<bool>,
+    #[serde(default)]
+    pub google_hosted_domains: Option<Vec<String>>,
 }
 
 /// A partial update: absent fields stay as they are; `null` clears an optional setting.
@@ -61,6 +63,26 @@ pub struct UpdateTenant {
     /// Replaces the whole policy; a field left out or `null` returns to its default.
     pub session_policy: Option<SessionPolicy>,
     pub require_sso: Option<bool>,
+    pub google_hosted_domains: Option<Vec<String>>,
+}
+
+/// Google Workspace domains: at most 20 domain names.
+fn check_hosted_domains(domains: Vec<String>) -> Result<Vec<String>, TenantError> {
+    let invalid = |message: String| TenantError::Invalid { field: "google_hosted_domains", message };
+    if domains.len() > 20 {
+        return Err(invalid("at most 20 domains".into()));
+    }
+    let mut checked: Vec<String> = Vec::new();
+    for domain in domains {
+        let normalised = crate::tenants::validate::domain(&domain).map_err(|err| match err {
+            TenantError::Invalid { message, .. } => invalid(message),
+            other => invalid(other.to_string()),
+        })?;
+        if !checked.contains(&normalised) {
+            checked.push(normalised);
+        }
+    }
+    Ok(checked)
 }
 
 /// Sessions last at most a year, and idle limits are at least five minutes.
@@ -207,6 +229,7 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
         deleted_user_retention_days,
         session_policy,
         require_sso: input.require_sso.unwrap_or(false),
+        google_hosted_domains: check_hosted_domains(input.google_hosted_domains.unwrap_or_default())?,
         created_at: now,
         updated_at: now,
     };
@@ -284,6 +307,7 @@ pub async fn update(
     let display_name = input.display_name.as_deref().map(validate::display_name).transpose()?;
     let retention = input.deleted_user_retention_days.map(check_retention).transpose()?;
     let session_policy = input.session_policy.map(check_session_policy).transpose()?;
+    let hosted_domains = input.google_hosted_domains.clone().map(check_hosted_domains).transpose()?;
     let now = state.clock.now();
     let updated = state
         .store
@@ -313,6 +337,9 @@ pub async fn update(
             }
             if let Some(required) = input.require_sso {
                 tenant.require_sso = required;
+            }
+            if let Some(domains) = &hosted_domains {
+                tenant.google_hosted_domains = domains.clone();
             }
             // A suspended tenant's people are signed out at once, and their apps told.
             if tenant.status == TenantStatus::Suspended {

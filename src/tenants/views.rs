@@ -23,6 +23,8 @@ pub struct TenantView {
     pub session_policy: SessionPolicyView,
     /// Its people must sign in through SSO (no password or Google sign-in).
     pub require_sso: bool,
+    /// Google Workspace domains its people's Google accounts must belong to (empty: any).
+    pub google_hosted_domains: Vec<String>,
     pub domains: Vec<DomainView>,
     /// What the tenant's IdP administrator needs to configure provisioning and sign-in.
     pub urls: TenantUrls,
@@ -58,6 +60,7 @@ impl TenantView {
                 max_hours: tenant.session_policy.max_hours(),
             },
             require_sso: tenant.require_sso,
+            google_hosted_domains: tenant.google_hosted_domains,
             id: tenant.id,
             slug: tenant.slug,
             display_name: tenant.display_name,

@@ -1,0 +1,79 @@
+//! What SAML and OpenID Connect sign-ins share once a protocol has vouched for a person: the
+//! user fields the IdP sent, as the connection maps them, and the user record of someone
+//! created just in time.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::{
+    ids::{TenantId, UserId},
+    store::directory::UserRecord,
+};
+
+/// The user fields an IdP sent, as the connection maps them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MappedUser {
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub department: Option<String>,
+    pub groups: Vec<String>,
+    pub custom: BTreeMap<String, Vec<String>>,
+}
+
+/// Who is signing in: a user the directory has, or one to create at this login.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    Existing(UserRecord),
+    New(UserRecord),
+}
+
+impl Resolved {
+    pub fn user(&self) -> &UserRecord {
+        match self {
+            Resolved::Existing(user) | Resolved::New(user) => user,
+        }
+    }
+}
+
+/// A user created just in time, in the SCIM form the directory keeps.
+pub fn new_user(tenant: TenantId, email: &str, mapped: &MappedUser, now: OffsetDateTime) -> UserRecord {
+    let mut profile = json!({
+        "userName": email,
+        "emails": [{ "value": email, "type": "work", "primary": true }],
+        "active": true,
+    });
+    if mapped.given_name.is_some() || mapped.family_name.is_some() {
+        profile["name"] = json!({ "givenName": mapped.given_name, "familyName": mapped.family_name });
+    }
+    let display_name = mapped.display_name.clone().or_else(|| {
+        let parts: Vec<&str> =
+            [&mapped.given_name, &mapped.family_name].into_iter().flatten().map(String::as_str).collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    if let Some(name) = &display_name {
+        profile["displayName"] = json!(name);
+    }
+    if let Some(department) = &mapped.department {
+        profile["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+            json!({ "department": department });
+    }
+    UserRecord {
+        id: UserId::generate(),
+        tenant,
+        user_name: email.to_owned(),
+        external_id: None,
+        active: true,
+        email: Some(email.to_owned()),
+        emails: vec![email.to_owned()],
+        display_name,
+        profile,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}

@@ -1,0 +1,306 @@
+//! The start of an OIDC login: `/sso/oidc/{connection}/start?request=…` (a tenant's IdP) and
+//! `/sso/google/start?request=…` send the browser to the IdP with an Authorization Code request
+//! (PKCE S256, a fresh `state` and `nonce`). The login is stored under its `state` with the
+//! digest of the browser's cookie, so that the callback is accepted only once, before it expires,
+//! in the browser that started it (OAuth 2.0 Security BCP §4.7: login CSRF).
+//!
+//! `?test=…` starts an admin's connection test the same way, for a ticket made by the admin API.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use openidconnect::{
+    ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
+    PkceCodeChallenge, RedirectUrl, Scope,
+    core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreClient},
+};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::{
+    Upstream,
+    issuer::Published,
+    refusal::{Refusal, unavailable},
+};
+use crate::{
+    app::AppState,
+    ids::{AuthRequestId, ConnectionId, TenantId},
+    signin::{self, pages},
+    store::{
+        StoreError,
+        oidc::{self, OidcConnectionRecord, PendingLogin, TokenAuthMethod},
+        tenants::{self, TenantRecord, TenantStatus},
+    },
+};
+
+/// The openidconnect client for an upstream, as discovery configures it.
+pub type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+pub fn client(upstream: &Upstream, published: &Published, redirect_uri: &str) -> Result<Client, Refusal> {
+    let redirect =
+        RedirectUrl::new(redirect_uri.to_owned()).map_err(|err| Refusal::NotConfigured(err.to_string()))?;
+    let metadata = published.metadata.clone().set_jwks(published.keys.clone());
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(upstream.client_id.clone()),
+        Some(ClientSecret::new(upstream.client_secret.clone())),
+    )
+    .set_redirect_uri(redirect)
+    .set_auth_type(match upstream.auth_method {
+        TokenAuthMethod::ClientSecretBasic => openidconnect::AuthType::BasicAuth,
+        TokenAuthMethod::ClientSecretPost => openidconnect::AuthType::RequestBody,
+    });
+    Ok(client)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartParams {
+    request: Option<String>,
+    test: Option<String>,
+    /// Google: the organisation chosen on the "several organisations" page.
+    organization: Option<String>,
+}
+
+/// What the login is for, and what to tell the IdP.
+#[derive(Debug, Default)]
+struct Begin {
+    authorization: Option<AuthRequestId>,
+    test_of: Option<String>,
+    tenant: Option<TenantId>,
+    login_hint: Option<String>,
+    force_login: bool,
+    max_age: Option<u64>,
+    /// Google: the Workspace domain to offer (a hint; `hd` is checked at the callback).
+    hosted_domain: Option<String>,
+    expires_at: Option<OffsetDateTime>,
+}
+
+pub async fn start_connection(
+    State(state): State<AppState>,
+    Path(connection): Path<String>,
+    Query(params): Query<StartParams>,
+    headers: HeaderMap,
+) -> Response {
+    let testing = params.test.is_some();
+    let connection = match usable_connection(&state, &connection, testing).await {
+        Ok(connection) => connection,
+        Err(page) => return page,
+    };
+    let tenant = connection.tenant;
+    let upstream = match Upstream::of_connection(&state, connection) {
+        Ok(upstream) => upstream,
+        Err(refusal) => return refusal.page("-"),
+    };
+    let begin = match (params.request, params.test) {
+        (Some(request), None) => match for_authorization(&state, &request, Some(tenant)).await {
+            Ok(begin) => begin,
+            Err(page) => return page,
+        },
+        (None, Some(test)) => match for_test(&state, &upstream, &test).await {
+            Ok(begin) => begin,
+            Err(page) => return page,
+        },
+        _ => return pages::expired_request(),
+    };
+    send(&state, &upstream, Begin { tenant: Some(tenant), ..begin }, &headers).await
+}
+
+pub async fn start_google(
+    State(state): State<AppState>,
+    Query(params): Query<StartParams>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(upstream) = Upstream::google(&state) else {
+        return pages::error(
+            StatusCode::NOT_FOUND,
+            "Google sign-in is off",
+            "This server does not offer Google sign-in.",
+        );
+    };
+    let Some(request) = params.request else { return pages::expired_request() };
+    let chosen = params.organization.as_deref().and_then(|o| o.parse::<TenantId>().ok());
+    let mut begin = match for_authorization(&state, &request, chosen).await {
+        Ok(begin) => begin,
+        Err(page) => return page,
+    };
+    if let Some(tenant) = begin.tenant {
+        let found = state.store.read(move |tx| tenants::get(tx, tenant)).await;
+        begin.hosted_domain = match found {
+            Ok(Some(TenantRecord { google_hosted_domains, .. })) if google_hosted_domains.len() == 1 => {
+                google_hosted_domains.into_iter().next()
+            }
+            _ => None,
+        };
+    }
+    send(&state, &upstream, begin, &headers).await
+}
+
+/// The connection, if it can sign anybody in (or, `for_test`, be tested before it is enabled).
+async fn usable_connection(
+    state: &AppState,
+    reference: &str,
+    for_test: bool,
+) -> Result<OidcConnectionRecord, Response> {
+    let unknown = || Refusal::UnknownConnection.page("-");
+    let id: ConnectionId = reference.parse().map_err(|_| unknown())?;
+    let found = state
+        .store
+        .read(move |tx| {
+            let Some(connection) = oidc::connection(tx, id)? else { return Ok(None) };
+            let active =
+                tenants::get(tx, connection.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
+            Ok::<_, StoreError>(Some((connection, active)))
+        })
+        .await
+        .map_err(|err| unavailable(err).page("-"))?;
+    match found {
+        None => Err(unknown()),
+        Some((_, false)) => Err(Refusal::TenantSuspended.page("-")),
+        Some((connection, _)) if !connection.enabled && !for_test => {
+            Err(Refusal::ConnectionDisabled.page("-"))
+        }
+        Some((connection, _)) => Ok(connection),
+    }
+}
+
+/// A login for the app's waiting authorization (`pinned`: the tenant it must be for, if any).
+async fn for_authorization(
+    state: &AppState,
+    request: &str,
+    pinned: Option<TenantId>,
+) -> Result<Begin, Response> {
+    let waiting = signin::pending_request(state, request).await?;
+    if let (Some(asked), Some(pinned)) = (waiting.tenant, pinned) {
+        if asked != pinned {
+            return Err(pages::error(
+                StatusCode::FORBIDDEN,
+                "Wrong organisation",
+                "The application asked for a sign-in to another organisation. Go back to the application and sign in again.",
+            ));
+        }
+    }
+    Ok(Begin {
+        authorization: Some(waiting.id),
+        tenant: pinned.or(waiting.tenant),
+        login_hint: waiting.login_hint.clone(),
+        force_login: waiting.force_login || waiting.max_age == Some(0),
+        max_age: waiting.max_age.filter(|age| *age > 0),
+        expires_at: Some(waiting.expires_at),
+        ..Begin::default()
+    })
+}
+
+/// An admin's test, for a ticket the admin API made.
+async fn for_test(state: &AppState, upstream: &Upstream, ticket: &str) -> Result<Begin, Response> {
+    let now = state.clock.now();
+    let key = ticket.to_owned();
+    let found =
+        state.store.read(move |tx| oidc::login(tx, &key)).await.map_err(|err| unavailable(err).page("-"))?;
+    match found {
+        Some(t) if t.test && t.upstream == upstream.key && t.answered_at.is_none() && t.expires_at > now => {
+            Ok(Begin { test_of: Some(ticket.to_owned()), force_login: true, ..Begin::default() })
+        }
+        _ => Err(pages::expired_request()),
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The digest of a browser's id, which the login keeps instead of the id itself.
+pub fn browser_digest(browser: &str) -> [u8; 32] {
+    Sha256::digest(browser.as_bytes()).into()
+}
+
+/// Stores the login and sends the browser to the IdP.
+async fn send(state: &AppState, upstream: &Upstream, begin: Begin, headers: &HeaderMap) -> Response {
+    match authorization_url(state, upstream, begin, headers).await {
+        Ok(response) => response,
+        Err(refusal) => {
+            tracing::warn!(check = refusal.code(), upstream = %upstream.key, "cannot start an OIDC login");
+            refusal.page("-")
+        }
+    }
+}
+
+async fn authorization_url(
+    state: &AppState,
+    upstream: &Upstream,
+    begin: Begin,
+    headers: &HeaderMap,
+) -> Result<Response, Refusal> {
+    let now = state.clock.now();
+    let published = state
+        .oidc
+        .issuers
+        .get(&upstream.issuer, now)
+        .await
+        .map_err(|err| Refusal::IdpUnreachable(err.to_string()))?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (login_state, nonce) = (random_token(), random_token());
+    let (sent_state, sent_nonce) = (login_state.clone(), nonce.clone());
+    let client = client(upstream, &published, &upstream.callback_url)?;
+    let mut request = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            move || CsrfToken::new(sent_state),
+            move || Nonce::new(sent_nonce),
+        )
+        .set_pkce_challenge(challenge);
+    for scope in upstream.scopes.iter().filter(|s| s.as_str() != "openid") {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    if let Some(hint) = &begin.login_hint {
+        request = request.add_extra_param("login_hint", hint.clone());
+    }
+    if let Some(domain) = &begin.hosted_domain {
+        request = request.add_extra_param("hd", domain.clone());
+    }
+    if begin.force_login {
+        request = request.add_prompt(CoreAuthPrompt::Login);
+    }
+    if let Some(age) = begin.max_age {
+        request = request.set_max_age(std::time::Duration::from_secs(age));
+    }
+    let (url, _, _) = request.url();
+    let (browser, set_cookie) = signin::browser_id(state, headers);
+    let lifetime =
+        time::Duration::try_from(state.config.sso_login_timeout).unwrap_or(time::Duration::minutes(10));
+    let expires_at = begin.expires_at.map_or(now + lifetime, |waiting| waiting.min(now + lifetime));
+    let login = PendingLogin {
+        upstream: upstream.key.clone(),
+        tenant: begin.tenant,
+        authorization: begin.authorization,
+        test: begin.test_of.is_some(),
+        test_of: begin.test_of,
+        browser: browser_digest(&browser),
+        nonce,
+        pkce_verifier: verifier.secret().clone(),
+        redirect_uri: upstream.callback_url.clone(),
+        answered_at: None,
+        test_result: None,
+        created_at: now,
+        expires_at,
+    };
+    state.store.write(move |tx| oidc::put_login(tx, &login_state, &login)).await.map_err(unavailable)?;
+    let mut response = Redirect::to(url.as_str()).into_response();
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
