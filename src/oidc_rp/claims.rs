@@ -13,7 +13,8 @@ use crate::{
     store::{Source, StoreError, directory, oidc, oidc::ClaimMapping, tenants::TenantRecord},
 };
 
-const USER_NAME: &[&str] = &["preferred_username", "upn", "email"];
+/// Not `email`: an address is matched only when the IdP vouches for it (`email_verified`).
+const USER_NAME: &[&str] = &["preferred_username", "upn"];
 const EMAIL: &[&str] = &["email"];
 const GIVEN_NAME: &[&str] = &["given_name"];
 const FAMILY_NAME: &[&str] = &["family_name"];
@@ -210,6 +211,6 @@ mod tests {
         assert_eq!(person.mapped.groups, ["Sales"]);
         assert_eq!(person.mapped.custom["cost_center"], ["42"]);
         assert!(!person.email_verified);
-        assert_eq!(person.user_name.as_deref(), Some("ignored@corp.test"), "falls back to email");
+        assert_eq!(person.user_name, None, "an unverified address never stands in for the userName");
     }
 }

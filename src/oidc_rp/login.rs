@@ -71,6 +71,8 @@ pub struct StartParams {
     test: Option<String>,
     /// Google: the organisation chosen on the "several organisations" page.
     organization: Option<String>,
+    /// The address the person typed at Portcullis, for the IdP's login page.
+    login_hint: Option<String>,
 }
 
 /// What the login is for, and what to tell the IdP.
@@ -103,9 +105,10 @@ pub async fn start_connection(
         Ok(upstream) => upstream,
         Err(refusal) => return refusal.page("-"),
     };
+    let typed = params.login_hint.filter(|hint| hint.len() <= 320);
     let begin = match (params.request, params.test) {
         (Some(request), None) => match for_authorization(&state, &request, Some(tenant)).await {
-            Ok(begin) => begin,
+            Ok(begin) => Begin { login_hint: begin.login_hint.or(typed), ..begin },
             Err(page) => return page,
         },
         (None, Some(test)) => match for_test(&state, &upstream, &test).await {

@@ -165,10 +165,7 @@ pub fn verify_logout_token(
 ) -> Result<VerifiedLogout, Refusal> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 
-    let header = jsonwebtoken::decode_header(raw).map_err(|err| match err.kind() {
-        ErrorKind::InvalidAlgorithmName => Refusal::Algorithm("not an asymmetric signature".into()),
-        _ => Refusal::LogoutToken("it is not a signed JWT".into()),
-    })?;
+    let header = jsonwebtoken::decode_header(raw).map_err(|_| unreadable_header(raw))?;
     let allowed = [
         Algorithm::RS256,
         Algorithm::RS384,
@@ -210,6 +207,22 @@ pub fn verify_logout_token(
             }
         })?;
     logout_claims(&decoded.claims, expected)
+}
+
+/// Why a token's header could not be read: an algorithm jsonwebtoken does not even name
+/// (`none`), or no JWT at all. Only to say why; the token is refused either way.
+fn unreadable_header(raw: &str) -> Refusal {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let alg = raw
+        .split('.')
+        .next()
+        .and_then(|header| URL_SAFE_NO_PAD.decode(header).ok())
+        .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
+        .and_then(|header| header.get("alg").and_then(Value::as_str).map(str::to_owned));
+    match alg {
+        Some(alg) => Refusal::Algorithm(alg),
+        None => Refusal::LogoutToken("it is not a signed JWT".into()),
+    }
 }
 
 /// The key a token names: by `kid`, else the only key of the algorithm's family.

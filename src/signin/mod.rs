@@ -327,7 +327,7 @@ async fn route(
         }
     };
     match routing::decide(&facts) {
-        Route::Sso { connection, password_allowed: false, .. } => sso_redirect(request, &connection),
+        Route::Sso { connection, password_allowed: false, .. } => sso_redirect(request, &connection, email),
         Route::Sso { tenant, name, connection, password_allowed: true } => {
             if method == Some("password") {
                 password::password_page(state, browser, request, email, Some(tenant), None)
@@ -348,10 +348,16 @@ async fn route(
     }
 }
 
-/// The SAML and OIDC connections serve their own start URLs.
-fn sso_redirect(request: &AuthorizationRequestRecord, connection: &str) -> Response {
+/// The SAML and OIDC connections serve their own start URLs; the address typed is passed on as
+/// a hint for the IdP's login page (OIDC `login_hint`).
+fn sso_start(request: &AuthorizationRequestRecord, connection: &str, email: &str) -> String {
     let (protocol, id) = connection.split_once(':').unwrap_or(("saml", connection));
-    Redirect::to(&format!("/sso/{protocol}/{id}/start?request={}", request.id)).into_response()
+    let hint: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+    format!("/sso/{protocol}/{id}/start?request={}&login_hint={hint}", request.id)
+}
+
+fn sso_redirect(request: &AuthorizationRequestRecord, connection: &str, email: &str) -> Response {
+    Redirect::to(&sso_start(request, connection, email)).into_response()
 }
 
 /// SSO first, and a password for the people who had one before their organisation added SSO.
@@ -363,15 +369,12 @@ fn sso_choice_page(
     tenant_name: &str,
     connection: &str,
 ) -> Response {
-    let (protocol, id) = connection.split_once(':').unwrap_or(("saml", connection));
     let csrf = state.signin.csrf_token(browser, &request.id.to_string());
     let body = format!(
-        "<p><a class=\"button\" href=\"/sso/{protocol}/{id}/start?request={request_id}\">Continue with {name} single sign-on</a></p>\
+        "<p><a class=\"button\" href=\"{start}\">Continue with {name} single sign-on</a></p>\
          <form method=\"post\" action=\"/login\">{request}{csrf}{email}{method}\
          <button type=\"submit\" class=\"secondary\">Use my password instead</button></form>",
-        protocol = escape(protocol),
-        id = escape(id),
-        request_id = request.id,
+        start = escape(&sso_start(request, connection, email)),
         name = escape(tenant_name),
         request = hidden("request", &request.id.to_string()),
         csrf = hidden("csrf", &csrf),

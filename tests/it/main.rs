@@ -9,6 +9,7 @@ mod cli;
 mod domains;
 mod http_basics;
 mod lifecycle;
+mod oidc;
 mod provider;
 mod saml;
 mod scim;
