@@ -53,7 +53,8 @@ pub struct Config {
     /// The key that seals stored secrets (upstream client secrets); None: `secret.key` in the
     /// data directory. Keep it on another volume to keep it out of database backups.
     pub secret_key_file: Option<PathBuf>,
-    /// How long a person has to finish signing in at their IdP.
+    /// How long a person has to finish signing in at their IdP (SAML or OIDC): long enough for a
+    /// password reset or an MFA enrolment there.
     pub sso_login_timeout: Duration,
     /// Google sign-in: the OAuth client made in the Google Cloud console; None: Google is off.
     pub google_client_id: Option<String>,
@@ -87,7 +88,7 @@ impl Default for Config {
             smtp_from: "Portcullis <no-reply@localhost>".into(),
             dns_resolvers: Vec::new(),
             secret_key_file: None,
-            sso_login_timeout: Duration::from_secs(600),
+            sso_login_timeout: Duration::from_secs(1800),
             google_client_id: None,
             google_client_secret: None,
             google_issuer: GOOGLE_ISSUER.into(),
@@ -101,6 +102,11 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 impl Config {
     pub fn secret_key_path(&self) -> PathBuf {
         self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// `sso_login_timeout` as a span of time.
+    pub fn sso_login_lifetime(&self) -> time::Duration {
+        time::Duration::try_from(self.sso_login_timeout).unwrap_or(time::Duration::minutes(30))
     }
 
     /// Google sign-in's client, when both halves are set.

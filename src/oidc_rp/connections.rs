@@ -484,8 +484,7 @@ async fn start_test(
         ));
     }
     let now = state.clock.now();
-    let lifetime =
-        time::Duration::try_from(state.config.sso_login_timeout).unwrap_or(time::Duration::minutes(10));
+    let lifetime = state.config.sso_login_lifetime();
     let ticket = crate::provider::random_token("pcot_");
     let pending = PendingLogin {
         upstream: connection.upstream(),

@@ -80,14 +80,24 @@ impl Issuers {
         }
     }
 
-    /// The issuer's documents, fetched if missing or old.
+    /// The issuer's documents, fetched if missing or old. If the issuer cannot be reached for a
+    /// refresh, the documents it published last are used (and the failure logged): an IdP's
+    /// brief outage need not stop logins whose tokens it can still issue.
     pub async fn get(&self, issuer: &str, now: OffsetDateTime) -> Result<Arc<Published>, IssuerError> {
-        if let Some(found) = self.cached(issuer) {
+        let cached = self.cached(issuer);
+        if let Some(found) = &cached {
             if found.fetched.elapsed() < DOCUMENT_MAX_AGE && found.keys_fetched.elapsed() < KEYS_MAX_AGE {
-                return Ok(found);
+                return Ok(Arc::clone(found));
             }
         }
-        self.discover(issuer, now).await
+        match (self.discover(issuer, now).await, cached) {
+            (Ok(fresh), _) => Ok(fresh),
+            (Err(err), Some(stale)) => {
+                tracing::warn!(issuer, %err, "cannot refresh an issuer's documents; using the last ones fetched");
+                Ok(stale)
+            }
+            (Err(err), None) => Err(err),
+        }
     }
 
     /// Fetches the discovery document and the keys now.
@@ -173,7 +183,6 @@ fn discovered(
             "authorization_response_iss_parameter_supported",
         ),
         fetched_at: Some(now),
-        last_error: None,
     };
     for url in [
         Some(&discovered.authorization_endpoint),

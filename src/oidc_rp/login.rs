@@ -282,8 +282,7 @@ async fn authorization_url(
     }
     let (url, _, _) = request.url();
     let (browser, set_cookie) = signin::browser_id(state, headers);
-    let lifetime =
-        time::Duration::try_from(state.config.sso_login_timeout).unwrap_or(time::Duration::minutes(10));
+    let lifetime = state.config.sso_login_lifetime();
     let expires_at = begin.expires_at.map_or(now + lifetime, |waiting| waiting.min(now + lifetime));
     let login = PendingLogin {
         upstream: upstream.key.clone(),

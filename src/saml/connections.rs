@@ -23,7 +23,6 @@ use time::OffsetDateTime;
 
 use super::{
     SpUrls,
-    login::REQUEST_LIFETIME,
     metadata::{self, IdpMetadata, MetadataError},
     metadata_source::{self, DEFAULT_REFRESH_HOURS},
     sp_cert, xml,
@@ -852,7 +851,7 @@ async fn start_test(
         answered_at: None,
         test_result: None,
         created_at: now,
-        expires_at: now + REQUEST_LIFETIME,
+        expires_at: now + state.config.sso_login_lifetime(),
     };
     let change = AdminChange::new(auth, &request, now);
     let stored = (test.clone(), pending.clone());

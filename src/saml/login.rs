@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::{
     SpUrls,
@@ -27,9 +27,6 @@ use crate::{
         tenants::{self, TenantStatus},
     },
 };
-
-/// How long the person has at the IdP: long enough for a password reset or an MFA enrolment.
-pub const REQUEST_LIFETIME: Duration = Duration::minutes(30);
 
 const AUTOPOST_JS: &str = "document.forms[0].submit();\n";
 
@@ -119,7 +116,7 @@ async fn begin_login(
         answered_at: None,
         test_result: None,
         created_at: now,
-        expires_at: (now + REQUEST_LIFETIME).min(waiting.expires_at),
+        expires_at: (now + state.config.sso_login_lifetime()).min(waiting.expires_at),
     };
     let id = xml::new_id();
     store_pending(state, &id, pending).await?;

@@ -85,8 +85,6 @@ pub struct Discovered {
     /// RFC 9207: the IdP names itself in every authorization response, and must.
     pub authorization_response_iss_parameter_supported: bool,
     pub fetched_at: Option<OffsetDateTime>,
-    /// Why the last refresh failed, if it did (logins keep using the last good document).
-    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
