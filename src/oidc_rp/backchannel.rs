@@ -141,6 +141,7 @@ async fn verify(
         client_id: &connection.client_id,
         now,
         skew: Duration::seconds(i64::from(connection.clock_skew_secs)),
+        authenticated_after: None,
     };
     match tokens::verify_logout_token(raw, &published.jwks, &expected) {
         Err(Refusal::UnknownKey) => {

@@ -317,8 +317,16 @@ async fn authenticate(
         .map_err(token_refusal)?;
     let raw = response.id_token().map(ToString::to_string).ok_or(Refusal::NoIdToken)?;
     let access_token = response.access_token().secret().clone();
-    let expected =
-        Expected { issuer: &upstream.issuer, client_id: &upstream.client_id, now, skew: upstream.skew };
+    let expected = Expected {
+        issuer: &upstream.issuer,
+        client_id: &upstream.client_id,
+        now,
+        skew: upstream.skew,
+        authenticated_after: pending.max_age.and_then(|age| match age {
+            0 => Some(pending.created_at),
+            age => now.checked_sub(time::Duration::seconds(i64::try_from(age).unwrap_or(i64::MAX))),
+        }),
+    };
     let verify = |published: &Published| {
         tokens::verify_id_token(&raw, Some(&access_token), &pending.nonce, &published.keys, &expected)
     };

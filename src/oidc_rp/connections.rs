@@ -495,6 +495,7 @@ async fn start_test(
         browser: [0; 32],
         nonce: String::new(),
         pkce_verifier: String::new(),
+        max_age: None,
         redirect_uri: String::new(),
         answered_at: None,
         test_result: None,

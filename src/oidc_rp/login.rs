@@ -293,6 +293,7 @@ async fn authorization_url(
         browser: browser_digest(&browser),
         nonce,
         pkce_verifier: verifier.secret().clone(),
+        max_age: if begin.force_login { Some(0) } else { begin.max_age },
         redirect_uri: upstream.callback_url.clone(),
         answered_at: None,
         test_result: None,

@@ -68,6 +68,8 @@ pub enum Refusal {
     IssueTime(String),
     #[error("the ID token's nonce does not match the sign-in's")]
     Nonce,
+    #[error("the identity provider did not authenticate the person again, as the application asked: {0}")]
+    AuthTime(String),
     #[error("the ID token's `at_hash` does not match the access token")]
     AccessTokenHash,
     #[error("the userinfo endpoint failed: {0}")]
@@ -128,6 +130,7 @@ impl Refusal {
             Refusal::Expired(_) => "expired",
             Refusal::IssueTime(_) => "issue_time",
             Refusal::Nonce => "nonce",
+            Refusal::AuthTime(_) => "auth_time",
             Refusal::AccessTokenHash => "at_hash",
             Refusal::UserInfo(_) => "userinfo",
             Refusal::EmailUnverified => "email_unverified",

@@ -50,6 +50,9 @@ pub struct Expected<'a> {
     pub client_id: &'a str,
     pub now: OffsetDateTime,
     pub skew: Duration,
+    /// ID tokens only: the person must have authenticated after this (`auth_time`), because the
+    /// app asked for a fresh login (`prompt=login`, `max_age`).
+    pub authenticated_after: Option<OffsetDateTime>,
 }
 
 /// A verified ID token's subject, session and every claim.
@@ -98,6 +101,15 @@ pub fn verify_id_token(
     }
     if claims.issue_time() > chrono_time(expected.now + expected.skew) {
         return Err(Refusal::IssueTime(format!("issued in the future ({})", claims.issue_time())));
+    }
+    if let Some(after) = expected.authenticated_after {
+        // OpenID Connect Core §3.1.2.1: with max_age, auth_time is required; an IdP that ignored
+        // the request must not pass a remembered login off as a fresh one.
+        let at =
+            claims.auth_time().ok_or_else(|| Refusal::AuthTime("the ID token has no `auth_time`".into()))?;
+        if after.checked_sub(expected.skew).is_some_and(|after| at < chrono_time(after)) {
+            return Err(Refusal::AuthTime(format!("the person last authenticated at {at}")));
+        }
     }
     if let (Some(hash), Some(access_token)) = (claims.access_token_hash(), access_token) {
         let alg = token.signing_alg().map_err(|err| Refusal::Algorithm(err.to_string()))?;

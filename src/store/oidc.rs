@@ -140,6 +140,10 @@ pub struct PendingLogin {
     pub browser: [u8; 32],
     pub nonce: String,
     pub pkce_verifier: String,
+    /// The app asked for a fresh authentication: 0 for `prompt=login` (the person must have
+    /// authenticated after this login started), else its `max_age` in seconds.
+    #[serde(default)]
+    pub max_age: Option<u64>,
     pub redirect_uri: String,
     #[serde(default)]
     pub answered_at: Option<OffsetDateTime>,
@@ -400,6 +404,7 @@ mod tests {
             browser: [7; 32],
             nonce: "n".into(),
             pkce_verifier: "v".into(),
+            max_age: None,
             redirect_uri: "https://portcullis.test/sso/google/callback".into(),
             answered_at: None,
             test_result: None,

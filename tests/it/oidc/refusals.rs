@@ -22,9 +22,19 @@ fn set_up() -> (Server, Op, Sso) {
 /// Starts a login and returns the browser, the app's pending authorization and the callback URL
 /// the IdP sent the browser to (not yet opened).
 fn at_callback(server: &Server, op: &Op, sso: &Sso) -> (Browser, crate::provider::Pending, String) {
+    at_callback_asking(server, op, sso, "")
+}
+
+/// `at_callback`, with `extra` parameters on the app's authorization request.
+fn at_callback_asking(
+    server: &Server,
+    op: &Op,
+    sso: &Sso,
+    extra: &str,
+) -> (Browser, crate::provider::Pending, String) {
     let mut browser = Browser::new();
     let pending = sso.app.authorize(&["openid"]);
-    let sent = to_idp(server, &mut browser, &pending.url, "ada@acme.test");
+    let sent = to_idp(server, &mut browser, &format!("{}{extra}", pending.url), "ada@acme.test");
     let callback = through_idp(&mut browser, op, &sent, &sso.callback());
     (browser, pending, callback)
 }
@@ -171,4 +181,24 @@ fn a_disabled_connection_or_suspended_tenant_signs_nobody_in() {
     assert_eq!(suspended.status(), 200);
     assert_refused(&browser.get(&callback), 403, "tenant_suspended");
     assert!(!browser.has_session());
+}
+
+#[test]
+fn a_fresh_login_the_app_asked_for_must_be_fresh_at_the_idp() {
+    let (server, op, sso) = set_up();
+    for (name, transform) in [
+        ("a remembered login", json!({ "claims": { "auth_time": 1_000_000_000 } })),
+        ("no auth_time", json!({ "claims": { "auth_time": null } })),
+    ] {
+        let (mut browser, _, callback) = at_callback_asking(&server, &op, &sso, "&prompt=login");
+        op.control("next-id-token", transform);
+        let page = browser.get(&callback);
+        assert!(page.body.contains("<code>auth_time</code>"), "{name}: {} {}", page.status, page.body);
+        assert!(!browser.has_session(), "{name}");
+    }
+    let (browser, pending, callback) = at_callback_asking(&server, &op, &sso, "&prompt=login");
+    let signed_in = come_back(&sso.app, browser, pending, &callback).signed_in();
+    assert!(signed_in.claims["auth_time"].is_number());
+    let (browser, pending, callback) = at_callback_asking(&server, &op, &sso, "&max_age=300");
+    come_back(&sso.app, browser, pending, &callback).signed_in();
 }
