@@ -7,6 +7,7 @@
 //! `?test=…` starts an admin's connection test the same way, for a ticket made by the admin API.
 
 use axum::{
+    Extension,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
@@ -29,6 +30,7 @@ use super::{
 };
 use crate::{
     app::AppState,
+    http::middleware::RequestId,
     ids::{AuthRequestId, ConnectionId, TenantId},
     signin::{self, pages},
     store::{
@@ -91,19 +93,20 @@ struct Begin {
 
 pub async fn start_connection(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestId>,
     Path(connection): Path<String>,
     Query(params): Query<StartParams>,
     headers: HeaderMap,
 ) -> Response {
     let testing = params.test.is_some();
-    let connection = match usable_connection(&state, &connection, testing).await {
+    let connection = match usable_connection(&state, &connection, testing, &trace.0).await {
         Ok(connection) => connection,
         Err(page) => return page,
     };
     let tenant = connection.tenant;
     let upstream = match Upstream::of_connection(&state, connection) {
         Ok(upstream) => upstream,
-        Err(refusal) => return refusal.page("-"),
+        Err(refusal) => return refusal.page(&trace.0),
     };
     let typed = params.login_hint.filter(|hint| hint.len() <= 320);
     let begin = match (params.request, params.test) {
@@ -111,17 +114,18 @@ pub async fn start_connection(
             Ok(begin) => Begin { login_hint: begin.login_hint.or(typed), ..begin },
             Err(page) => return page,
         },
-        (None, Some(test)) => match for_test(&state, &upstream, &test).await {
+        (None, Some(test)) => match for_test(&state, &upstream, &test, &trace.0).await {
             Ok(begin) => begin,
             Err(page) => return page,
         },
         _ => return pages::expired_request(),
     };
-    send(&state, &upstream, Begin { tenant: Some(tenant), ..begin }, &headers).await
+    send(&state, &upstream, Begin { tenant: Some(tenant), ..begin }, &headers, &trace.0).await
 }
 
 pub async fn start_google(
     State(state): State<AppState>,
+    Extension(trace): Extension<RequestId>,
     Query(params): Query<StartParams>,
     headers: HeaderMap,
 ) -> Response {
@@ -147,7 +151,7 @@ pub async fn start_google(
             _ => None,
         };
     }
-    send(&state, &upstream, begin, &headers).await
+    send(&state, &upstream, begin, &headers, &trace.0).await
 }
 
 /// The connection, if it can sign anybody in (or, `for_test`, be tested before it is enabled).
@@ -155,8 +159,9 @@ async fn usable_connection(
     state: &AppState,
     reference: &str,
     for_test: bool,
+    trace: &str,
 ) -> Result<OidcConnectionRecord, Response> {
-    let unknown = || Refusal::UnknownConnection.page("-");
+    let unknown = || Refusal::UnknownConnection.page(trace);
     let id: ConnectionId = reference.parse().map_err(|_| unknown())?;
     let found = state
         .store
@@ -167,12 +172,12 @@ async fn usable_connection(
             Ok::<_, StoreError>(Some((connection, active)))
         })
         .await
-        .map_err(|err| unavailable(err).page("-"))?;
+        .map_err(|err| unavailable(err).page(trace))?;
     match found {
         None => Err(unknown()),
-        Some((_, false)) => Err(Refusal::TenantSuspended.page("-")),
+        Some((_, false)) => Err(Refusal::TenantSuspended.page(trace)),
         Some((connection, _)) if !connection.enabled && !for_test => {
-            Err(Refusal::ConnectionDisabled.page("-"))
+            Err(Refusal::ConnectionDisabled.page(trace))
         }
         Some((connection, _)) => Ok(connection),
     }
@@ -206,11 +211,19 @@ async fn for_authorization(
 }
 
 /// An admin's test, for a ticket the admin API made.
-async fn for_test(state: &AppState, upstream: &Upstream, ticket: &str) -> Result<Begin, Response> {
+async fn for_test(
+    state: &AppState,
+    upstream: &Upstream,
+    ticket: &str,
+    trace: &str,
+) -> Result<Begin, Response> {
     let now = state.clock.now();
     let key = ticket.to_owned();
-    let found =
-        state.store.read(move |tx| oidc::login(tx, &key)).await.map_err(|err| unavailable(err).page("-"))?;
+    let found = state
+        .store
+        .read(move |tx| oidc::login(tx, &key))
+        .await
+        .map_err(|err| unavailable(err).page(trace))?;
     match found {
         Some(t) if t.test && t.upstream == upstream.key && t.answered_at.is_none() && t.expires_at > now => {
             Ok(Begin { test_of: Some(ticket.to_owned()), force_login: true, ..Begin::default() })
@@ -231,12 +244,18 @@ pub fn browser_digest(browser: &str) -> [u8; 32] {
 }
 
 /// Stores the login and sends the browser to the IdP.
-async fn send(state: &AppState, upstream: &Upstream, begin: Begin, headers: &HeaderMap) -> Response {
+async fn send(
+    state: &AppState,
+    upstream: &Upstream,
+    begin: Begin,
+    headers: &HeaderMap,
+    trace: &str,
+) -> Response {
     match authorization_url(state, upstream, begin, headers).await {
         Ok(response) => response,
         Err(refusal) => {
             tracing::warn!(check = refusal.code(), upstream = %upstream.key, "cannot start an OIDC login");
-            refusal.page("-")
+            refusal.page(trace)
         }
     }
 }
