@@ -221,13 +221,43 @@ pub fn delete_connection(
     };
     tx.table_mut(OIDC_CONNECTIONS)?.remove(id.key())?;
     tx.table_mut(TENANT_OIDC_CONNECTIONS)?.remove((record.tenant.key(), id.key()))?;
+    remove_subjects(tx, &record.upstream(), |_| true)?;
     Ok(Some(record))
 }
 
-/// Removes every connection of a deleted tenant. Its one-time state expires on its own.
+/// Removes every connection of a deleted tenant, and what Google sign-in remembered of its
+/// people. Its one-time state expires on its own.
 pub(super) fn delete_tenant(tx: &WriteTx<'_>, tenant: TenantId) -> Result<(), StoreError> {
     for record in tenant_connections(tx, tenant)? {
         delete_connection(tx, record.id)?;
+    }
+    remove_subjects(tx, "google", |of| of == tenant.key())
+}
+
+/// Forgets the subject links of `upstream` whose tenant `matches`.
+fn remove_subjects(
+    tx: &WriteTx<'_>,
+    upstream: &str,
+    matches: impl Fn(u128) -> bool,
+) -> Result<(), StoreError> {
+    let mut table = tx.table_mut(OIDC_SUBJECTS)?;
+    let keys: Vec<(String, u128)> = {
+        let range = table.range((upstream, "", 0)..)?;
+        let mut keys = Vec::new();
+        for entry in range {
+            let entry = entry?;
+            let (of, sub, tenant) = entry.0.value();
+            if of != upstream {
+                break;
+            }
+            if matches(tenant) {
+                keys.push((sub.to_owned(), tenant));
+            }
+        }
+        keys
+    };
+    for (sub, tenant) in keys {
+        table.remove((upstream, sub.as_str(), tenant))?;
     }
     Ok(())
 }
@@ -477,5 +507,8 @@ mod tests {
             .await
             .unwrap();
         assert!(replayable, "a purged jti is forgotten (its token has expired anyway)");
+        store.write(move |tx| delete_tenant(tx, other_tenant)).await.unwrap();
+        let left = store.read(move |tx| subject_users(tx, "google", "sub-1")).await.unwrap();
+        assert_eq!(left, vec![(tenant, user)], "a deleted tenant's Google links are forgotten");
     }
 }
