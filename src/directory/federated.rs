@@ -8,10 +8,49 @@ use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::{Change, DirectoryError, create_user};
 use crate::{
     ids::{TenantId, UserId},
-    store::directory::UserRecord,
+    store::{
+        StoreError, WriteTx,
+        directory::{self, UserRecord},
+        tenants::{self, TenantStatus},
+    },
 };
+
+/// Why a sign-in the IdP vouched for cannot go ahead, found in its own transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotAdmitted {
+    CannotCreateUser(String),
+    UserDeactivated(String),
+    TenantSuspended,
+}
+
+/// Inside the sign-in's transaction: creates the just-in-time user (`new_user`), then checks
+/// that `user` and the tenant are still active. A deactivation or suspension committed since
+/// the user was looked up wins: the session it would have revoked must not be made now.
+pub fn admit(
+    tx: &WriteTx<'_>,
+    change: &Change,
+    new_user: Option<&UserRecord>,
+    user: UserId,
+) -> Result<Result<(), NotAdmitted>, StoreError> {
+    if let Some(record) = new_user {
+        match create_user(tx, change, record) {
+            Ok(()) => {}
+            Err(DirectoryError::Store(err)) => return Err(err),
+            Err(other) => return Ok(Err(NotAdmitted::CannotCreateUser(other.to_string()))),
+        }
+    }
+    let found = directory::user(tx, change.tenant, user)?;
+    if !found.as_ref().is_some_and(|u| u.active) {
+        return Ok(Err(NotAdmitted::UserDeactivated(found.map(|u| u.user_name).unwrap_or_default())));
+    }
+    if !tenants::get(tx, change.tenant)?.is_some_and(|t| t.status == TenantStatus::Active) {
+        return Ok(Err(NotAdmitted::TenantSuspended));
+    }
+    Ok(Ok(()))
+}
 
 /// The user fields an IdP sent, as the connection maps them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -36,14 +36,17 @@ use super::{
 };
 use crate::{
     app::AppState,
-    directory::{self as directory_changes, Change, DirectoryError, federated::Resolved},
+    directory::{
+        Change,
+        federated::{self, Resolved},
+    },
     http::middleware::RequestId,
     ids::ConnectionId,
     provider::{self, Finish, FinishError, FinishFailure, Prelude},
     sessions::{self, SignIn, cookie},
     signin::pages,
     store::{
-        StoreError, WriteTx, directory as stored_directory,
+        StoreError, WriteTx,
         journal::{self, AuditRecord, Subject},
         oidc::{self, Answering, PendingLogin},
         sessions::IdpSession,
@@ -506,20 +509,8 @@ fn one_time_work(
             Answering::AlreadyAnswered(_) => return Err(FinishError::Refused(Refusal::AlreadyAnswered)),
             Answering::Unknown => return Err(FinishError::Refused(Refusal::UnknownState)),
         }
-        if let Some(user) = &new_user {
-            directory_changes::create_user(tx, &change, user).map_err(|err| match err {
-                DirectoryError::Store(err) => FinishError::Store(err),
-                other => FinishError::Refused(Refusal::CannotCreateUser(other.to_string())),
-            })?;
-        }
-        let user = stored_directory::user(tx, tenant_id, user_id)?;
-        if !user.as_ref().is_some_and(|u| u.active) {
-            let name = user.map(|u| u.user_name).unwrap_or_default();
-            return Err(FinishError::Refused(Refusal::UserDeactivated(name)));
-        }
-        if !tenants::get(tx, tenant_id)?.is_some_and(|t| t.status == TenantStatus::Active) {
-            return Err(FinishError::Refused(Refusal::TenantSuspended));
-        }
+        federated::admit(tx, &change, new_user.as_ref(), user_id)?
+            .map_err(|refused| FinishError::Refused(refused.into()))?;
         oidc::link_subject(tx, &key, &subject, tenant_id, user_id)?;
         if let Some(sid) = &sid {
             oidc::record_idp_session(tx, &key, sid, session_id, session_ends)?;

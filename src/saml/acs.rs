@@ -28,14 +28,14 @@ use super::{
 };
 use crate::{
     app::AppState,
-    directory::{self as directory_changes, Change, DirectoryError},
+    directory::{Change, federated},
     http::middleware::RequestId,
     ids::{AuthRequestId, ConnectionId},
     provider::{self, Finish, FinishError, FinishFailure, Prelude},
     sessions::{self, SignIn, cookie},
     signin::pages,
     store::{
-        StoreError, WriteTx, directory as stored_directory,
+        StoreError, WriteTx,
         journal::{self, AuditRecord, Subject},
         oauth_clients,
         saml::{self, Answering, PendingRequest, SamlConnectionRecord},
@@ -361,22 +361,8 @@ fn one_time_work(
         if !saml::mark_assertion_seen(tx, connection_id, &assertion_id, remember_until)? {
             return Err(FinishError::Refused(Refusal::Replayed));
         }
-        if let Some(user) = &new_user {
-            directory_changes::create_user(tx, &change, user).map_err(|err| match err {
-                DirectoryError::Store(err) => FinishError::Store(err),
-                other => FinishError::Refused(Refusal::CannotCreateUser(other.to_string())),
-            })?;
-        }
-        // A deactivation or suspension committed since the user was looked up wins: the
-        // session it would have revoked must not be made now.
-        let user = stored_directory::user(tx, tenant, user_id)?;
-        if !user.as_ref().is_some_and(|u| u.active) {
-            let name = user.map(|u| u.user_name).unwrap_or_default();
-            return Err(FinishError::Refused(Refusal::UserDeactivated(name)));
-        }
-        if !tenants::get(tx, tenant)?.is_some_and(|t| t.status == TenantStatus::Active) {
-            return Err(FinishError::Refused(Refusal::TenantSuspended));
-        }
+        federated::admit(tx, &change, new_user.as_ref(), user_id)?
+            .map_err(|refused| FinishError::Refused(refused.into()))?;
         let subject = Subject { kind: "user".into(), id: user_id.to_string(), label: None };
         change.audit(tx, "saml.login", subject, detail.clone())?;
         Ok(())

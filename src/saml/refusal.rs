@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::{
     app::AppState,
+    directory::federated::NotAdmitted,
     ids::ConnectionId,
     signin::pages,
     store::{
@@ -189,6 +190,16 @@ impl Refusal {
     /// up in the audit trail.
     pub fn page(&self, request_id: &str) -> Response {
         pages::sso_refused(self.status(), &self.public_message(), self.code(), request_id)
+    }
+}
+
+impl From<NotAdmitted> for Refusal {
+    fn from(refused: NotAdmitted) -> Self {
+        match refused {
+            NotAdmitted::CannotCreateUser(why) => Refusal::CannotCreateUser(why),
+            NotAdmitted::UserDeactivated(name) => Refusal::UserDeactivated(name),
+            NotAdmitted::TenantSuspended => Refusal::TenantSuspended,
+        }
     }
 }
 
