@@ -488,6 +488,9 @@ fn one_time_work(
     let (login_state, key, tenant_id) = (login.state.clone(), login.upstream.key.clone(), tenant.id);
     let (subject, sid) = (login.token.subject.clone(), login.token.sid.clone());
     let (session_id, session_ends) = (session.id, session.expires_at);
+    // Kept only where the IdP will be asked to sign the person out too (its `id_token_hint`).
+    let id_token_hint =
+        login.upstream.connection.as_ref().filter(|c| c.sign_out_at_idp).map(|_| login.token.raw.clone());
     let new_user = match resolved {
         Resolved::New(user) => Some(user.clone()),
         Resolved::Existing(_) => None,
@@ -514,6 +517,9 @@ fn one_time_work(
         oidc::link_subject(tx, &key, &subject, tenant_id, user_id)?;
         if let Some(sid) = &sid {
             oidc::record_idp_session(tx, &key, sid, session_id, session_ends)?;
+        }
+        if let Some(raw) = &id_token_hint {
+            oidc::keep_id_token(tx, session_id, raw, session_ends)?;
         }
         let target = Subject { kind: "user".into(), id: user_id.to_string(), label: None };
         change.audit(tx, &action, target, detail.clone())?;

@@ -66,9 +66,10 @@ struct ConnectionView {
     claim_mapping: ClaimMapping,
     jit_provisioning: bool,
     clock_skew_secs: u32,
+    sign_out_at_idp: bool,
     discovered: Option<DiscoveredView>,
-    /// What the IdP admin registers: the redirect URI, the back-channel logout URI, and the
-    /// address that starts a login (the "initiate login URI").
+    /// What the IdP admin registers: the redirect URI, the back-channel logout URI, the
+    /// post-logout redirect URI, and the address that starts a login (the "initiate login URI").
     urls: ConnectionUrls,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -97,6 +98,7 @@ fn view(connection: &OidcConnectionRecord, public_url: &str) -> ConnectionView {
         claim_mapping: connection.claim_mapping.clone(),
         jit_provisioning: connection.jit_provisioning,
         clock_skew_secs: connection.clock_skew_secs,
+        sign_out_at_idp: connection.sign_out_at_idp,
         discovered: connection.discovered.clone().map(|discovered| DiscoveredView { discovered }),
         urls: connection_urls(public_url, connection),
         created_at: connection.created_at,
@@ -125,7 +127,7 @@ fn audited(connection: &OidcConnectionRecord) -> serde_json::Value {
         "client_id": connection.client_id, "client_secret_set": connection.client_secret.is_some(),
         "token_auth_method": connection.token_auth_method, "scopes": connection.scopes,
         "claim_mapping": connection.claim_mapping, "jit_provisioning": connection.jit_provisioning,
-        "clock_skew_secs": connection.clock_skew_secs,
+        "clock_skew_secs": connection.clock_skew_secs, "sign_out_at_idp": connection.sign_out_at_idp,
     })
 }
 
@@ -153,6 +155,7 @@ struct Settings {
     claim_mapping: Option<ClaimMapping>,
     jit_provisioning: Option<bool>,
     clock_skew_secs: Option<u32>,
+    sign_out_at_idp: Option<bool>,
 }
 
 impl Settings {
@@ -217,6 +220,7 @@ impl Settings {
         }
         connection.token_auth_method = self.token_auth_method.unwrap_or(connection.token_auth_method);
         connection.jit_provisioning = self.jit_provisioning.unwrap_or(connection.jit_provisioning);
+        connection.sign_out_at_idp = self.sign_out_at_idp.unwrap_or(connection.sign_out_at_idp);
         connection.enabled = self.enabled.unwrap_or(connection.enabled);
         let missing = missing(connection);
         if connection.enabled && !missing.is_empty() {
@@ -351,6 +355,7 @@ async fn create(
         claim_mapping: ClaimMapping::default(),
         jit_provisioning: false,
         clock_skew_secs: DEFAULT_SKEW_SECS,
+        sign_out_at_idp: false,
         discovered: None,
         created_at: now,
         updated_at: now,

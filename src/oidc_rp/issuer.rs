@@ -176,7 +176,8 @@ fn discovered(
         token_endpoint: metadata.token_endpoint().map(|u| u.to_string()),
         userinfo_endpoint: metadata.userinfo_endpoint().map(|u| u.to_string()),
         jwks_uri: metadata.jwks_uri().to_string(),
-        end_session_endpoint: text("end_session_endpoint"),
+        end_session_endpoint: text("end_session_endpoint")
+            .filter(|url| crate::http::outbound::check_url(url).is_ok()),
         id_token_signing_algs: algorithms,
         backchannel_logout_supported: flag("backchannel_logout_supported"),
         authorization_response_iss_parameter_supported: flag(

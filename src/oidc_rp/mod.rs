@@ -6,7 +6,9 @@
 //! - `callback`: the code exchanged, the ID token verified (`tokens`), userinfo read where the
 //!   claims need it, the person mapped to a user (`claims`, `google`), and the app's
 //!   authorization finished in one commit (`callback`);
-//! - `backchannel-logout`: the IdP's logout tokens end the sessions it started (`backchannel`).
+//! - `backchannel-logout`: the IdP's logout tokens end the sessions it started (`backchannel`);
+//! - `logged-out`: back from the IdP's end-session endpoint after the app signed a person out
+//!   (`logout`).
 //!
 //! Connections are managed in the admin API under `/api/v1/tenants/{tenant}/oidc-connections`
 //! (`connections`); discovery documents and keys are cached per issuer (`issuer`). Every refusal
@@ -19,6 +21,7 @@ pub mod connections;
 pub mod google;
 pub mod issuer;
 pub mod login;
+pub mod logout;
 pub mod refusal;
 pub mod tokens;
 
@@ -44,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/sso/oidc/{connection}/start", get(login::start_connection))
         .route("/sso/oidc/{connection}/callback", get(callback::connection_callback))
         .route("/sso/oidc/{connection}/backchannel-logout", post(backchannel::receive))
+        .route("/sso/oidc/{connection}/logged-out", get(logout::logged_out))
         .route("/sso/google/start", get(login::start_google))
         .route("/sso/google/callback", get(callback::google_callback))
 }
@@ -155,6 +159,8 @@ pub struct ConnectionUrls {
     pub callback: String,
     /// The back-channel logout URI to register at the IdP.
     pub backchannel_logout: String,
+    /// Where the IdP sends the browser back after a logout Portcullis started there.
+    pub post_logout_redirect: String,
     /// Where a login through this connection starts (the IdP's "initiate login URI").
     pub start: String,
 }
@@ -164,6 +170,7 @@ pub fn connection_urls(public_url: &str, connection: &OidcConnectionRecord) -> C
     ConnectionUrls {
         callback: format!("{base}/callback"),
         backchannel_logout: format!("{base}/backchannel-logout"),
+        post_logout_redirect: format!("{base}/logged-out"),
         start: format!("{base}/start"),
     }
 }

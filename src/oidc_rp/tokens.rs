@@ -58,6 +58,8 @@ pub struct Expected<'a> {
 /// A verified ID token's subject, session and every claim.
 #[derive(Debug, Clone)]
 pub struct VerifiedIdToken {
+    /// The token as the IdP sent it (a logout's `id_token_hint`).
+    pub raw: String,
     pub subject: String,
     pub sid: Option<String>,
     pub claims: Map<String, Value>,
@@ -125,6 +127,7 @@ pub fn verify_id_token(
         _ => return Err(Refusal::IdTokenMalformed("its claims are not an object".into())),
     };
     Ok(VerifiedIdToken {
+        raw: raw.to_owned(),
         subject: claims.subject().to_string(),
         sid: claims.additional_claims().all.get("sid").and_then(Value::as_str).map(str::to_owned),
         claims: all,

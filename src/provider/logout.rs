@@ -18,7 +18,7 @@ use super::authorize::with_params;
 use crate::{
     app::AppState,
     ids::{ClientId, SessionId},
-    saml,
+    oidc_rp, saml,
     sessions::{self, cookie},
     signin::{self, pages},
     store::oauth_clients,
@@ -117,9 +117,13 @@ async fn logout(state: AppState, headers: HeaderMap, params: LogoutParams) -> Re
             params.state.as_deref().map(|s| vec![("state", s)]).unwrap_or_default();
         with_params(&uri, &params)
     });
-    // A session a SAML IdP opened ends there too, and the IdP sends the browser on.
+    // A session a SAML IdP (or an OIDC IdP set to) opened ends there too, and the IdP sends
+    // the browser on.
     let at_idp = match &ended {
-        Some(session) => saml::logout::begin(&state, session, return_to.clone()).await,
+        Some(session) => match saml::logout::begin(&state, session, return_to.clone()).await {
+            Some(response) => Some(response),
+            None => oidc_rp::logout::begin(&state, session, return_to.clone()).await,
+        },
         None => None,
     };
     let mut response = match (at_idp, return_to) {

@@ -12,6 +12,9 @@
 //! - `oidc_idp_sessions` ((upstream, sid, session) → expiry): the Portcullis sessions an IdP
 //!   session (`sid`) started, for back-channel logout.
 //! - `oidc_logout_tokens` ((upstream, jti) → expiry): logout tokens already honoured.
+//! - `oidc_id_tokens` (session → the IdP's ID token): the `id_token_hint` of a logout at the IdP,
+//!   kept only for connections that sign people out there, until the session expires.
+//! - `oidc_logouts` (state → pending logout): where to send the browser when the IdP is done.
 //! - `oidc_expiry` ((due, kind, key, key) → ()): what to purge when.
 //!
 //! An upstream is named `oidc:<connection>` or `google`, as sessions name their IdP.
@@ -32,6 +35,8 @@ const OIDC_LOGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("oidc_log
 const OIDC_SUBJECTS: TableDefinition<(&str, &str, u128), u128> = TableDefinition::new("oidc_subjects");
 const OIDC_IDP_SESSIONS: TableDefinition<(&str, &str, u128), i64> = TableDefinition::new("oidc_idp_sessions");
 const OIDC_LOGOUT_TOKENS: TableDefinition<(&str, &str), i64> = TableDefinition::new("oidc_logout_tokens");
+const OIDC_ID_TOKENS: TableDefinition<u128, &str> = TableDefinition::new("oidc_id_tokens");
+const OIDC_LOGOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oidc_logouts");
 const OIDC_EXPIRY: TableDefinition<(i64, u8, &str, &str), ()> = TableDefinition::new("oidc_expiry");
 
 pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
@@ -41,6 +46,8 @@ pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(OIDC_SUBJECTS)?;
     tx.table_mut(OIDC_IDP_SESSIONS)?;
     tx.table_mut(OIDC_LOGOUT_TOKENS)?;
+    tx.table_mut(OIDC_ID_TOKENS)?;
+    tx.table_mut(OIDC_LOGOUTS)?;
     tx.table_mut(OIDC_EXPIRY)?;
     Ok(())
 }
@@ -105,6 +112,10 @@ pub struct OidcConnectionRecord {
     /// People the directory does not know are created at their first login.
     pub jit_provisioning: bool,
     pub clock_skew_secs: u32,
+    /// When the app signs a person out, the browser goes to the IdP's end-session endpoint too
+    /// (OpenID Connect RP-Initiated Logout), and comes back to the app after.
+    #[serde(default)]
+    pub sign_out_at_idp: bool,
     pub discovered: Option<Discovered>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -167,11 +178,26 @@ pub enum Answering {
     Answered(PendingLogin),
 }
 
+/// A logout Portcullis sent to an IdP's end-session endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingLogout {
+    pub upstream: String,
+    /// Where the browser goes when the IdP is done (the app's post-logout address).
+    pub return_to: Option<String>,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Record for PendingLogout {
+    const KIND: &'static str = "pending OIDC logout";
+}
+
 #[repr(u8)]
 enum Expiring {
     Login = 1,
     IdpSession = 2,
     LogoutToken = 3,
+    IdToken = 4,
+    Logout = 5,
 }
 
 // ---- connections ----
@@ -383,6 +409,37 @@ pub fn mark_logout_token(
     Ok(true)
 }
 
+/// Keeps the IdP's ID token of `session` (for `id_token_hint`) until the session expires.
+pub fn keep_id_token(
+    tx: &WriteTx<'_>,
+    session: SessionId,
+    raw: &str,
+    until: OffsetDateTime,
+) -> Result<(), StoreError> {
+    tx.table_mut(OIDC_ID_TOKENS)?.insert(session.key(), raw)?;
+    let key = session.to_string();
+    tx.table_mut(OIDC_EXPIRY)?
+        .insert((until.unix_timestamp(), Expiring::IdToken as u8, key.as_str(), ""), ())?;
+    Ok(())
+}
+
+pub fn id_token(src: &impl Source, session: SessionId) -> Result<Option<String>, StoreError> {
+    Ok(src.table(OIDC_ID_TOKENS)?.get(session.key())?.map(|v| v.value().to_owned()))
+}
+
+pub fn put_logout(tx: &WriteTx<'_>, state: &str, logout: &PendingLogout) -> Result<(), StoreError> {
+    tx.table_mut(OIDC_LOGOUTS)?.insert(state, codec::encode(logout)?.as_slice())?;
+    let due = logout.expires_at.unix_timestamp();
+    tx.table_mut(OIDC_EXPIRY)?.insert((due, Expiring::Logout as u8, state, ""), ())?;
+    Ok(())
+}
+
+/// Removes and returns a pending logout: it is answered once.
+pub fn take_logout(tx: &WriteTx<'_>, state: &str) -> Result<Option<PendingLogout>, StoreError> {
+    let removed = tx.table_mut(OIDC_LOGOUTS)?.remove(state)?.map(|v| v.value().to_vec());
+    removed.map(|bytes| codec::decode(&bytes)).transpose()
+}
+
 /// Deletes up to `limit` logins, IdP session links and logout tokens that expired before `now`.
 pub fn purge_expired(tx: &WriteTx<'_>, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
     let due: Vec<(i64, u8, String, String)> = {
@@ -401,6 +458,14 @@ pub fn purge_expired(tx: &WriteTx<'_>, now: OffsetDateTime, limit: usize) -> Res
         match *kind {
             k if k == Expiring::Login as u8 => {
                 tx.table_mut(OIDC_LOGINS)?.remove(first.as_str())?;
+            }
+            k if k == Expiring::IdToken as u8 => {
+                if let Ok(session) = first.parse::<SessionId>() {
+                    tx.table_mut(OIDC_ID_TOKENS)?.remove(session.key())?;
+                }
+            }
+            k if k == Expiring::Logout as u8 => {
+                tx.table_mut(OIDC_LOGOUTS)?.remove(first.as_str())?;
             }
             k if k == Expiring::IdpSession as u8 => {
                 let (upstream, sid) = first.split_once(' ').unwrap_or((first, ""));

@@ -118,3 +118,61 @@ fn a_logout_token_naming_only_the_subject_ends_every_session_from_that_provider(
     let logouts = audit(&server, "sso.oidc.logout");
     assert_eq!(logouts[0]["detail"]["sessions_ended"].as_array().unwrap().len(), 2, "{logouts:?}");
 }
+
+#[test]
+fn the_apps_logout_signs_the_person_out_at_the_provider_where_the_connection_says_so() {
+    const GOODBYE: &str = "http://127.0.0.1:9/goodbye";
+    let (server, op) = (Server::start(), Op::start(json!({})));
+    let sso = Sso::set_up(&server, &op, json!({ "sign_out_at_idp": true }), json!({}));
+    let app = App::register(&server, json!({ "post_logout_redirect_uris": [GOODBYE] }));
+    let sso = Sso { app, ..sso };
+    let mut signed_in = sign_in(&server, &op, &sso, "ada@acme.test", "ada@acme.test").signed_in();
+    let logout = format!(
+        "{}?id_token_hint={}&post_logout_redirect_uri={GOODBYE}&state=s-9",
+        server.url("/oauth2/logout"),
+        signed_in.id_token
+    );
+    let to_idp = signed_in.browser.get(&logout);
+    assert_eq!(to_idp.status, 303, "{}", to_idp.body);
+    let location = to_idp.location.unwrap();
+    let url = url::Url::parse(&location).unwrap();
+    let params: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert!(location.starts_with(&format!("{}/session/end", op.issuer)), "{location}");
+    assert_eq!(params["client_id"], "portcullis");
+    assert_eq!(
+        params["post_logout_redirect_uri"],
+        sso.connection["urls"]["post_logout_redirect"].as_str().unwrap()
+    );
+    assert!(params["id_token_hint"].split('.').count() == 3, "the IdP's own ID token is the hint");
+    assert!(!active(&server, &sso, &signed_in), "the session ended before the browser left");
+
+    // At the IdP: its confirmation form, then back to Portcullis, then on to the app.
+    let confirm = signed_in.browser.get(&location);
+    let xsrf =
+        confirm.body.split("name=\"xsrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let done = signed_in
+        .browser
+        .post(&format!("{}/session/end/confirm", op.issuer), &[("xsrf", xsrf.as_str()), ("logout", "yes")]);
+    let back = done.location.expect("the IdP sends the browser back");
+    assert!(back.starts_with(sso.connection["urls"]["post_logout_redirect"].as_str().unwrap()), "{back}");
+    let at_app = signed_in.browser.get(&back);
+    assert_eq!(at_app.location.as_deref(), Some(format!("{GOODBYE}?state=s-9").as_str()));
+    assert_eq!(signed_in.browser.get(&back).status, 200, "a second return is just a signed-out page");
+}
+
+#[test]
+fn without_the_setting_the_apps_logout_stays_at_portcullis() {
+    const GOODBYE: &str = "http://127.0.0.1:9/goodbye";
+    let (server, op) = (Server::start(), Op::start(json!({})));
+    let sso = Sso::set_up(&server, &op, json!({}), json!({}));
+    let app = App::register(&server, json!({ "post_logout_redirect_uris": [GOODBYE] }));
+    let sso = Sso { app, ..sso };
+    let mut signed_in = sign_in(&server, &op, &sso, "ada@acme.test", "ada@acme.test").signed_in();
+    let logout = format!(
+        "{}?id_token_hint={}&post_logout_redirect_uri={GOODBYE}",
+        server.url("/oauth2/logout"),
+        signed_in.id_token
+    );
+    let back = signed_in.browser.get(&logout);
+    assert_eq!(back.location.as_deref(), Some(GOODBYE));
+}

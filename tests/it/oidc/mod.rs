@@ -107,6 +107,9 @@ impl Op {
             "backchannel_logout_session_required": true,
             "grant_types": ["authorization_code"], "response_types": ["code"],
         });
+        if let Some(back) = urls["post_logout_redirect"].as_str() {
+            client["post_logout_redirect_uris"] = json!([back]);
+        }
         let fields = client.as_object_mut().unwrap();
         for (key, value) in extra.as_object().unwrap() {
             if value.is_null() {
