@@ -294,7 +294,12 @@ async fn authorization_url(
         request = request.add_extra_param("hd", domain.clone());
     }
     if begin.force_login {
-        request = request.add_prompt(CoreAuthPrompt::Login);
+        // Google takes no `prompt=login`; `max_age=0` asks the same of any OpenID Provider.
+        request = if upstream.key == super::google::UPSTREAM {
+            request.set_max_age(std::time::Duration::ZERO)
+        } else {
+            request.add_prompt(CoreAuthPrompt::Login)
+        };
     }
     if let Some(age) = begin.max_age {
         request = request.set_max_age(std::time::Duration::from_secs(age));

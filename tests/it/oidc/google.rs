@@ -110,6 +110,19 @@ fn a_person_without_sso_signs_in_with_google() {
     assert_eq!(sessions["items"][0]["idp"], "google");
     // Signing in again finds the same user through the Google subject remembered the first time.
     assert_eq!(google.sign_in("ada@acme.test").unwrap()["sub"], user);
+    // The app asks for a fresh login: Google gets `max_age=0` (it takes no `prompt=login`), and its
+    // `auth_time` must show a new authentication.
+    let (mut browser, pending) = (Browser::new(), google.app.authorize(&["openid"]));
+    let first = browser.get(&format!("{}&prompt=login", pending.url));
+    let login = browser.follow(&google.server, first);
+    let sent = browser.get(&google.server.url(&link_in(&login.body, "/sso/google/start")));
+    let to_google = url::Url::parse(sent.location.as_deref().unwrap()).unwrap();
+    let params: std::collections::HashMap<String, String> = to_google.query_pairs().into_owned().collect();
+    assert_eq!(params.get("max_age").map(String::as_str), Some("0"));
+    assert!(!params.contains_key("prompt"));
+    let sent = with_login_hint(sent, "ada@acme.test");
+    let callback = through_idp(&mut browser, &google.op, &sent, &google.server.url("/sso/google/callback"));
+    assert_eq!(come_back(&google.app, browser, pending, &callback).signed_in().claims["sub"], user);
 }
 
 #[test]
