@@ -12,11 +12,26 @@ use super::{Change, DirectoryError, create_user};
 use crate::{
     ids::{TenantId, UserId},
     store::{
-        StoreError, WriteTx,
+        Store, StoreError, WriteTx,
         directory::{self, UserRecord},
+        journal::{self, AuditRecord},
         tenants::{self, TenantStatus},
     },
 };
+
+/// Appends the audit record of a refused SSO message in a write of its own (a refusal changes
+/// nothing else): the failed check's code and reason, then the record's own detail.
+pub async fn record_refusal(store: &Store, check: &'static str, reason: String, mut record: AuditRecord) {
+    tracing::info!(check, action = %record.action, "SSO message refused");
+    let mut fields = json!({ "check": check, "reason": reason });
+    if let (Some(extra), Some(all)) = (record.detail.as_object(), fields.as_object_mut()) {
+        all.extend(extra.clone());
+    }
+    record.detail = fields;
+    if let Err(err) = store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await {
+        tracing::error!(%err, "cannot record an SSO refusal");
+    }
+}
 
 /// Why a sign-in the IdP vouched for cannot go ahead, found in its own transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +90,16 @@ impl Resolved {
     pub fn user(&self) -> &UserRecord {
         match self {
             Resolved::Existing(user) | Resolved::New(user) => user,
+        }
+    }
+
+    /// Who a connection test found: the user who would sign in, or the one who would be made.
+    pub fn test_view(&self) -> serde_json::Value {
+        match self {
+            Resolved::Existing(user) => {
+                json!({ "outcome": "existing", "id": user.id, "user_name": user.user_name })
+            }
+            Resolved::New(user) => json!({ "outcome": "would_be_created", "user_name": user.user_name }),
         }
     }
 }

@@ -251,22 +251,8 @@ async fn load_upstream(state: &AppState, key: &str, testing: bool) -> Result<Ups
     }
     let id: ConnectionId =
         key.strip_prefix("oidc:").and_then(|id| id.parse().ok()).ok_or(Refusal::UnknownConnection)?;
-    let found = state
-        .store
-        .read(move |tx| {
-            let Some(connection) = oidc::connection(tx, id)? else { return Ok(None) };
-            let active =
-                tenants::get(tx, connection.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
-            Ok::<_, StoreError>(Some((connection, active)))
-        })
-        .await
-        .map_err(unavailable)?;
-    match found {
-        None => Err(Refusal::UnknownConnection),
-        Some((_, false)) => Err(Refusal::TenantSuspended),
-        Some((connection, _)) if !connection.enabled && !testing => Err(Refusal::ConnectionDisabled),
-        Some((connection, _)) => Upstream::of_connection(state, connection),
-    }
+    let connection = super::usable_connection(state, id, testing).await?;
+    Upstream::of_connection(state, connection)
 }
 
 /// The authorization response itself: the issuer it names (RFC 9207, against mix-up attacks),
@@ -573,10 +559,7 @@ async fn test_result(
     now: OffsetDateTime,
 ) -> Result<Response, Refusal> {
     let user = match &resolution {
-        Ok((_, Resolved::Existing(user))) => {
-            json!({ "outcome": "existing", "id": user.id, "user_name": user.user_name })
-        }
-        Ok((_, Resolved::New(user))) => json!({ "outcome": "would_be_created", "user_name": user.user_name }),
+        Ok((_, resolved)) => resolved.test_view(),
         Err(refusal) => {
             json!({ "outcome": "refused", "check": refusal.code(), "reason": refusal.to_string() })
         }
@@ -619,12 +602,5 @@ async fn test_result(
     if !answered {
         return Err(Refusal::AlreadyAnswered);
     }
-    let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
-    let verdict = if resolution.is_ok() {
-        "The identity provider's answer passed every check."
-    } else {
-        "The identity provider's answer is valid, but this person could not sign in:"
-    };
-    let body = format!("<p>{verdict}</p><pre>{}</pre><p>No session was created.</p>", pages::escape(&pretty));
-    Ok(pages::page(StatusCode::OK, "OpenID Connect connection test", &body))
+    Ok(pages::connection_test("OpenID Connect connection test", &result))
 }

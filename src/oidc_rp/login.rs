@@ -34,9 +34,8 @@ use crate::{
     ids::{AuthRequestId, ConnectionId, TenantId},
     signin::{self, pages},
     store::{
-        StoreError,
         oidc::{self, OidcConnectionRecord, PendingLogin, TokenAuthMethod},
-        tenants::{self, TenantRecord, TenantStatus},
+        tenants::{self, TenantRecord},
     },
 };
 
@@ -161,26 +160,8 @@ async fn usable_connection(
     for_test: bool,
     trace: &str,
 ) -> Result<OidcConnectionRecord, Response> {
-    let unknown = || Refusal::UnknownConnection.page(trace);
-    let id: ConnectionId = reference.parse().map_err(|_| unknown())?;
-    let found = state
-        .store
-        .read(move |tx| {
-            let Some(connection) = oidc::connection(tx, id)? else { return Ok(None) };
-            let active =
-                tenants::get(tx, connection.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
-            Ok::<_, StoreError>(Some((connection, active)))
-        })
-        .await
-        .map_err(|err| unavailable(err).page(trace))?;
-    match found {
-        None => Err(unknown()),
-        Some((_, false)) => Err(Refusal::TenantSuspended.page(trace)),
-        Some((connection, _)) if !connection.enabled && !for_test => {
-            Err(Refusal::ConnectionDisabled.page(trace))
-        }
-        Some((connection, _)) => Ok(connection),
-    }
+    let id: ConnectionId = reference.parse().map_err(|_| Refusal::UnknownConnection.page(trace))?;
+    super::usable_connection(state, id, for_test).await.map_err(|refusal| refusal.page(trace))
 }
 
 /// A login for the app's waiting authorization (`pinned`: the tenant it must be for, if any).

@@ -36,8 +36,13 @@ use time::Duration;
 use crate::{
     app::AppState,
     http::outbound::Outbound,
+    ids::ConnectionId,
     secrets::SecretBox,
-    store::oidc::{ClaimMapping, OidcConnectionRecord, TokenAuthMethod},
+    store::{
+        StoreError,
+        oidc::{self, ClaimMapping, OidcConnectionRecord, TokenAuthMethod},
+        tenants::{self, TenantStatus},
+    },
 };
 use issuer::Issuers;
 use refusal::Refusal;
@@ -149,6 +154,31 @@ impl Upstream {
             skew: GOOGLE_SKEW,
             callback_url: format!("{}/sso/google/callback", state.public_url.trim_end_matches('/')),
         })
+    }
+}
+
+/// The connection `id`, if it can sign anybody in now: it exists, belongs to an active tenant,
+/// and is enabled (a test, `for_test`, may run before it is).
+pub async fn usable_connection(
+    state: &AppState,
+    id: ConnectionId,
+    for_test: bool,
+) -> Result<OidcConnectionRecord, Refusal> {
+    let found = state
+        .store
+        .read(move |tx| {
+            let Some(connection) = oidc::connection(tx, id)? else { return Ok(None) };
+            let active =
+                tenants::get(tx, connection.tenant)?.is_some_and(|t| t.status == TenantStatus::Active);
+            Ok::<_, StoreError>(Some((connection, active)))
+        })
+        .await
+        .map_err(refusal::unavailable)?;
+    match found {
+        None => Err(Refusal::UnknownConnection),
+        Some((_, false)) => Err(Refusal::TenantSuspended),
+        Some((connection, _)) if !connection.enabled && !for_test => Err(Refusal::ConnectionDisabled),
+        Some((connection, _)) => Ok(connection),
     }
 }
 

@@ -2,16 +2,15 @@
 //! a stable code for the audit trail and a sentence for the person and their IT admin.
 
 use axum::{http::StatusCode, response::Response};
-use serde_json::json;
 
 use crate::{
     app::AppState,
-    directory::federated::NotAdmitted,
+    directory::federated::{self, NotAdmitted},
     ids::TenantId,
     signin::pages,
     store::{
         StoreError,
-        journal::{self, Actor, AuditRecord, Subject},
+        journal::{Actor, AuditRecord, Subject},
     },
 };
 
@@ -212,11 +211,6 @@ pub struct Context {
 /// Appends the audit record of a refusal (`action`): the exact check and reason, and the
 /// context's detail. A refusal changes nothing else, so this is its own write.
 pub async fn record(state: &AppState, action: &str, refusal: &Refusal, context: &Context, request_id: &str) {
-    tracing::info!(check = refusal.code(), action, "OpenID Connect message refused");
-    let mut fields = json!({ "check": refusal.code(), "reason": refusal.to_string() });
-    if let (Some(extra), Some(all)) = (context.detail.as_object(), fields.as_object_mut()) {
-        all.extend(extra.clone());
-    }
     let actor = context
         .upstream
         .as_deref()
@@ -231,14 +225,11 @@ pub async fn record(state: &AppState, action: &str, refusal: &Refusal, context: 
         actor,
         action,
         subject,
-        fields,
+        context.detail.clone(),
         state.clock.now(),
         Some(request_id.to_owned()),
     );
-    if let Err(err) = state.store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await
-    {
-        tracing::error!(%err, "cannot record an OpenID Connect refusal");
-    }
+    federated::record_refusal(&state.store, refusal.code(), refusal.to_string(), record).await;
 }
 
 #[cfg(test)]

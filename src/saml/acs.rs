@@ -452,10 +452,7 @@ async fn test_result(
 ) -> Result<Response, Refusal> {
     let resolution = resolve_user(state, connection, &accepted, &mapped, now).await;
     let user = match &resolution {
-        Ok((_, Resolved::Existing(user))) => {
-            json!({ "outcome": "existing", "id": user.id, "user_name": user.user_name })
-        }
-        Ok((_, Resolved::New(user))) => json!({ "outcome": "would_be_created", "user_name": user.user_name }),
+        Ok((_, resolved)) => resolved.test_view(),
         Err(refusal) => {
             json!({ "outcome": "refused", "check": refusal.code(), "reason": refusal.to_string() })
         }
@@ -498,16 +495,5 @@ async fn test_result(
         .map_err(unavailable)?
         .then_some(())
         .ok_or(Refusal::RequestAlreadyAnswered)?;
-    Ok(test_page(&result))
-}
-
-fn test_page(result: &serde_json::Value) -> Response {
-    let pretty = serde_json::to_string_pretty(result).unwrap_or_default();
-    let verdict = if result["ok"] == json!(true) {
-        "The identity provider's response passed every check."
-    } else {
-        "The response is valid, but this person could not sign in:"
-    };
-    let body = format!("<p>{verdict}</p><pre>{}</pre><p>No session was created.</p>", pages::escape(&pretty));
-    pages::page(StatusCode::OK, "SAML connection test", &body)
+    Ok(pages::connection_test("SAML connection test", &result))
 }

@@ -6,16 +6,15 @@
 //! record keeps the exact check.
 
 use axum::{http::StatusCode, response::Response};
-use serde_json::json;
 
 use crate::{
     app::AppState,
-    directory::federated::NotAdmitted,
+    directory::federated::{self, NotAdmitted},
     ids::ConnectionId,
     signin::pages,
     store::{
         StoreError,
-        journal::{self, Actor, AuditRecord, Subject},
+        journal::{Actor, AuditRecord, Subject},
         saml::SamlConnectionRecord,
     },
 };
@@ -224,11 +223,6 @@ pub async fn record(
     detail: serde_json::Value,
     request_id: &str,
 ) {
-    tracing::info!(check = refusal.code(), action, "SAML message refused");
-    let mut fields = json!({ "check": refusal.code(), "reason": refusal.to_string() });
-    if let (Some(extra), Some(all)) = (detail.as_object(), fields.as_object_mut()) {
-        all.extend(extra.clone());
-    }
     let record = AuditRecord::new(
         connection.map(|c| c.tenant),
         connection
@@ -239,14 +233,11 @@ pub async fn record(
             id: c.id.to_string(),
             label: Some(c.name.clone()),
         }),
-        fields,
+        detail,
         state.clock.now(),
         Some(request_id.to_owned()),
     );
-    if let Err(err) = state.store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await
-    {
-        tracing::error!(%err, "cannot record a SAML refusal");
-    }
+    federated::record_refusal(&state.store, refusal.code(), refusal.to_string(), record).await;
 }
 
 #[cfg(test)]

@@ -66,6 +66,19 @@ pub fn sso_refused(status: StatusCode, message: &str, code: &str, request_id: &s
     page(status, "Single sign-on failed", &body)
 }
 
+/// The outcome of an admin's connection test (`result` has `ok`): what the IdP sent and who
+/// would have signed in, or why nobody would.
+pub fn connection_test(title: &str, result: &serde_json::Value) -> Response {
+    let pretty = serde_json::to_string_pretty(result).unwrap_or_default();
+    let verdict = if result["ok"] == serde_json::Value::Bool(true) {
+        "The identity provider's answer passed every check."
+    } else {
+        "The identity provider's answer is valid, but this person could not sign in:"
+    };
+    let body = format!("<p>{verdict}</p><pre>{}</pre><p>No session was created.</p>", escape(&pretty));
+    page(StatusCode::OK, title, &body)
+}
+
 pub fn expired_request() -> Response {
     error(
         StatusCode::BAD_REQUEST,
