@@ -18,6 +18,7 @@ use crate::{
     admin,
     clock::SharedClock,
     config::Config,
+    directory,
     http::{ApiError, health, middleware as mw},
     oidc_rp::{self, OidcRuntime},
     provider::{self, ProviderRuntime, keys::KeyRing},
@@ -130,7 +131,8 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router(state.clone()))
         .merge(signin::admin_router(state.clone()))
         .merge(saml::admin_router(state.clone()))
-        .merge(oidc_rp::admin_router(state.clone()));
+        .merge(oidc_rp::admin_router(state.clone()))
+        .merge(directory::access::routes::router(state.clone()));
     let mut app = Router::new()
         .merge(health::router())
         .merge(provider::router())

@@ -32,6 +32,21 @@ impl AdminChange {
         Self { auth, request_id: request.0.clone(), now }
     }
 
+    fn actor(&self) -> Actor {
+        Actor { kind: "admin_key".into(), id: self.auth.key_id.to_string(), label: None }
+    }
+
+    /// The same change as the directory records it, for directory changes an operator makes.
+    pub fn on_directory(&self, tenant: TenantId) -> crate::directory::Change {
+        crate::directory::Change {
+            tenant,
+            actor: self.actor(),
+            channel: "admin",
+            request_id: Some(self.request_id.clone()),
+            now: self.now,
+        }
+    }
+
     /// Appends the audit record of `action` (dotted, `admin.` prefixed here) on `target`.
     pub fn audit(
         &self,
@@ -41,7 +56,7 @@ impl AdminChange {
         target: Subject,
         detail: serde_json::Value,
     ) -> Result<(), StoreError> {
-        let actor = Actor { kind: "admin_key".into(), id: self.auth.key_id.to_string(), label: None };
+        let actor = self.actor();
         let action = format!("admin.{action}");
         let request_id = Some(self.request_id.clone());
         journal::append_audit(

@@ -8,11 +8,12 @@ use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{Change, DirectoryError, create_user};
+use super::{Change, DirectoryError, access, create_user};
 use crate::{
     ids::{TenantId, UserId},
     store::{
         Store, StoreError, WriteTx,
+        access::SignInClaims,
         directory::{self, UserRecord},
         journal::{self, AuditRecord},
         tenants::{self, TenantStatus},
@@ -43,12 +44,15 @@ pub enum NotAdmitted {
 
 /// Inside the sign-in's transaction: creates the just-in-time user (`new_user`), then checks
 /// that `user` and the tenant are still active. A deactivation or suspension committed since
-/// the user was looked up wins: the session it would have revoked must not be made now.
+/// the user was looked up wins: the session it would have revoked must not be made now. The
+/// groups and attributes the IdP claimed (`claims`) then feed the tenant's access policy, so the
+/// session's first token carries the roles they give.
 pub fn admit(
     tx: &WriteTx<'_>,
     change: &Change,
     new_user: Option<&UserRecord>,
     user: UserId,
+    claims: Option<&SignInClaims>,
 ) -> Result<Result<(), NotAdmitted>, StoreError> {
     if let Some(record) = new_user {
         match create_user(tx, change, record) {
@@ -57,12 +61,17 @@ pub fn admit(
             Err(other) => return Ok(Err(NotAdmitted::CannotCreateUser(other.to_string()))),
         }
     }
-    let found = directory::user(tx, change.tenant, user)?;
-    if !found.as_ref().is_some_and(|u| u.active) {
-        return Ok(Err(NotAdmitted::UserDeactivated(found.map(|u| u.user_name).unwrap_or_default())));
-    }
+    let found = match directory::user(tx, change.tenant, user)? {
+        Some(found) if found.active => found,
+        other => {
+            return Ok(Err(NotAdmitted::UserDeactivated(other.map(|u| u.user_name).unwrap_or_default())));
+        }
+    };
     if !tenants::get(tx, change.tenant)?.is_some_and(|t| t.status == TenantStatus::Active) {
         return Ok(Err(NotAdmitted::TenantSuspended));
+    }
+    if let Some(claims) = claims {
+        access::signed_in(tx, change, &found, claims.clone())?;
     }
     Ok(Ok(()))
 }
@@ -77,6 +86,18 @@ pub struct MappedUser {
     pub department: Option<String>,
     pub groups: Vec<String>,
     pub custom: BTreeMap<String, Vec<String>>,
+}
+
+impl MappedUser {
+    /// What the access policy reads of a sign-in: the groups, the department and the custom
+    /// fields.
+    pub fn sign_in_claims(&self) -> SignInClaims {
+        let mut attributes = self.custom.clone();
+        if let Some(department) = &self.department {
+            attributes.insert("department".into(), vec![department.clone()]);
+        }
+        SignInClaims { groups: self.groups.clone(), attributes }
+    }
 }
 
 /// Who is signing in: a user the directory has, or one to create at this login.

@@ -4,6 +4,7 @@
 //! indexes, the seat limit, the revocation of a deactivated or deleted user's sessions, the
 //! lifecycle event in the outbox and the audit record.
 
+pub mod access;
 pub mod federated;
 
 use serde_json::json;
@@ -175,6 +176,7 @@ pub fn create_user(tx: &WriteTx<'_>, change: &Change, user: &UserRecord) -> Resu
     save_user(tx, user)?;
     change.event(tx, "user.created", user_subject(user), user_data(user))?;
     change.audit(tx, "user.create", user_subject(user), json!({ "active": user.active }))?;
+    access::user_saved(tx, change, user, true)?;
     Ok(())
 }
 
@@ -210,6 +212,7 @@ pub fn update_user(
         change.event(tx, "user.updated", subject.clone(), user_data(after))?;
     }
     change.audit(tx, "user.update", subject, detail)?;
+    access::user_saved(tx, change, after, false)?;
     Ok(())
 }
 
@@ -220,6 +223,7 @@ pub fn delete_user(tx: &WriteTx<'_>, change: &Change, id: UserId) -> Result<bool
     let tenant = change.tenant;
     let revoked = sessions::end_user_sessions(tx, tenant, id, "user_deleted", change.now)?;
     credentials::delete(tx, tenant, id)?;
+    access::user_deleted(tx, tenant, id)?;
     let Some((user, groups)) = directory::delete_user(tx, tenant, id)? else {
         return Ok(false);
     };
@@ -249,7 +253,10 @@ pub fn create_group(
     directory::save_group(tx, group)?.map_err(DirectoryError::Conflict)?;
     change.event(tx, "group.created", group_subject(group), group_data(group))?;
     let added = add_members(tx, change, group, members)?;
-    change.audit(tx, "group.create", group_subject(group), json!({ "members_added": added }))?;
+    let mut detail = json!({ "members_added": added });
+    let access = access::group_changed(tx, change, None, group, members, &[], false)?;
+    note_access(&mut detail, access);
+    change.audit(tx, "group.create", group_subject(group), detail)?;
     Ok(())
 }
 
@@ -271,6 +278,7 @@ pub fn update_group(
     {
         change.event(tx, "group.updated", group_subject(after), group_data(after))?;
     }
+    let added_users = added;
     let added = add_members(tx, change, after, added)?;
     let mut removed_count = 0;
     for user in removed {
@@ -282,6 +290,10 @@ pub fn update_group(
     let mut detail = detail;
     detail["members_added"] = json!(added);
     detail["members_removed"] = json!(removed_count);
+    note_access(
+        &mut detail,
+        access::group_changed(tx, change, Some(before), after, added_users, removed, false)?,
+    );
     change.audit(tx, "group.update", group_subject(after), detail)?;
     Ok(())
 }
@@ -292,8 +304,17 @@ pub fn delete_group(tx: &WriteTx<'_>, change: &Change, id: GroupId) -> Result<bo
         return Ok(false);
     };
     change.event(tx, "group.deleted", group_subject(&group), group_data(&group))?;
-    change.audit(tx, "group.delete", group_subject(&group), json!({ "members_removed": members.len() }))?;
+    let mut detail = json!({ "members_removed": members.len() });
+    note_access(&mut detail, access::group_changed(tx, change, None, &group, &[], &members, true)?);
+    change.audit(tx, "group.delete", group_subject(&group), detail)?;
     Ok(true)
+}
+
+/// Adds to a group change's audit detail how many users' access it re-evaluated and changed.
+fn note_access(detail: &mut serde_json::Value, access: access::Reevaluated) {
+    if access.evaluated > 0 {
+        detail["access"] = json!(access);
+    }
 }
 
 fn member_data(group: &GroupRecord, user: UserId) -> serde_json::Value {

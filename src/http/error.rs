@@ -8,6 +8,8 @@
 //! Server-side failures answer with a generic message; their cause goes to the log, where the
 //! request id (also in the `x-request-id` response header) finds it.
 
+use std::borrow::Cow;
+
 use axum::{
     Json,
     extract::rejection::{JsonRejection, QueryRejection},
@@ -22,7 +24,8 @@ use crate::{admin::AdminError, store::StoreError, tenants::TenantError};
 pub enum ApiError {
     /// The request is well-formed but a value is not acceptable.
     Invalid {
-        field: Option<&'static str>,
+        /// The offending field: a name, or a path into the body (`rules[2].when.group`).
+        field: Option<Cow<'static, str>>,
         message: String,
     },
     /// The body or query could not be read as the endpoint's input.
@@ -40,6 +43,8 @@ pub enum ApiError {
         field: Option<&'static str>,
         message: String,
     },
+    /// An `If-Match` names a version that is no longer the current one.
+    PreconditionFailed(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// The server is shutting down or its store is not available.
@@ -52,7 +57,12 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Invalid { field: Some(field), message: message.into() }
+        ApiError::Invalid { field: Some(Cow::Borrowed(field)), message: message.into() }
+    }
+
+    /// A value deep inside the body is not acceptable: `path` says which.
+    pub fn invalid_at(path: String, message: impl Into<String>) -> Self {
+        ApiError::Invalid { field: Some(Cow::Owned(path)), message: message.into() }
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -63,6 +73,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -79,6 +90,7 @@ impl ApiError {
             | ApiError::Malformed(message)
             | ApiError::NotFound(message)
             | ApiError::Conflict { message, .. }
+            | ApiError::PreconditionFailed(message)
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message) => message.clone(),
             ApiError::Unauthenticated { message, .. } => (*message).to_owned(),
@@ -91,9 +103,10 @@ impl ApiError {
         }
     }
 
-    fn field(&self) -> Option<&'static str> {
+    fn field(&self) -> Option<&str> {
         match self {
-            ApiError::Invalid { field, .. } | ApiError::Conflict { field, .. } => *field,
+            ApiError::Invalid { field, .. } => field.as_deref(),
+            ApiError::Conflict { field, .. } => *field,
             _ => None,
         }
     }
@@ -157,7 +170,7 @@ impl From<QueryRejection> for ApiError {
 impl From<TenantError> for ApiError {
     fn from(err: TenantError) -> Self {
         match err {
-            TenantError::Invalid { field, message } => ApiError::Invalid { field: Some(field), message },
+            TenantError::Invalid { field, message } => ApiError::invalid(field, message),
             TenantError::NotFound(reference) => ApiError::NotFound(format!("no tenant `{reference}`")),
             TenantError::DomainNotFound(domain) => {
                 ApiError::NotFound(format!("the tenant has no domain `{domain}`"))
@@ -199,7 +212,7 @@ impl From<AdminError> for ApiError {
                 code: "invalid_token",
                 message: "the admin API key is not valid or has been revoked",
             },
-            AdminError::Invalid { field, message } => ApiError::Invalid { field: Some(field), message },
+            AdminError::Invalid { field, message } => ApiError::invalid(field, message),
             AdminError::KeyNotFound(id) => ApiError::NotFound(format!("no admin API key `{id}`")),
             AdminError::LastKey => ApiError::Conflict {
                 code: "last_admin_key",

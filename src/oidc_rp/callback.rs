@@ -477,6 +477,8 @@ fn one_time_work(
     // Kept only where the IdP will be asked to sign the person out too (its `id_token_hint`).
     let id_token_hint =
         login.upstream.connection.as_ref().filter(|c| c.sign_out_at_idp).map(|_| login.token.raw.clone());
+    // Google sends no groups: its sign-ins leave the claims of the tenant's own IdP alone.
+    let claims = login.upstream.connection.as_ref().map(|_| login.person.mapped.sign_in_claims());
     let new_user = match resolved {
         Resolved::New(user) => Some(user.clone()),
         Resolved::Existing(_) => None,
@@ -498,7 +500,7 @@ fn one_time_work(
             Answering::AlreadyAnswered(_) => return Err(FinishError::Refused(Refusal::AlreadyAnswered)),
             Answering::Unknown => return Err(FinishError::Refused(Refusal::UnknownState)),
         }
-        federated::admit(tx, &change, new_user.as_ref(), user_id)?
+        federated::admit(tx, &change, new_user.as_ref(), user_id, claims.as_ref())?
             .map_err(|refused| FinishError::Refused(refused.into()))?;
         oidc::link_subject(tx, &key, &subject, tenant_id, user_id)?;
         if let Some(sid) = &sid {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::store::{directory::UserRecord, tenants::TenantRecord};
+use crate::store::{access::UserAccessRecord, directory::UserRecord, tenants::TenantRecord};
 
 /// An access token's claims: what introspection and userinfo read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,13 @@ pub struct AccessClaims {
     pub sid: String,
     pub org_id: String,
     pub auth_time: i64,
+    /// What the tenant's access policy gave the user when the token was issued.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub programs: Vec<String>,
 }
 
 impl AccessClaims {
@@ -30,11 +37,12 @@ impl AccessClaims {
     }
 }
 
-/// The person's claims that scopes release (OpenID Connect Core §5.4), plus the tenant and roles,
-/// which every token carries.
+/// The person's claims that scopes release (OpenID Connect Core §5.4), plus the tenant and what
+/// the tenant's access policy gives the user (roles, tier, programs), which every token carries.
 pub fn user_claims(
     user: &UserRecord,
     tenant: &TenantRecord,
+    access: &UserAccessRecord,
     scopes: &[String],
     email_verified: bool,
 ) -> Map<String, Value> {
@@ -42,8 +50,11 @@ pub fn user_claims(
     claims.insert("org_id".into(), json!(tenant.id));
     claims.insert("org_slug".into(), json!(tenant.slug));
     claims.insert("org_name".into(), json!(tenant.display_name));
-    // Filled by group-to-role mapping; an empty list until a tenant defines roles.
-    claims.insert("roles".into(), json!(Vec::<String>::new()));
+    claims.insert("roles".into(), json!(access.roles));
+    if let Some(tier) = &access.tier {
+        claims.insert("tier".into(), json!(tier));
+    }
+    claims.insert("programs".into(), json!(access.programs));
     let has = |scope: &str| scopes.iter().any(|s| s == scope);
     if has("email") {
         if let Some(email) = &user.email {

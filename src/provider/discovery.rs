@@ -37,7 +37,7 @@ pub async fn configuration(State(state): State<AppState>) -> Response {
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "idp", "azp",
             "email", "email_verified", "name", "given_name", "family_name", "preferred_username",
-            "locale", "zoneinfo", "org_id", "org_slug", "org_name", "roles"
+            "locale", "zoneinfo", "org_id", "org_slug", "org_name", "roles", "tier", "programs"
         ],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,

@@ -31,7 +31,7 @@ use crate::{
     app::AppState,
     http::auth::bearer_token,
     ids::{SessionId, TenantId, UserId},
-    store::{Source, StoreError, directory, grants, sessions, tenants},
+    store::{Source, StoreError, access, directory, grants, sessions, tenants},
 };
 
 /// How many verified access tokens are remembered; past it the memory is cleared and refilled.
@@ -257,7 +257,8 @@ fn userinfo_claims(
     };
     let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
     let verified = super::token::email_verified(src, &tenant, &user)?;
-    let mut body = user_claims(&user, &tenant, &scopes, verified);
+    let access = access::user_access(src, tenant_id, user_id)?.unwrap_or_default();
+    let mut body = user_claims(&user, &tenant, &access, &scopes, verified);
     body.insert("sub".into(), json!(user.id));
     Ok(Some(Value::Object(body)))
 }

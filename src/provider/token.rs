@@ -30,6 +30,7 @@ use crate::{
     sessions,
     store::{
         Source, StoreError, WriteTx,
+        access::{self, UserAccessRecord},
         directory::{self, UserRecord},
         grants::{self, CodeRecord, RefreshFamilyRecord, RefreshTokenRecord},
         journal::{self, Actor, AuditRecord, Subject},
@@ -102,6 +103,8 @@ struct Grant {
     nonce: Option<String>,
     refresh_token: Option<String>,
     email_verified: bool,
+    /// Read at issue, so a refresh carries roles changed since the login.
+    access: UserAccessRecord,
 }
 
 enum Redeemed {
@@ -140,6 +143,7 @@ fn conclude(
         grant_audit(client, tenant.id, user.id, "oauth.token.issued", detail, now, trace),
     )?;
     let email_verified = email_verified(tx, &tenant, &user)?;
+    let access = access::user_access(tx, tenant.id, user.id)?.unwrap_or_default();
     Ok(Box::new(Grant {
         user,
         tenant,
@@ -148,6 +152,7 @@ fn conclude(
         nonce: issued.nonce,
         refresh_token: issued.refresh_token,
         email_verified,
+        access,
     }))
 }
 
@@ -462,6 +467,9 @@ fn issue(
         sid: grant.session.id.to_string(),
         org_id: grant.tenant.id.to_string(),
         auth_time: grant.session.created_at.unix_timestamp(),
+        roles: grant.access.roles.clone(),
+        tier: grant.access.tier.clone(),
+        programs: grant.access.programs.clone(),
     };
     let signing_failed = |err: super::keys::TokenError| {
         tracing::error!(%err, "cannot sign a token");
@@ -487,7 +495,8 @@ fn issue(
 }
 
 fn id_token(client: &OAuthClientRecord, grant: &Grant, issuer: &str, now: OffsetDateTime) -> Value {
-    let mut claims = user_claims(&grant.user, &grant.tenant, &grant.scopes, grant.email_verified);
+    let mut claims =
+        user_claims(&grant.user, &grant.tenant, &grant.access, &grant.scopes, grant.email_verified);
     let standard = json!({
         "iss": issuer,
         "sub": grant.user.id,

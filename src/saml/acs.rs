@@ -257,7 +257,8 @@ async fn answer(
     let authorization = pending.authorization.ok_or(Refusal::UnknownRequest)?;
     let (tenant, resolved) = resolve_user(state, connection, &accepted, &mapped, now).await?;
     let session = sessions::new_session(sign_in(connection, &accepted, &resolved, poster), &tenant, now);
-    let prelude = one_time_work(connection, Some(answered.to_owned()), &accepted, &resolved, poster, now);
+    let prelude =
+        one_time_work(connection, Some(answered.to_owned()), &accepted, (&resolved, &mapped), poster, now);
     finish(state, authorization, Finish::New(session), prelude, poster).await
 }
 
@@ -326,10 +327,11 @@ fn one_time_work(
     connection: &SamlConnectionRecord,
     answered: Option<String>,
     accepted: &Accepted,
-    resolved: &Resolved,
+    (resolved, mapped): (&Resolved, &MappedUser),
     poster: &Poster,
     now: OffsetDateTime,
 ) -> Prelude<Refusal> {
+    let claims = mapped.sign_in_claims();
     let (connection_id, tenant) = (connection.id, connection.tenant);
     let (assertion_id, remember_until) = (accepted.assertion_id.clone(), accepted.remember_until);
     let new_user = match resolved {
@@ -361,7 +363,7 @@ fn one_time_work(
         if !saml::mark_assertion_seen(tx, connection_id, &assertion_id, remember_until)? {
             return Err(FinishError::Refused(Refusal::Replayed));
         }
-        federated::admit(tx, &change, new_user.as_ref(), user_id)?
+        federated::admit(tx, &change, new_user.as_ref(), user_id, Some(&claims))?
             .map_err(|refused| FinishError::Refused(refused.into()))?;
         let subject = Subject { kind: "user".into(), id: user_id.to_string(), label: None };
         change.audit(tx, "saml.login", subject, detail.clone())?;
@@ -396,7 +398,7 @@ async fn unsolicited(
     let mapped = mapping::map(&accepted, &connection.attribute_mapping);
     let (tenant, resolved) = resolve_user(state, connection, &accepted, &mapped, now).await?;
     let session = sessions::new_session(sign_in(connection, &accepted, &resolved, poster), &tenant, now);
-    let prelude = one_time_work(connection, None, &accepted, &resolved, poster, now);
+    let prelude = one_time_work(connection, None, &accepted, (&resolved, &mapped), poster, now);
     let record = session.record.clone();
     let client = state
         .store

@@ -740,13 +740,7 @@ async fn create_local_user(
         .write(move |tx| {
             let tenant = crate::tenants::resolve(tx, &reference).map_err(ApiError::from)?;
             let user = UserRecord { tenant: tenant.id, ..record.clone() };
-            let change = Change {
-                tenant: tenant.id,
-                actor: Actor { kind: "admin_key".into(), id: admin.auth.key_id.to_string(), label: None },
-                channel: "admin",
-                request_id: Some(admin.request_id.clone()),
-                now,
-            };
+            let change = admin.on_directory(tenant.id);
             directory::create_user(tx, &change, &user).map_err(directory_error)?;
             credentials::put(tx, tenant.id, user.id, &PasswordCredentialRecord::default())?;
             Ok::<_, ApiError>(tenant)

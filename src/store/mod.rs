@@ -6,6 +6,7 @@
 //! change durable, and a busy server pays one fsync per batch rather than one per request. Reads
 //! run on their own snapshots in parallel and never wait for the writer.
 
+pub mod access;
 pub mod admin_keys;
 mod codec;
 pub mod credentials;

@@ -5,7 +5,7 @@
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    StoreError, WriteTx, admin_keys, credentials, directory, grants, instance_keys, journal,
+    StoreError, WriteTx, access, admin_keys, credentials, directory, grants, instance_keys, journal,
     logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, tenants,
 };
 
@@ -80,6 +80,7 @@ fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     credentials::create_tables(tx)?;
     saml::create_tables(tx)?;
     oidc::create_tables(tx)?;
+    access::create_tables(tx)?;
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Record, Source, StoreError, WriteTx, codec, credentials, directory, oidc, saml, scim_tokens, sessions,
+    Record, Source, StoreError, WriteTx, access, codec, credentials, directory, oidc, saml, scim_tokens,
+    sessions,
 };
 use crate::ids::TenantId;
 
@@ -231,6 +232,7 @@ pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, St
     scim_tokens::delete_tenant(tx, id)?;
     saml::delete_tenant(tx, id)?;
     oidc::delete_tenant(tx, id)?;
+    access::delete_tenant(tx, id)?;
     tx.table_mut(TENANTS)?.remove(id.key())?;
     Ok(Some(tenant))
 }
