@@ -338,7 +338,7 @@ fn add_members(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use time::Duration;
 
     use super::*;
@@ -354,7 +354,7 @@ mod tests {
     };
 
     /// A change by a SCIM token to a new tenant, which is stored first.
-    async fn change(store: &Store, seat_limit: Option<u32>, retention: Option<u32>) -> Change {
+    pub(crate) async fn change(store: &Store, seat_limit: Option<u32>, retention: Option<u32>) -> Change {
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(100);
         let tenant = TenantRecord {
             id: TenantId::generate(),

@@ -3,6 +3,7 @@
 //! down; tests run in parallel and share nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access;
 mod admin_keys;
 mod bad_input;
 mod cli;

@@ -370,3 +370,189 @@ pub fn dry_run(
     }
     Ok(evaluated)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::{
+        directory::{self as dir, DirectoryError, tests::change},
+        store::{
+            Store,
+            directory::tests::{group_record, user_record},
+            journal::{self, AuditRecord, EventRecord},
+            testing,
+        },
+    };
+
+    fn sales_policy(tenant: TenantId, version: u64) -> PolicyRecord {
+        let policy = serde_json::from_value(json!({
+            "roles": [{ "name": "sales" }, { "name": "engineer" }, { "name": "member" }],
+            "tiers": [{ "name": "pro" }],
+            "rules": [
+                { "id": "sales", "when": { "group": "Sales" }, "grant": { "roles": ["sales"], "tier": "pro" } },
+                { "id": "eng", "when": { "attribute": { "name": "department", "eq": "Engineering" } }, "grant": { "roles": ["engineer"] } },
+            ],
+            "default": { "roles": ["member"] },
+        }))
+        .unwrap();
+        PolicyRecord { tenant, version, policy, updated_at: OffsetDateTime::UNIX_EPOCH }
+    }
+
+    async fn journal_since(store: &Store, seq: u64) -> (Vec<EventRecord>, Vec<AuditRecord>) {
+        store
+            .read(move |tx| {
+                Ok::<_, StoreError>((
+                    journal::events_after(tx, seq, 1000)?,
+                    journal::audit_after(tx, seq, 1000)?,
+                ))
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn access_of(store: &Store, tenant: TenantId, user: UserId) -> Option<UserAccessRecord> {
+        store.read(move |tx| access::user_access(tx, tenant, user)).await.unwrap()
+    }
+
+    fn kinds(events: &[EventRecord]) -> Vec<&str> {
+        events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_membership_change_re_evaluates_only_the_member_and_says_which_rule_gave_what() {
+        let (_dir, store) = testing::store();
+        let change = change(&store, None, None).await;
+        let tenant = change.tenant;
+        let (ada, bob) = (user_record(tenant, "ada", "ada@x"), user_record(tenant, "bob", "bob@x"));
+        let (sales, marketing) = (group_record(tenant, "Sales"), group_record(tenant, "Marketing"));
+        let (c, a, b, s, m) = (change.clone(), ada.clone(), bob.clone(), sales.clone(), marketing.clone());
+        store
+            .write(move |tx| {
+                save_policy(tx, &c, &sales_policy(tenant, 1))?;
+                dir::create_user(tx, &c, &a)?;
+                dir::create_user(tx, &c, &b)?;
+                dir::create_group(tx, &c, &s, &[])?;
+                dir::create_group(tx, &c, &m, &[])?;
+                Ok::<_, DirectoryError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["member"]);
+        let before_bob = access_of(&store, tenant, bob.id).await.unwrap();
+        let seq = journal_since(&store, 0).await.0.last().unwrap().seq;
+
+        // Marketing is named by no rule: nothing is evaluated.
+        let (c, m, id) = (change.clone(), marketing.clone(), ada.id);
+        store.write(move |tx| dir::update_group(tx, &c, &m, &m, &[id], &[], json!({}))).await.unwrap();
+        let (events, audit) = journal_since(&store, seq).await;
+        assert_eq!(kinds(&events), ["group.member_added"]);
+        assert!(audit.last().unwrap().detail.get("access").is_none());
+
+        let (c, s, id) = (change.clone(), sales.clone(), ada.id);
+        store.write(move |tx| dir::update_group(tx, &c, &s, &s, &[id], &[], json!({}))).await.unwrap();
+        let (events, audit) = journal_since(&store, seq).await;
+        assert_eq!(kinds(&events), ["group.member_added", "group.member_added", "user.roles_changed"]);
+        let changed = &events[2].data;
+        assert_eq!(changed["before"], json!({ "roles": ["member"], "tier": null, "programs": [] }));
+        assert_eq!(changed["after"], json!({ "roles": ["sales"], "tier": "pro", "programs": [] }));
+        let roles_change = audit.iter().find(|r| r.action == "scim.user.roles_change").unwrap();
+        assert_eq!(roles_change.detail["granted_by"]["roles"]["sales"], json!(["sales"]));
+        assert_eq!(roles_change.detail["granted_by"]["tier"], "sales");
+        assert_eq!(roles_change.detail["cause"]["kind"], "group.members_changed");
+        assert_eq!(roles_change.detail["cause"]["group"]["display_name"], "Sales");
+        assert_eq!(audit.last().unwrap().detail["access"], json!({ "evaluated": 1, "changed": 1 }));
+        assert_eq!(access_of(&store, tenant, bob.id).await.unwrap(), before_bob, "bob is not rewritten");
+
+        // Leaving the group takes the role away again.
+        let (c, s, id) = (change.clone(), sales.clone(), ada.id);
+        store.write(move |tx| dir::update_group(tx, &c, &s, &s, &[], &[id], json!({}))).await.unwrap();
+        assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["member"]);
+    }
+
+    #[tokio::test]
+    async fn renaming_or_deleting_a_named_group_re_evaluates_its_members() {
+        let (_dir, store) = testing::store();
+        let change = change(&store, None, None).await;
+        let tenant = change.tenant;
+        let ada = user_record(tenant, "ada", "ada@x");
+        let team = group_record(tenant, "Sales Team");
+        let (c, a, t) = (change.clone(), ada.clone(), team.clone());
+        store
+            .write(move |tx| {
+                save_policy(tx, &c, &sales_policy(tenant, 1))?;
+                dir::create_user(tx, &c, &a)?;
+                dir::create_group(tx, &c, &t, &[a.id])?;
+                Ok::<_, DirectoryError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["member"]);
+        let renamed = GroupRecord { display_name: "Sales".into(), ..team.clone() };
+        let (c, r) = (change.clone(), renamed.clone());
+        store.write(move |tx| dir::update_group(tx, &c, &team, &r, &[], &[], json!({}))).await.unwrap();
+        assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["sales"]);
+        let c = change.clone();
+        store.write(move |tx| dir::delete_group(tx, &c, renamed.id)).await.unwrap();
+        let after = access_of(&store, tenant, ada.id).await.unwrap();
+        assert_eq!((after.roles, after.tier), (vec!["member".to_owned()], None));
+    }
+
+    #[tokio::test]
+    async fn attribute_rules_follow_user_updates_and_a_policy_save_re_evaluates_everyone() {
+        let (_dir, store) = testing::store();
+        let change = change(&store, None, None).await;
+        let tenant = change.tenant;
+        let ada = user_record(tenant, "ada", "ada@x");
+        let (c, a) = (change.clone(), ada.clone());
+        store.write(move |tx| dir::create_user(tx, &c, &a)).await.unwrap();
+        assert!(access_of(&store, tenant, ada.id).await.is_none(), "no policy: nothing stored");
+
+        let c = change.clone();
+        let saved = store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
+        assert_eq!(saved, Reevaluated { evaluated: 1, changed: 1 });
+        let mut engineer = ada.clone();
+        engineer.profile["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+            json!({ "department": "engineering" });
+        let (c, e, a) = (change.clone(), engineer.clone(), ada.clone());
+        store.write(move |tx| dir::update_user(tx, &c, &a, &e, json!({}))).await.unwrap();
+        let access = access_of(&store, tenant, ada.id).await.unwrap();
+        assert_eq!(access.roles, ["engineer"]);
+        assert_eq!(access.granted_by.roles["engineer"], ["eng"]);
+
+        let c = change.clone();
+        let again = store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 2))).await.unwrap();
+        assert_eq!(again, Reevaluated { evaluated: 1, changed: 0 });
+        let deleted = store.write(move |tx| dir::delete_user(tx, &change, ada.id)).await.unwrap();
+        assert!(deleted && access_of(&store, tenant, ada.id).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn groups_claimed_at_sign_in_feed_the_rules_and_are_kept_for_later_evaluations() {
+        let (_dir, store) = testing::store();
+        let change = change(&store, None, None).await;
+        let tenant = change.tenant;
+        let ada = user_record(tenant, "ada", "ada@x");
+        let (c, a) = (change.clone(), ada.clone());
+        store.write(move |tx| dir::create_user(tx, &c, &a)).await.unwrap();
+        let claims = SignInClaims { groups: vec!["SALES".into()], attributes: Default::default() };
+        let (c, a, cl) = (change.clone(), ada.clone(), claims.clone());
+        store.write(move |tx| signed_in(tx, &c, &a, cl.clone())).await.unwrap();
+        let kept = access_of(&store, tenant, ada.id).await.unwrap();
+        assert!(kept.roles.is_empty() && kept.claims.as_ref() == Some(&claims), "no policy yet");
+
+        let c = change.clone();
+        store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
+        assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["sales"]);
+        let seq = journal_since(&store, 0).await.0.last().unwrap().seq;
+        let (c, a, cl) = (change.clone(), ada.clone(), claims.clone());
+        store.write(move |tx| signed_in(tx, &c, &a, cl.clone())).await.unwrap();
+        assert!(journal_since(&store, seq).await.0.is_empty(), "the same claims change nothing");
+        let none = SignInClaims::default();
+        store.write(move |tx| signed_in(tx, &change, &ada, none.clone())).await.unwrap();
+        let (events, _) = journal_since(&store, seq).await;
+        assert_eq!(kinds(&events), ["user.roles_changed"]);
+    }
+}

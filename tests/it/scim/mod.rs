@@ -31,7 +31,11 @@ pub struct Scim {
 impl Scim {
     /// Creates a tenant with a SCIM token on `server`.
     pub fn new(server: &Server, slug: &str) -> Scim {
-        let tenant = server.create_tenant(slug, &[]);
+        Scim::of_tenant(server, &server.create_tenant(slug, &[]))
+    }
+
+    /// A SCIM token for a tenant that exists (its admin API view).
+    pub fn of_tenant(server: &Server, tenant: &Value) -> Scim {
         let tenant_id = tenant["id"].as_str().unwrap().to_owned();
         let base = tenant["urls"]["scim_base_url"].as_str().unwrap().to_owned();
         let token = issue_token(server, &tenant_id, "okta");
