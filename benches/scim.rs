@@ -20,64 +20,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN_KEY, Server, drive};
-
-/// A tenant and a SCIM token on `server`: (SCIM base URL, token).
-async fn tenant(client: &reqwest::Client, server: &Server, slug: &str) -> (String, String) {
-    let tenant: Value = client
-        .post(format!("{}/api/v1/tenants", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"slug": slug, "display_name": slug}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = tenant["id"].as_str().unwrap();
-    let token: Value = client
-        .post(format!("{}/api/v1/tenants/{id}/scim-tokens", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        tenant["urls"]["scim_base_url"].as_str().unwrap().to_owned(),
-        token["token"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn user(name: &str) -> Value {
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": name, "externalId": format!("ext-{name}"),
-        "name": {"givenName": "Bench", "familyName": name},
-        "emails": [{"primary": true, "value": name, "type": "work"}],
-        "displayName": name, "active": true,
-    })
-}
-
-/// Sends and checks the status, without parsing the body: the load generator shares the two
-/// cores with the server, so it does as little as it can.
-async fn expect_status(request: reqwest::RequestBuilder, expected: u16) -> Vec<u8> {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.bytes().await.unwrap();
-    assert_eq!(status, expected, "{}", String::from_utf8_lossy(&body));
-    body.to_vec()
-}
-
-async fn send(request: reqwest::RequestBuilder, expected: u16) -> Value {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, expected, "{body}");
-    if body.is_empty() { Value::Null } else { serde_json::from_str(&body).unwrap() }
-}
+use support::{Server, drive, expect_status, send, tenant, user};
 
 async fn provision_organisation(client: &reqwest::Client, server: &Server) {
     let (base, token) = tenant(client, server, "org500").await;

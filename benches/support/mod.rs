@@ -11,6 +11,8 @@ use std::{
     time::Instant,
 };
 
+use serde_json::{Value, json};
+
 pub const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef0123456789";
 
 pub struct Server {
@@ -102,4 +104,61 @@ where
         pct(0.5),
         pct(0.99)
     );
+}
+
+/// A tenant and a SCIM token on `server`: (SCIM base URL, token).
+pub async fn tenant(client: &reqwest::Client, server: &Server, slug: &str) -> (String, String) {
+    let tenant: Value = client
+        .post(format!("{}/api/v1/tenants", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"slug": slug, "display_name": slug}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = tenant["id"].as_str().unwrap();
+    let token: Value = client
+        .post(format!("{}/api/v1/tenants/{id}/scim-tokens", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        tenant["urls"]["scim_base_url"].as_str().unwrap().to_owned(),
+        token["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn user(name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name, "externalId": format!("ext-{name}"),
+        "name": {"givenName": "Bench", "familyName": name},
+        "emails": [{"primary": true, "value": name, "type": "work"}],
+        "displayName": name, "active": true,
+    })
+}
+
+/// Sends and checks the status, without parsing the body: the load generator shares the two
+/// cores with the server, so it does as little as it can.
+pub async fn expect_status(request: reqwest::RequestBuilder, expected: u16) -> Vec<u8> {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(status, expected, "{}", String::from_utf8_lossy(&body));
+    body.to_vec()
+}
+
+pub async fn send(request: reqwest::RequestBuilder, expected: u16) -> Value {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, expected, "{body}");
+    if body.is_empty() { Value::Null } else { serde_json::from_str(&body).unwrap() }
 }
