@@ -55,6 +55,9 @@ pub fn admit(
     claims: Option<&SignInClaims>,
 ) -> Result<Result<(), NotAdmitted>, StoreError> {
     if let Some(record) = new_user {
+        if let Some(claims) = claims {
+            access::claims_of_new_user(tx, record, claims)?;
+        }
         match create_user(tx, change, record) {
             Ok(()) => {}
             Err(DirectoryError::Store(err)) => return Err(err),

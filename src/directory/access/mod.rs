@@ -133,8 +133,10 @@ impl<'p> Evaluator<'p> {
     }
 }
 
+/// What rules may name a group by: its id (stable across renames), its display name and the
+/// IdP's external id, lower-cased.
 fn group_keys(group: &GroupRecord) -> Vec<String> {
-    let mut keys = vec![group.display_name.trim().to_lowercase()];
+    let mut keys = vec![group.id.to_string(), group.display_name.trim().to_lowercase()];
     keys.extend(group.external_id.as_ref().map(|id| id.trim().to_lowercase()));
     keys
 }
@@ -224,10 +226,11 @@ pub fn group_changed(
     };
     let keys_after = group_keys(after);
     let keys_before = before.map(group_keys).unwrap_or_else(|| keys_after.clone());
-    if !policy.reads_group(&keys_before) && !policy.reads_group(&keys_after) {
+    let (named_before, named_after) = (policy.named(&keys_before), policy.named(&keys_after));
+    if named_before.is_empty() && named_after.is_empty() {
         return Ok(Reevaluated::default());
     }
-    let renamed = keys_before != keys_after;
+    let renamed = named_before != named_after;
     let kind = match (deleted, before) {
         (true, _) => "group.deleted",
         (false, None) => "group.created",
@@ -265,6 +268,17 @@ fn reevaluate_users(
         }
     }
     Ok(result)
+}
+
+/// Before a user created at sign-in is saved: what the IdP claimed goes in first, so that the
+/// user's first evaluation already reads it.
+pub fn claims_of_new_user(
+    tx: &WriteTx<'_>,
+    user: &UserRecord,
+    claims: &SignInClaims,
+) -> Result<(), StoreError> {
+    let record = UserAccessRecord { claims: Some(claims.clone()), ..Default::default() };
+    access::put_user_access(tx, user.tenant, user.id, &record)
 }
 
 /// At an SSO sign-in through a connection that maps groups: remembers what the IdP claimed and
@@ -554,5 +568,59 @@ mod tests {
         store.write(move |tx| signed_in(tx, &change, &ada, none.clone())).await.unwrap();
         let (events, _) = journal_since(&store, seq).await;
         assert_eq!(kinds(&events), ["user.roles_changed"]);
+    }
+
+    #[tokio::test]
+    async fn a_rule_naming_a_group_by_id_survives_its_renames_without_re_evaluating_anyone() {
+        let (_dir, store) = testing::store();
+        let change = change(&store, None, None).await;
+        let tenant = change.tenant;
+        let ada = user_record(tenant, "ada", "ada@x");
+        let team = group_record(tenant, "Team");
+        let mut record = sales_policy(tenant, 1);
+        record.policy.rules[0].when = access::Condition::Group(team.id.to_string());
+        let (c, a, t) = (change.clone(), ada.clone(), team.clone());
+        store
+            .write(move |tx| {
+                save_policy(tx, &c, &record)?;
+                dir::create_user(tx, &c, &a)?;
+                dir::create_group(tx, &c, &t, &[a.id])?;
+                Ok::<_, DirectoryError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["sales"]);
+        let renamed = GroupRecord { display_name: "Sales Team".into(), ..team.clone() };
+        let c = change.clone();
+        let result = store
+            .write(move |tx| {
+                directory::save_group(tx, &renamed)?.unwrap();
+                group_changed(tx, &c, Some(&team), &renamed, &[], &[], false)
+            })
+            .await
+            .unwrap();
+        assert_eq!(result, Reevaluated::default());
+        assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["sales"]);
+    }
+
+    #[tokio::test]
+    async fn a_user_created_at_sign_in_is_evaluated_once_with_what_the_idp_claimed() {
+        let (_dir, store) = testing::store();
+        let change = change(&store, None, None).await;
+        let tenant = change.tenant;
+        let c = change.clone();
+        store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
+        let grace = user_record(tenant, "grace", "grace@x");
+        let claims = SignInClaims { groups: vec!["Sales".into()], attributes: Default::default() };
+        let (c, g) = (change.clone(), grace.clone());
+        store
+            .write(move |tx| dir::federated::admit(tx, &c, Some(&g), g.id, Some(&claims)))
+            .await
+            .unwrap()
+            .unwrap();
+        let (events, _) = journal_since(&store, 0).await;
+        let changed: Vec<&EventRecord> = events.iter().filter(|e| e.kind == "user.roles_changed").collect();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].data["after"]["roles"], json!(["sales"]));
     }
 }

@@ -375,9 +375,10 @@ fn operator(test: &AttributeTest, path: &str) -> Result<Op, PolicyError> {
 }
 
 impl Compiled {
-    /// Whether a change of this group's membership can change anyone's access.
-    pub fn reads_group(&self, keys: &[String]) -> bool {
-        keys.iter().any(|key| self.groups.contains(key))
+    /// Which of a group's keys (id, name, external id) some rule names: a change of its
+    /// membership matters only when there is one, and a rename only when the set changes.
+    pub fn named<'k>(&self, keys: &'k [String]) -> BTreeSet<&'k str> {
+        keys.iter().filter(|key| self.groups.contains(*key)).map(String::as_str).collect()
     }
 
     /// Whether a change of a user's attributes can change their access.
@@ -676,13 +677,14 @@ mod tests {
     #[test]
     fn the_policy_says_which_groups_and_whether_attributes_matter() {
         let compiled = compile(&sales_policy()).unwrap();
-        assert!(compiled.reads_group(&["sales".into()]));
-        assert!(!compiled.reads_group(&["marketing".into()]));
+        let keys = ["sales".to_owned(), "marketing".to_owned()];
+        assert_eq!(compiled.named(&keys).into_iter().collect::<Vec<_>>(), ["sales"]);
+        assert!(compiled.named(&keys[1..]).is_empty());
         assert!(compiled.reads_attributes());
         let groups_only = policy(
             json!({ "roles": [{ "name": "a" }], "rules": [{ "id": "a", "when": { "any_group": ["X", "Y"] }, "grant": { "roles": ["a"] } }] }),
         );
         let compiled = compile(&groups_only).unwrap();
-        assert!(!compiled.reads_attributes() && compiled.reads_group(&["y".into()]));
+        assert!(!compiled.reads_attributes() && !compiled.named(&["y".into()]).is_empty());
     }
 }

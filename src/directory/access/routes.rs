@@ -192,8 +192,8 @@ struct DryRunView {
     changes: Vec<Value>,
     /// More users would change than `changes` lists.
     truncated: bool,
-    /// Groups the rules name that no group of the tenant is called (by name or external id);
-    /// an IdP may still claim them at sign-in.
+    /// Groups the rules name that no group of the tenant is (by id, name or external id); an
+    /// IdP may still claim them at sign-in.
     unknown_groups: Vec<String>,
 }
 
@@ -279,6 +279,7 @@ fn unknown_groups<'a>(
 ) -> Result<Vec<String>, StoreError> {
     let mut known = HashSet::new();
     directory::visit_groups(src, tenant, 0, |group| {
+        known.insert(group.id.to_string());
         known.insert(group.display_name.trim().to_lowercase());
         known.extend(group.external_id.map(|id| id.trim().to_lowercase()));
         ControlFlow::Continue(())
