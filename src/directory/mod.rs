@@ -278,8 +278,7 @@ pub fn update_group(
     {
         change.event(tx, "group.updated", group_subject(after), group_data(after))?;
     }
-    let added_users = added;
-    let added = add_members(tx, change, after, added)?;
+    let added_count = add_members(tx, change, after, added)?;
     let mut removed_count = 0;
     for user in removed {
         if directory::remove_member(tx, after.tenant, after.id, *user)? {
@@ -288,12 +287,9 @@ pub fn update_group(
         }
     }
     let mut detail = detail;
-    detail["members_added"] = json!(added);
+    detail["members_added"] = json!(added_count);
     detail["members_removed"] = json!(removed_count);
-    note_access(
-        &mut detail,
-        access::group_changed(tx, change, Some(before), after, added_users, removed, false)?,
-    );
+    note_access(&mut detail, access::group_changed(tx, change, Some(before), after, added, removed, false)?);
     change.audit(tx, "group.update", group_subject(after), detail)?;
     Ok(())
 }

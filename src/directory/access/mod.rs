@@ -11,7 +11,7 @@ pub mod policy;
 pub mod routes;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, hash_map::Entry},
     ops::ControlFlow,
 };
 
@@ -87,11 +87,14 @@ impl<'p> Evaluator<'p> {
     ) -> Result<HashSet<String>, StoreError> {
         let mut keys = HashSet::new();
         for group in directory::groups_of(src, user.tenant, user.id)? {
-            if !self.group_keys.contains_key(&group) {
-                let found = directory::group(src, user.tenant, group)?;
-                self.group_keys.insert(group, found.as_ref().map(group_keys).unwrap_or_default());
-            }
-            keys.extend(self.group_keys[&group].iter().cloned());
+            let known = match self.group_keys.entry(group) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => {
+                    let found = directory::group(src, user.tenant, group)?;
+                    slot.insert(found.as_ref().map(group_keys).unwrap_or_default())
+                }
+            };
+            keys.extend(known.iter().cloned());
         }
         if let Some(claims) = claims {
             keys.extend(claims.groups.iter().map(|g| g.trim().to_lowercase()));
