@@ -253,9 +253,10 @@ async fn dry_run(
 ) -> Result<ApiJson<DryRunView>, ApiError> {
     let candidate = checked(&policy)?;
     let limit = query.limit.unwrap_or(DEFAULT_DRY_RUN_LIMIT).clamp(1, MAX_DRY_RUN_LIMIT);
+    // It reads every user of the tenant: a long scan, kept off the request threads.
     let view = state
         .store
-        .read(move |tx| {
+        .read_blocking(move |tx| {
             let tenant = resolve(tx, &reference)?;
             let only = match &query.user {
                 Some(reference) => Some(find_user(tx, tenant.id, reference)?),
