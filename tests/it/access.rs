@@ -10,7 +10,7 @@ use crate::{
     provider::{self, App, Browser, callback_params, http, tenant_with_password_user},
     saml::{self, Idp, audit, claims_of},
     scim::{ENTERPRISE, PATCH_OP, Scim, ok},
-    server::{Server, expect_error},
+    server::{ADMIN_KEY, Server, expect_error},
 };
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -307,4 +307,23 @@ fn groups_and_attributes_a_saml_assertion_carries_feed_the_same_rules() {
     let signed_in =
         saml::sign_in(&server, &idp, &sso, "ada@acme.test", "ada@acme.test", &by_department).unwrap();
     assert_eq!(signed_in.claims["roles"], json!(["engineer"]), "the department claim, with no groups now");
+}
+
+#[test]
+fn roles_an_acknowledged_change_gave_survive_a_kill_9() {
+    let server = Server::start();
+    let tenant = server.create_tenant("acme", &[]);
+    let scim = Scim::of_tenant(&server, &tenant);
+    let tenant = tenant["id"].as_str().unwrap().to_owned();
+    assert_eq!(put_policy(&server, &tenant, &policy(), None).status(), 200);
+    let ada = scim.create_user("ada@acme.test")["id"].as_str().unwrap().to_owned();
+    scim.create_group("Sales", &[&ada]);
+
+    let server = Server::start_with(server.kill9(), &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)]);
+    let access = ok(server.get(&format!("/api/v1/tenants/{tenant}/users/{ada}/access")), 200);
+    assert_eq!(
+        granted(&access),
+        json!({ "roles": ["sales-rep"], "tier": "standard", "programs": ["quota-tools"] })
+    );
+    assert_eq!(ok(server.get(&policy_path(&tenant)), 200)["version"], 1);
 }

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, path::PathBuf};
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::Scim;
 use crate::server::Server;
@@ -55,9 +55,16 @@ fn contains(actual: &Value, expected: &Value) -> bool {
     }
 }
 
-fn replay(file: &PathBuf) {
+/// Replays one fixture against a fresh tenant, with `policy` as its access policy when given;
+/// returns the server for a look at what the replay left.
+fn replay(file: &PathBuf, policy: Option<&Value>) -> Server {
     let server = Server::start();
     let scim = Scim::new(&server, "idp");
+    if let Some(policy) = policy {
+        let path = format!("/api/v1/tenants/{}/access-policy", scim.tenant_id);
+        let saved = server.admin(Method::PUT, &path).json(policy).send().unwrap();
+        assert_eq!(saved.status(), 200);
+    }
     let fixture: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
     let mut vars = HashMap::from([("base_url".to_owned(), scim.base.clone())]);
@@ -110,18 +117,47 @@ fn replay(file: &PathBuf) {
             vars.insert(var.clone(), value.to_owned());
         }
     }
+    server
 }
 
 #[test]
 fn okta_request_sequences() {
     for file in fixtures("okta") {
-        replay(&file);
+        replay(&file, None);
     }
 }
 
 #[test]
 fn entra_id_request_sequences() {
     for file in fixtures("entra") {
-        replay(&file);
+        replay(&file, None);
+    }
+}
+
+/// The same sequences with an access policy that names their groups and reads their users'
+/// attributes: live re-evaluation changes none of the answers the clients expect.
+#[test]
+fn both_vendors_sequences_with_an_access_policy_naming_their_groups() {
+    let policy = json!({
+        "roles": [{ "name": "member" }, { "name": "pushed" }, { "name": "managed" }],
+        "rules": [
+            { "id": "okta-push", "when": { "any_group": ["Test SCIMv2", "displayName"] }, "grant": { "roles": ["pushed"] } },
+            { "id": "managed", "when": { "attribute": { "name": "manager", "present": true } }, "grant": { "roles": ["managed"] } },
+        ],
+        "default": { "roles": ["member"] },
+    });
+    let mut given = HashMap::<String, usize>::new();
+    for file in fixtures("okta").into_iter().chain(fixtures("entra")) {
+        let server = replay(&file, Some(&policy));
+        let audit: Value =
+            server.get("/api/v1/audit?action=scim.user.roles_change&limit=500").json().unwrap();
+        for change in audit["items"].as_array().unwrap() {
+            for role in change["detail"]["after"]["roles"].as_array().unwrap() {
+                *given.entry(role.as_str().unwrap().to_owned()).or_default() += 1;
+            }
+        }
+    }
+    for role in ["member", "pushed", "managed"] {
+        assert!(given.get(role).is_some_and(|n| *n > 0), "nobody was given {role}: {given:?}");
     }
 }
