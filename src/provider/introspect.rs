@@ -31,7 +31,7 @@ use crate::{
     app::AppState,
     http::auth::bearer_token,
     ids::{SessionId, TenantId, UserId},
-    store::{Source, StoreError, access, directory, grants, sessions, tenants},
+    store::{Source, StoreError, access::{self, UserAccessRecord}, directory, grants, sessions, tenants},
 };
 
 /// How many verified access tokens are remembered; past it the memory is cleared and refilled.
@@ -85,6 +85,22 @@ fn access_token_active(
     Ok(sessions::get(src, sid)?.is_some_and(|s| s.is_live(now)))
 }
 
+/// What the access policy gives a live access token's user now: an app that introspects on every
+/// request sees a demotion at once, not when the token expires. None when the token is not live.
+fn current_access(
+    src: &impl Source,
+    claims: &AccessClaims,
+    now: OffsetDateTime,
+) -> Result<Option<UserAccessRecord>, StoreError> {
+    if !access_token_active(src, claims, now)? {
+        return Ok(None);
+    }
+    let (Ok(tenant), Ok(user)) = (claims.org_id.parse::<TenantId>(), claims.sub.parse::<UserId>()) else {
+        return Ok(None);
+    };
+    Ok(Some(access::user_access(src, tenant, user)?.unwrap_or_default()))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct TokenParams {
     token: Option<String>,
@@ -120,8 +136,9 @@ pub async fn introspect(
 }
 
 enum Described {
-    /// A live access token: answered from its claims.
-    Access(Arc<AccessClaims>),
+    /// A live access token: answered from its claims, with the user's roles, tier and programs
+    /// as they are now (the token's own may be older).
+    Access(Box<AccessClaims>),
     /// A refresh token, or `{"active": false}` (RFC 7662 §2.2: nothing more for inactive tokens).
     Other(Value),
 }
@@ -132,8 +149,16 @@ async fn describe(state: &AppState, token: &str, hint: Option<&str>) -> Result<D
     let as_refresh_first = hint == Some("refresh_token") || token.starts_with("pcrt_");
     if !as_refresh_first {
         if let Some(claims) = state.provider.verified.verify(state, token, now) {
-            let active = state.store.read(|tx| access_token_active(tx, &claims, now)).await?;
-            return Ok(if active { Described::Access(claims) } else { inactive() });
+            let current = state.store.read(|tx| current_access(tx, &claims, now)).await?;
+            return Ok(match current {
+                Some(access) => Described::Access(Box::new(AccessClaims {
+                    roles: access.roles,
+                    tier: access.tier,
+                    programs: access.programs,
+                    ..(*claims).clone()
+                })),
+                None => inactive(),
+            });
         }
     }
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
