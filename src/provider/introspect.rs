@@ -31,7 +31,11 @@ use crate::{
     app::AppState,
     http::auth::bearer_token,
     ids::{SessionId, TenantId, UserId},
-    store::{Source, StoreError, access::{self, UserAccessRecord}, directory, grants, sessions, tenants},
+    store::{
+        Source, StoreError,
+        access::{self, UserAccessRecord},
+        directory, grants, sessions, tenants,
+    },
 };
 
 /// How many verified access tokens are remembered; past it the memory is cleared and refilled.

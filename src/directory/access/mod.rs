@@ -35,7 +35,7 @@ use crate::{
 pub struct Cause(Value);
 
 impl Cause {
-    pub fn new(kind: &str, detail: Value) -> Self {
+    fn new(kind: &str, detail: Value) -> Self {
         let mut cause = json!({ "kind": kind });
         if let (Some(all), Some(extra)) = (cause.as_object_mut(), detail.as_object()) {
             all.extend(extra.clone());
@@ -78,7 +78,7 @@ impl<'p> Evaluator<'p> {
         Self { policy, version, group_keys: HashMap::new() }
     }
 
-    /// The lower-cased names and external ids of the user's groups and claimed groups.
+    /// The keys (`group_keys`) of the user's groups, and the groups their last sign-in claimed.
     fn groups_of(
         &mut self,
         src: &impl Source,
@@ -154,15 +154,13 @@ fn write_if_changed(
     after: UserAccessRecord,
     cause: &Cause,
 ) -> Result<bool, StoreError> {
-    let granted = |r: &UserAccessRecord| (r.roles.clone(), r.tier.clone(), r.programs.clone());
-    if granted(before) == granted(&after)
-        && before.granted_by == after.granted_by
-        && before.claims == after.claims
-    {
+    let same_grants =
+        before.roles == after.roles && before.tier == after.tier && before.programs == after.programs;
+    if same_grants && before.granted_by == after.granted_by && before.claims == after.claims {
         return Ok(false);
     }
     access::put_user_access(tx, user.tenant, user.id, &after)?;
-    if granted(before) == granted(&after) {
+    if same_grants {
         return Ok(false);
     }
     let mut data = user_data(user);
