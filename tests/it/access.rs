@@ -83,6 +83,7 @@ fn moving_an_employee_from_sales_to_engineering_in_the_idp_changes_their_next_to
     let saved = ok(saved, 200);
     assert_eq!(saved["version"], 1);
     assert_eq!(saved["reevaluated"], json!({ "evaluated": 1, "changed": 1 }), "Ada gets the default");
+    assert_eq!(saved["unknown_groups"], json!(["engineering", "sales"]), "no group is provisioned yet");
     let scim = Scim::of_tenant(&server, &ok(server.get(&format!("/api/v1/tenants/{tenant}")), 200));
     let sales = scim.create_group("Sales", &[&ada]);
     let engineering = scim.create_group("Engineering", &[]);

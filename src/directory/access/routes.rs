@@ -62,22 +62,19 @@ struct PolicyView {
     /// After a save: how many users were evaluated and how many of them changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     reevaluated: Option<Reevaluated>,
+    /// After a save: groups the rules name that no group of the tenant is (a typo, or a group the
+    /// IdP has not provisioned; it may still claim them at sign-in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown_groups: Option<Vec<String>>,
 }
 
 impl PolicyView {
     fn of(tenant: TenantId, record: Option<PolicyRecord>) -> Self {
-        match record {
-            Some(r) => Self {
-                tenant,
-                version: r.version,
-                policy: r.policy,
-                updated_at: Some(r.updated_at),
-                reevaluated: None,
-            },
-            None => {
-                Self { tenant, version: 0, policy: Policy::default(), updated_at: None, reevaluated: None }
-            }
-        }
+        let (version, policy, updated_at) = match record {
+            Some(r) => (r.version, r.policy, Some(r.updated_at)),
+            None => (0, Policy::default(), None),
+        };
+        Self { tenant, version, policy, updated_at, reevaluated: None, unknown_groups: None }
     }
 
     fn into_response(self) -> Response {
@@ -128,7 +125,7 @@ async fn replace(
     headers: HeaderMap,
     ApiJson(policy): ApiJson<Policy>,
 ) -> Result<Response, ApiError> {
-    checked(&policy)?;
+    let compiled = checked(&policy)?;
     let expected = expected_version(&headers)?;
     let admin = AdminChange::new(auth, &request, state.clock.now());
     let (record, reevaluated) = state
@@ -162,8 +159,11 @@ async fn replace(
         })
         .await?;
     tracing::info!(tenant = %record.tenant, version = record.version, changed = reevaluated.changed, "access policy saved");
-    let mut view = PolicyView::of(record.tenant, Some(record));
+    let tenant = record.tenant;
+    let unknown = state.store.read(|tx| unknown_groups(tx, tenant, compiled.group_names())).await?;
+    let mut view = PolicyView::of(tenant, Some(record));
     view.reevaluated = Some(reevaluated);
+    view.unknown_groups = Some(unknown);
     Ok(view.into_response())
 }
 
