@@ -218,6 +218,14 @@ pub fn user_ids_by_email_value(
     Ok(lookup(src, USER_EMAIL_VALUES, tenant, &email)?.into_iter().map(UserId::from_key).collect())
 }
 
+/// The ids of the tenant's users in creation order, read from the keys alone.
+pub fn user_ids(src: &impl Source, tenant: TenantId) -> Result<Vec<UserId>, StoreError> {
+    let table = src.table(USERS)?;
+    let t = tenant.key();
+    let range = table.range((t, 0)..=(t, u128::MAX))?;
+    range.map(|entry| Ok(UserId::from_key(entry?.0.value().1))).collect()
+}
+
 /// Visits the tenant's users in creation order, skipping the first `skip` without decoding them.
 pub fn visit_users(
     src: &impl Source,

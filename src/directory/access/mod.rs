@@ -309,23 +309,18 @@ pub fn signed_in(
     Ok(())
 }
 
-/// Saves a validated policy and re-evaluates every user of the tenant in the same transaction,
-/// so that no token is ever issued from a mix of the old and the new policy.
+/// Saves a policy (`compiled` is its compiled form) and re-evaluates every user of the tenant in
+/// the same transaction, so that no token is ever issued from a mix of the old and the new policy.
 pub fn save_policy(
     tx: &WriteTx<'_>,
     change: &Change,
     record: &PolicyRecord,
+    compiled: &Compiled,
 ) -> Result<Reevaluated, StoreError> {
-    let policy = compile(&record.policy)
-        .map_err(|err| StoreError::Corrupt { kind: "access policy", message: err.to_string() })?;
     access::put_policy(tx, record)?;
-    let mut users = Vec::new();
-    directory::visit_users(tx, change.tenant, 0, |user| {
-        users.push(user.id);
-        ControlFlow::Continue(())
-    })?;
+    let users = directory::user_ids(tx, change.tenant)?;
     let cause = Cause::new("policy.saved", json!({ "version": record.version }));
-    reevaluate_users(tx, change, &policy, record.version, users, &cause)
+    reevaluate_users(tx, change, compiled, record.version, users, &cause)
 }
 
 /// What a candidate policy would give one user, next to what they have.
@@ -416,6 +411,10 @@ mod tests {
         PolicyRecord { tenant, version, policy, updated_at: OffsetDateTime::UNIX_EPOCH }
     }
 
+    fn save(tx: &WriteTx<'_>, change: &Change, record: &PolicyRecord) -> Result<Reevaluated, StoreError> {
+        save_policy(tx, change, record, &compile(&record.policy).unwrap())
+    }
+
     async fn journal_since(store: &Store, seq: u64) -> (Vec<EventRecord>, Vec<AuditRecord>) {
         store
             .read(move |tx| {
@@ -446,7 +445,7 @@ mod tests {
         let (c, a, b, s, m) = (change.clone(), ada.clone(), bob.clone(), sales.clone(), marketing.clone());
         store
             .write(move |tx| {
-                save_policy(tx, &c, &sales_policy(tenant, 1))?;
+                save(tx, &c, &sales_policy(tenant, 1))?;
                 dir::create_user(tx, &c, &a)?;
                 dir::create_user(tx, &c, &b)?;
                 dir::create_group(tx, &c, &s, &[])?;
@@ -497,7 +496,7 @@ mod tests {
         let (c, a, t) = (change.clone(), ada.clone(), team.clone());
         store
             .write(move |tx| {
-                save_policy(tx, &c, &sales_policy(tenant, 1))?;
+                save(tx, &c, &sales_policy(tenant, 1))?;
                 dir::create_user(tx, &c, &a)?;
                 dir::create_group(tx, &c, &t, &[a.id])?;
                 Ok::<_, DirectoryError>(())
@@ -526,7 +525,7 @@ mod tests {
         assert!(access_of(&store, tenant, ada.id).await.is_none(), "no policy: nothing stored");
 
         let c = change.clone();
-        let saved = store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
+        let saved = store.write(move |tx| save(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
         assert_eq!(saved, Reevaluated { evaluated: 1, changed: 1 });
         let mut engineer = ada.clone();
         engineer.profile["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
@@ -538,7 +537,7 @@ mod tests {
         assert_eq!(access.granted_by.roles["engineer"], ["eng"]);
 
         let c = change.clone();
-        let again = store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 2))).await.unwrap();
+        let again = store.write(move |tx| save(tx, &c, &sales_policy(tenant, 2))).await.unwrap();
         assert_eq!(again, Reevaluated { evaluated: 1, changed: 0 });
         let deleted = store.write(move |tx| dir::delete_user(tx, &change, ada.id)).await.unwrap();
         assert!(deleted && access_of(&store, tenant, ada.id).await.is_none());
@@ -559,7 +558,7 @@ mod tests {
         assert!(kept.roles.is_empty() && kept.claims.as_ref() == Some(&claims), "no policy yet");
 
         let c = change.clone();
-        store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
+        store.write(move |tx| save(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
         assert_eq!(access_of(&store, tenant, ada.id).await.unwrap().roles, ["sales"]);
         let seq = journal_since(&store, 0).await.0.last().unwrap().seq;
         let (c, a, cl) = (change.clone(), ada.clone(), claims.clone());
@@ -583,7 +582,7 @@ mod tests {
         let (c, a, t) = (change.clone(), ada.clone(), team.clone());
         store
             .write(move |tx| {
-                save_policy(tx, &c, &record)?;
+                save(tx, &c, &record)?;
                 dir::create_user(tx, &c, &a)?;
                 dir::create_group(tx, &c, &t, &[a.id])?;
                 Ok::<_, DirectoryError>(())
@@ -610,7 +609,7 @@ mod tests {
         let change = change(&store, None, None).await;
         let tenant = change.tenant;
         let c = change.clone();
-        store.write(move |tx| save_policy(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
+        store.write(move |tx| save(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
         let grace = user_record(tenant, "grace", "grace@x");
         let claims = SignInClaims { groups: vec!["Sales".into()], attributes: Default::default() };
         let (c, g) = (change.clone(), grace.clone());

@@ -128,6 +128,7 @@ async fn replace(
     let compiled = checked(&policy)?;
     let expected = expected_version(&headers)?;
     let admin = AdminChange::new(auth, &request, state.clock.now());
+    let to_apply = compiled.clone();
     let (record, reevaluated) = state
         .store
         .write(move |tx| {
@@ -145,7 +146,7 @@ async fn replace(
                 policy: policy.clone(),
                 updated_at: admin.now,
             };
-            let reevaluated = super::save_policy(tx, &admin.on_directory(tenant.id), &record)?;
+            let reevaluated = super::save_policy(tx, &admin.on_directory(tenant.id), &record, &to_apply)?;
             let target = Subject { kind: "access_policy".into(), id: tenant.id.to_string(), label: None };
             let detail = json!({
                 "version": record.version,
