@@ -312,40 +312,47 @@ fn attribute(name: &str, path: &str) -> Result<Attribute, PolicyError> {
         path: path.iter().map(|s| (*s).to_owned()).collect(),
         claim: claim.map(str::to_owned),
     };
+    if let Some(part) = name.strip_prefix("name.").filter(|part| NAME_PARTS.contains(part)) {
+        return Ok(profile(&["name", part], None));
+    }
+    if let Some(field) = name.strip_prefix("claim.").filter(|field| !field.is_empty()) {
+        return Ok(Attribute::Claim(field.to_owned()));
+    }
+    if name.starts_with("urn:") {
+        return scim_path(name, path);
+    }
     Ok(match name {
         "userName" => Attribute::UserName,
         "email" => Attribute::Email,
         "emails" => profile(&["emails"], None),
         core if CORE.contains(&core) => profile(&[core], Some(core)),
-        _ if name.strip_prefix("name.").is_some_and(|part| NAME_PARTS.contains(&part)) => {
-            profile(&["name", &name[5..]], None)
-        }
         enterprise if ENTERPRISE_ATTRIBUTES.contains(&enterprise) => {
             profile(&[ENTERPRISE, enterprise], Some(enterprise))
-        }
-        _ if name.starts_with("claim.") && name.len() > 6 => Attribute::Claim(name[6..].to_owned()),
-        _ if name.starts_with("urn:") => {
-            // `urn:…:User:attribute` or `urn:…:User:attribute.sub`, as SCIM paths name them.
-            let (schema, attribute) = name.rsplit_once(':').unwrap_or((name, ""));
-            if attribute.is_empty() || schema.split(':').count() < 3 {
-                return Err(refuse(path, format!("`{name}` is not a SCIM path (urn:…:User:attribute)")));
-            }
-            let mut parts = vec![schema.to_owned()];
-            parts.extend(attribute.split('.').map(str::to_owned));
-            Attribute::Profile { path: parts, claim: None }
         }
         _ => {
             return Err(refuse(
                 path,
                 format!(
-                    "unknown attribute `{name}`; use userName, email, emails, {}, name.givenName, \
-                     name.familyName, {}, a SCIM path (urn:…:User:attribute) or claim.<field>",
+                    "unknown attribute `{name}`; use userName, email, emails, {}, name.{}, {}, a SCIM \
+                     path (urn:…:User:attribute) or claim.<field>",
                     CORE.join(", "),
+                    NAME_PARTS.join("/"),
                     ENTERPRISE_ATTRIBUTES.join(", ")
                 ),
             ));
         }
     })
+}
+
+/// `urn:…:User:attribute` or `urn:…:User:attribute.sub`, as SCIM paths name extension attributes.
+fn scim_path(name: &str, path: &str) -> Result<Attribute, PolicyError> {
+    let (schema, attribute) = name.rsplit_once(':').unwrap_or((name, ""));
+    if attribute.is_empty() || schema.split(':').count() < 3 {
+        return Err(refuse(path, format!("`{name}` is not a SCIM path (urn:…:User:attribute)")));
+    }
+    let mut parts = vec![schema.to_owned()];
+    parts.extend(attribute.split('.').map(str::to_owned));
+    Ok(Attribute::Profile { path: parts, claim: None })
 }
 
 fn operator(test: &AttributeTest, path: &str) -> Result<Op, PolicyError> {
