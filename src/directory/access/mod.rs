@@ -10,10 +10,7 @@
 pub mod policy;
 pub mod routes;
 
-use std::{
-    collections::{HashMap, HashSet, hash_map::Entry},
-    ops::ControlFlow,
-};
+use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use serde_json::{Value, json};
 
@@ -350,33 +347,19 @@ pub fn dry_run(
     mut visit: impl FnMut(Proposed),
 ) -> Result<usize, StoreError> {
     let mut evaluator = Evaluator::new(candidate, 0);
+    let ids = match only {
+        Some(id) => vec![id],
+        None => directory::user_ids(src, tenant)?,
+    };
     let mut evaluated = 0;
-    let mut one = |user: UserRecord| -> Result<(), StoreError> {
-        let current = access::user_access(src, tenant, user.id)?.unwrap_or_default();
+    for id in ids {
+        let Some(user) = directory::user(src, tenant, id)? else {
+            continue;
+        };
+        let current = access::user_access(src, tenant, id)?.unwrap_or_default();
         let proposed = evaluator.evaluate(src, &user, current.claims.as_ref())?;
         evaluated += 1;
         visit(Proposed { user, current, proposed });
-        Ok(())
-    };
-    match only {
-        Some(id) => {
-            if let Some(user) = directory::user(src, tenant, id)? {
-                one(user)?;
-            }
-        }
-        None => {
-            let mut failure = None;
-            directory::visit_users(src, tenant, 0, |user| match one(user) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(err) => {
-                    failure = Some(err);
-                    ControlFlow::Break(())
-                }
-            })?;
-            if let Some(err) = failure {
-                return Err(err);
-            }
-        }
     }
     Ok(evaluated)
 }
