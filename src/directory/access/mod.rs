@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet, hash_map::Entry};
 use serde_json::{Value, json};
 
 use policy::Subject;
-pub use policy::{Compiled, Evaluated, PolicyError, compile};
+pub use policy::{Compiled, Evaluated, compile};
 
 use super::{Change, user_data, user_subject};
 use crate::{
@@ -46,7 +46,7 @@ impl Cause {
 }
 
 /// The tenant's policy, compiled, with its version; None when the tenant has none.
-pub fn load(src: &impl Source, tenant: TenantId) -> Result<Option<(u64, Compiled)>, StoreError> {
+fn load(src: &impl Source, tenant: TenantId) -> Result<Option<(u64, Compiled)>, StoreError> {
     let Some(record) = access::policy(src, tenant)? else {
         return Ok(None);
     };
