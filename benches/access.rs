@@ -131,6 +131,21 @@ impl Org {
     }
 }
 
+fn add_member(member: &str) -> Value {
+    json!({ "op": "add", "path": "members", "value": [{ "value": member }] })
+}
+
+/// Adds `members` to `group` one PATCH at a time, sequentially, and prints the latencies.
+async fn add_one_by_one(org: &Arc<Org>, label: &str, group: &str, members: Vec<String>) {
+    let (org, group, members) = (Arc::clone(org), group.to_owned(), Arc::new(members));
+    let total = members.len();
+    drive(label, 1, total, move |n| {
+        let (org, group, member) = (Arc::clone(&org), group.clone(), members[n].clone());
+        async move { org.patch_group(&group, add_member(&member)).await }
+    })
+    .await;
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -166,34 +181,14 @@ fn main() {
             "PATCH add one member to Sales (10,000 members, named by a rule)",
             &mut cursor,
             &sales,
-            json!({ "op": "add", "path": "members", "value": [{ "value": ids[10_000] }] }),
+            add_member(&ids[10_000]),
         )
         .await;
-        let (o, s, i) = (Arc::new(org), sales.clone(), Arc::clone(&ids));
-        let (org2, s2, i2) = (Arc::clone(&o), s.clone(), Arc::clone(&i));
-        drive("PATCH add one member to Sales (10,000+ members, named by a rule)", 1, 300, move |n| {
-            let (org, group, member) = (Arc::clone(&org2), s2.clone(), i2[10_001 + n].clone());
-            async move {
-                org.patch_group(
-                    &group,
-                    json!({ "op": "add", "path": "members", "value": [{ "value": member }] }),
-                )
-                .await;
-            }
-        })
-        .await;
-        let (org2, m2, i2) = (Arc::clone(&o), marketing.clone(), Arc::clone(&i));
-        drive("PATCH add one member to Marketing (10,000+ members, named by no rule)", 1, 300, move |n| {
-            let (org, group, member) = (Arc::clone(&org2), m2.clone(), i2[n].clone());
-            async move {
-                org.patch_group(
-                    &group,
-                    json!({ "op": "add", "path": "members", "value": [{ "value": member }] }),
-                )
-                .await;
-            }
-        })
-        .await;
+        let o = Arc::new(org);
+        let named = "PATCH add one member to Sales (10,000+ members, named by a rule)";
+        add_one_by_one(&o, named, &sales, ids[10_001..10_301].to_vec()).await;
+        let unnamed = "PATCH add one member to Marketing (10,000+ members, named by no rule)";
+        add_one_by_one(&o, unnamed, &marketing, ids[..300].to_vec()).await;
         let (_, skipped) = o.audit_since(cursor, "scim.group.update").await;
         cursor = skipped;
 
@@ -201,11 +196,11 @@ fn main() {
         o.timed_group_change(
             "rename Sales (10,301 members) to a name no rule reads",
             &mut cursor,
-            &s,
+            &sales,
             rename("Sales (old)"),
         )
         .await;
-        o.timed_group_change("rename it back to Sales", &mut cursor, &s, rename("Sales")).await;
+        o.timed_group_change("rename it back to Sales", &mut cursor, &sales, rename("Sales")).await;
         o.timed_group_change(
             "rename Marketing (10,300 members), named by no rule",
             &mut cursor,
@@ -215,7 +210,7 @@ fn main() {
         .await;
 
         // Okta moves a person: out of Sales, into Engineering. The change is in their next token.
-        let (org2, s2, e2, i2) = (Arc::clone(&o), s.clone(), engineering.clone(), Arc::clone(&i));
+        let (org2, s2, e2, i2) = (Arc::clone(&o), sales.clone(), engineering.clone(), Arc::clone(&ids));
         drive(
             "Okta-style move: PATCH out of Sales, PATCH into Engineering (both durable)",
             1,
@@ -226,11 +221,7 @@ fn main() {
                 async move {
                     let remove = json!({ "op": "remove", "path": format!("members[value eq \"{member}\"]") });
                     org.patch_group(&sales, remove).await;
-                    org.patch_group(
-                        &engineering,
-                        json!({ "op": "add", "path": "members", "value": [{ "value": member }] }),
-                    )
-                    .await;
+                    org.patch_group(&engineering, add_member(&member)).await;
                 }
             },
         )

@@ -394,6 +394,14 @@ mod tests {
         PolicyRecord { tenant, version, policy, updated_at: OffsetDateTime::UNIX_EPOCH }
     }
 
+    /// A store with one tenant, and a SCIM token's change to it.
+    async fn tenant_store() -> (tempfile::TempDir, Store, Change, TenantId) {
+        let (dir, store) = testing::store();
+        let change = change(&store, None, None).await;
+        let tenant = change.tenant;
+        (dir, store, change, tenant)
+    }
+
     fn save(tx: &WriteTx<'_>, change: &Change, record: &PolicyRecord) -> Result<Reevaluated, StoreError> {
         save_policy(tx, change, record, &compile(&record.policy).unwrap())
     }
@@ -420,9 +428,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_membership_change_re_evaluates_only_the_member_and_says_which_rule_gave_what() {
-        let (_dir, store) = testing::store();
-        let change = change(&store, None, None).await;
-        let tenant = change.tenant;
+        let (_dir, store, change, tenant) = tenant_store().await;
         let (ada, bob) = (user_record(tenant, "ada", "ada@x"), user_record(tenant, "bob", "bob@x"));
         let (sales, marketing) = (group_record(tenant, "Sales"), group_record(tenant, "Marketing"));
         let (c, a, b, s, m) = (change.clone(), ada.clone(), bob.clone(), sales.clone(), marketing.clone());
@@ -471,9 +477,7 @@ mod tests {
 
     #[tokio::test]
     async fn renaming_or_deleting_a_named_group_re_evaluates_its_members() {
-        let (_dir, store) = testing::store();
-        let change = change(&store, None, None).await;
-        let tenant = change.tenant;
+        let (_dir, store, change, tenant) = tenant_store().await;
         let ada = user_record(tenant, "ada", "ada@x");
         let team = group_record(tenant, "Sales Team");
         let (c, a, t) = (change.clone(), ada.clone(), team.clone());
@@ -499,9 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn attribute_rules_follow_user_updates_and_a_policy_save_re_evaluates_everyone() {
-        let (_dir, store) = testing::store();
-        let change = change(&store, None, None).await;
-        let tenant = change.tenant;
+        let (_dir, store, change, tenant) = tenant_store().await;
         let ada = user_record(tenant, "ada", "ada@x");
         let (c, a) = (change.clone(), ada.clone());
         store.write(move |tx| dir::create_user(tx, &c, &a)).await.unwrap();
@@ -528,9 +530,7 @@ mod tests {
 
     #[tokio::test]
     async fn groups_claimed_at_sign_in_feed_the_rules_and_are_kept_for_later_evaluations() {
-        let (_dir, store) = testing::store();
-        let change = change(&store, None, None).await;
-        let tenant = change.tenant;
+        let (_dir, store, change, tenant) = tenant_store().await;
         let ada = user_record(tenant, "ada", "ada@x");
         let (c, a) = (change.clone(), ada.clone());
         store.write(move |tx| dir::create_user(tx, &c, &a)).await.unwrap();
@@ -555,9 +555,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rule_naming_a_group_by_id_survives_its_renames_without_re_evaluating_anyone() {
-        let (_dir, store) = testing::store();
-        let change = change(&store, None, None).await;
-        let tenant = change.tenant;
+        let (_dir, store, change, tenant) = tenant_store().await;
         let ada = user_record(tenant, "ada", "ada@x");
         let team = group_record(tenant, "Team");
         let mut record = sales_policy(tenant, 1);
@@ -588,9 +586,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_user_created_at_sign_in_is_evaluated_once_with_what_the_idp_claimed() {
-        let (_dir, store) = testing::store();
-        let change = change(&store, None, None).await;
-        let tenant = change.tenant;
+        let (_dir, store, change, tenant) = tenant_store().await;
         let c = change.clone();
         store.write(move |tx| save(tx, &c, &sales_policy(tenant, 1))).await.unwrap();
         let grace = user_record(tenant, "grace", "grace@x");
