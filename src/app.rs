@@ -140,7 +140,7 @@ pub fn router(state: AppState) -> Router {
         .merge(saml::router())
         .merge(oidc_rp::router())
         .nest("/api/v1", api)
-        .nest("/scim/v2/{tenant}", scim::router())
+        .nest("/scim/v2/{tenant}", scim::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // Layers run outside-in in the reverse of the order they are added here: the request id

@@ -153,7 +153,7 @@ async fn rotate_keys(config: Config, immediate: bool) -> anyhow::Result<()> {
         anyhow::anyhow!("{err:#}\nA running server rotates its keys with POST /api/v1/signing-keys/rotate.")
     })?;
     let now = time::OffsetDateTime::now_utc();
-    let actor = portcullis::store::journal::Actor { kind: "operator_cli".into(), id: whoami(), label: None };
+    let actor = portcullis::store::audit::Actor { kind: "operator_cli".into(), id: whoami(), label: None };
     let handover = portcullis::provider::rotation::Handover { immediate };
     let keys = portcullis::provider::rotation::rotate(&store, now, handover, actor, None).await?;
     for key in keys.iter().filter(|k| k.purpose == portcullis::store::instance_keys::KeyPurpose::TokenSigning)

@@ -15,7 +15,7 @@ use crate::{
     ids::TenantId,
     store::{
         StoreError, WriteTx,
-        journal::{self, Actor, AuditRecord, Subject},
+        audit::{self, Actor, AuditRecord}, journal::Subject,
     },
 };
 
@@ -59,7 +59,7 @@ impl AdminChange {
         let actor = self.actor();
         let action = format!("admin.{action}");
         let request_id = Some(self.request_id.clone());
-        journal::append_audit(
+        audit::append(
             tx,
             AuditRecord::new(tenant, actor, action, Some(target), detail, self.now, request_id),
         )?;
@@ -103,7 +103,7 @@ pub async fn list(
         .read_blocking(move |tx| {
             let (mut items, mut cursor, mut scanned) = (Vec::new(), after, 0);
             'scan: while scanned < MAX_SCANNED {
-                let batch = journal::audit_after(tx, cursor, 1000)?;
+                let batch = audit::after(tx, cursor, 1000)?;
                 if batch.is_empty() {
                     break;
                 }

@@ -15,7 +15,7 @@ use crate::{
         Store, StoreError, WriteTx,
         access::SignInClaims,
         directory::{self, UserRecord},
-        journal::{self, AuditRecord},
+        audit::{self, AuditRecord},
         tenants::{self, TenantStatus},
     },
 };
@@ -29,7 +29,8 @@ pub async fn record_refusal(store: &Store, check: &'static str, reason: String, 
         all.extend(extra.clone());
     }
     record.detail = fields;
-    if let Err(err) = store.write(move |tx| journal::append_audit(tx, record.clone()).map(|_| ())).await {
+    let record = record.refused(check);
+    if let Err(err) = store.write(move |tx| audit::append(tx, record.clone()).map(|_| ())).await {
         tracing::error!(%err, "cannot record an SSO refusal");
     }
 }

@@ -17,7 +17,7 @@ use crate::{
     store::{
         Store, StoreError, WriteTx, credentials,
         directory::{self, Conflict, DeletedUserRecord, GroupRecord, UserRecord},
-        journal::{self, Actor, AuditRecord, EventRecord, Subject},
+        audit::{self, Actor, AuditRecord}, journal::{self, EventRecord, Subject},
         tenants::{self, TenantRecord, TenantStatus},
     },
 };
@@ -89,7 +89,7 @@ impl Change {
             self.now,
             request_id,
         );
-        journal::append_audit(tx, record)?;
+        audit::append(tx, record)?;
         Ok(())
     }
 
@@ -284,6 +284,7 @@ pub fn update_group(
         if directory::remove_member(tx, after.tenant, after.id, *user)? {
             removed_count += 1;
             change.event(tx, "group.member_removed", group_subject(after), member_data(after, *user))?;
+            audit_membership(tx, change, "group.member_remove", after, *user)?;
         }
     }
     let mut detail = detail;
@@ -300,6 +301,9 @@ pub fn delete_group(tx: &WriteTx<'_>, change: &Change, id: GroupId) -> Result<bo
         return Ok(false);
     };
     change.event(tx, "group.deleted", group_subject(&group), group_data(&group))?;
+    for member in &members {
+        audit_membership(tx, change, "group.member_remove", &group, *member)?;
+    }
     let mut detail = json!({ "members_removed": members.len() });
     note_access(&mut detail, access::group_changed(tx, change, None, &group, &[], &members, true)?);
     change.audit(tx, "group.delete", group_subject(&group), detail)?;
@@ -328,9 +332,25 @@ fn add_members(
         if directory::add_member(tx, group.tenant, group.id, *user)? {
             added += 1;
             change.event(tx, "group.member_added", group_subject(group), member_data(group, *user))?;
+            audit_membership(tx, change, "group.member_add", group, *user)?;
         }
     }
     Ok(added)
+}
+
+/// A membership change in the member's own history: who was added to or removed from which
+/// group (the group's record says how many).
+fn audit_membership(
+    tx: &WriteTx<'_>,
+    change: &Change,
+    action: &str,
+    group: &GroupRecord,
+    user: UserId,
+) -> Result<(), StoreError> {
+    let label = directory::user(tx, group.tenant, user)?.map(|u| u.user_name);
+    let target = Subject { kind: "user".into(), id: user.to_string(), label };
+    let detail = json!({ "group": { "id": group.id, "display_name": group.display_name } });
+    change.audit(tx, action, target, detail)
 }
 
 #[cfg(test)]
@@ -414,7 +434,7 @@ pub(crate) mod tests {
                 Ok::<_, StoreError>((
                     live,
                     journal::events_after(tx, 0, 10)?,
-                    journal::audit_after(tx, 0, 10)?,
+                    audit::after(tx, 0, 10)?,
                 ))
             })
             .await

@@ -1,9 +1,12 @@
 //! Middleware every response passes through.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{ConnectInfo, MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -11,17 +14,21 @@ use axum::{
 use tracing::Instrument;
 
 use super::ApiError;
+use crate::store::audit::RequestOrigin;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// How much of a user agent the audit trail keeps.
+const MAX_USER_AGENT_CHARS: usize = 200;
 
 /// The id of the request being served, in its extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
 /// Gives each request an id (a caller's own `x-request-id` is kept if it is short and plain,
-/// so ids can follow a request across a proxy), serves it inside a span carrying that id,
-/// logs its outcome, and returns the id in the response. Only the path is logged: query
-/// strings can hold codes and tokens.
+/// so ids can follow a request across a proxy), serves it inside a span carrying that id and
+/// with its origin (id, peer address, user agent) set for the audit records it writes, logs its
+/// outcome, and returns the id in the response. Only the path is logged: query strings can hold
+/// codes and tokens.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
@@ -38,8 +45,17 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| request.uri().path().to_owned());
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
+    let origin = RequestOrigin {
+        request_id: id.clone(),
+        source_ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|peer| peer.0.ip().to_string()),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(MAX_USER_AGENT_CHARS).collect()),
+    };
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = origin.scope(next.run(request).instrument(span.clone())).await;
     span.in_scope(|| {
         let status = response.status().as_u16();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -28,7 +28,7 @@ use crate::{
     sessions,
     store::{
         StoreError, WriteTx,
-        journal::{self, AuditRecord, Subject},
+        audit::{self, AuditRecord}, journal::Subject,
         oidc::{self, OidcConnectionRecord},
         sessions as stored_sessions,
     },
@@ -100,7 +100,7 @@ async fn accept(
                     ended.push(session.to_string());
                 }
             }
-            journal::append_audit(
+            audit::append(
                 tx,
                 AuditRecord::new(
                     Some(tenant),

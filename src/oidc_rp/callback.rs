@@ -47,7 +47,7 @@ use crate::{
     signin::pages,
     store::{
         StoreError, WriteTx,
-        journal::{self, AuditRecord, Subject},
+        audit::{self, AuditRecord}, journal::Subject,
         oidc::{self, Answering, PendingLogin},
         sessions::IdpSession,
         tenants::{self, TenantRecord, TenantStatus},
@@ -577,6 +577,7 @@ async fn test_result(
     let (login_state, stored, key, tenant) =
         (login.state.clone(), result.clone(), login.upstream.key.clone(), login.pending.tenant);
     let trace = caller.trace.0.clone();
+    let failed_check = resolution.as_ref().err().map(Refusal::code);
     let answered = state
         .store
         .write(move |tx| {
@@ -585,18 +586,19 @@ async fn test_result(
             }
             oidc::answer_login(tx, &ticket, now)?;
             oidc::record_test_result(tx, &ticket, stored.clone())?;
-            journal::append_audit(
-                tx,
-                AuditRecord::new(
-                    tenant,
-                    idp_actor(&key),
-                    format!("sso.{}.test", family(&key)),
-                    Some(Subject { kind: "oidc_connection".into(), id: key.clone(), label: None }),
-                    stored.clone(),
-                    now,
-                    Some(trace.clone()),
-                ),
-            )?;
+            let record = AuditRecord::new(
+                tenant,
+                idp_actor(&key),
+                format!("sso.{}.test", family(&key)),
+                Some(Subject { kind: "oidc_connection".into(), id: key.clone(), label: None }),
+                stored.clone(),
+                now,
+                Some(trace.clone()),
+            );
+            audit::append(tx, match failed_check {
+                Some(check) => record.refused(check),
+                None => record,
+            })?;
             Ok::<_, StoreError>(true)
         })
         .await

@@ -33,7 +33,7 @@ use crate::{
     store::{
         StoreError, WriteTx, directory,
         grants::{self, AuthorizationRequestRecord, CodeRecord},
-        journal::{self, Actor, AuditRecord, Subject},
+        audit::{self, Actor, AuditRecord}, journal::Subject,
         oauth_clients::{self, OAuthClientRecord},
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, TenantStatus},
@@ -503,7 +503,7 @@ async fn finish<E: Send + 'static>(
                 "client": record.client, "session": stored_session.id, "new_session": is_new,
                 "idp": stored_session.idp, "amr": stored_session.amr, "ip": stored_session.ip,
             });
-            journal::append_audit(
+            audit::append(
                 tx,
                 AuditRecord::new(
                     Some(stored_session.tenant),

@@ -24,7 +24,7 @@ use crate::{
     store::{
         Store, StoreError,
         instance_keys::{self, InstanceKeyRecord, KeyPurpose},
-        journal::{self, Actor, AuditRecord, Subject},
+        audit::{self, Actor, AuditRecord}, journal::Subject,
         oauth_clients::SigningAlgorithm,
     },
 };
@@ -96,7 +96,7 @@ pub async fn rotate(
                 now,
                 request_id.clone(),
             );
-            journal::append_audit(tx, record)?;
+            audit::append(tx, record)?;
             instance_keys::all(tx)
         })
         .await?;

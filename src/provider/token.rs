@@ -33,7 +33,7 @@ use crate::{
         access::{self, UserAccessRecord},
         directory::{self, UserRecord},
         grants::{self, CodeRecord, RefreshFamilyRecord, RefreshTokenRecord},
-        journal::{self, Actor, AuditRecord, Subject},
+        audit::{self, Actor, AuditRecord}, journal::Subject,
         oauth_clients::OAuthClientRecord,
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, DomainStatus, TenantRecord, TenantStatus},
@@ -138,7 +138,7 @@ fn conclude(
         "grant_type": issued.grant_type, "session": session.id, "scope": issued.scopes.join(" "),
         "access_token_jti": issued.jti, "refresh_family": issued.refresh_family,
     });
-    journal::append_audit(
+    audit::append(
         tx,
         grant_audit(client, tenant.id, user.id, "oauth.token.issued", detail, now, trace),
     )?;
@@ -217,8 +217,9 @@ async fn redeem_code(
                     detail,
                     now,
                     &trace,
-                );
-                journal::append_audit(tx, audit)?;
+                )
+                .refused("code_replayed");
+                audit::append(tx, audit)?;
                 return Ok(Redeemed::Replayed);
             }
             check_code(&record, &client_record, &redirect_uri, &verifier, now)?;
@@ -389,8 +390,9 @@ async fn refresh(
                     detail,
                     now,
                     &trace,
-                );
-                journal::append_audit(tx, audit)?;
+                )
+                .refused("refresh_token_reused");
+                audit::append(tx, audit)?;
                 return Ok(Refreshed::Reused);
             }
             let (user, tenant, session) = live_subject(tx, &family.tenant, family.user, family.session, now)?;

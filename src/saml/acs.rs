@@ -36,7 +36,7 @@ use crate::{
     signin::pages,
     store::{
         StoreError, WriteTx,
-        journal::{self, AuditRecord, Subject},
+        audit::{self, AuditRecord}, journal::Subject,
         oauth_clients,
         saml::{self, Answering, PendingRequest, SamlConnectionRecord},
         sessions::{self as stored_sessions, IdpSession},
@@ -467,6 +467,7 @@ async fn test_result(
     });
     let (request, stored, connection_id, tenant) =
         (answered.to_owned(), result.clone(), connection.id, connection.tenant);
+    let failed_check = resolution.as_ref().err().map(Refusal::code);
     let trace = poster.trace.0.clone();
     state
         .store
@@ -475,22 +476,19 @@ async fn test_result(
                 return Ok(false);
             }
             saml::record_test_result(tx, &request, stored.clone())?;
-            journal::append_audit(
-                tx,
-                AuditRecord::new(
-                    Some(tenant),
-                    idp_actor(connection_id),
-                    "sso.saml.test",
-                    Some(Subject {
-                        kind: "saml_connection".into(),
-                        id: connection_id.to_string(),
-                        label: None,
-                    }),
-                    stored.clone(),
-                    now,
-                    Some(trace.clone()),
-                ),
-            )?;
+            let record = AuditRecord::new(
+                Some(tenant),
+                idp_actor(connection_id),
+                "sso.saml.test",
+                Some(Subject { kind: "saml_connection".into(), id: connection_id.to_string(), label: None }),
+                stored.clone(),
+                now,
+                Some(trace.clone()),
+            );
+            audit::append(tx, match failed_check {
+                Some(check) => record.refused(check),
+                None => record,
+            })?;
             Ok::<_, StoreError>(true)
         })
         .await

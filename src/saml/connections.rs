@@ -34,7 +34,7 @@ use crate::{
     ids::ConnectionId,
     store::{
         StoreError,
-        journal::Actor,
+        audit::Actor,
         journal::Subject,
         saml::{
             self, AttributeMapping, Binding, IdpSettings, MetadataSource, PendingRequest,

@@ -46,7 +46,7 @@ use crate::{
     signin::pages,
     store::{
         StoreError, directory,
-        journal::{self, AuditRecord, Subject},
+        audit::{self, AuditRecord}, journal::Subject,
         saml::{self, Binding, PendingLogout, SamlConnectionRecord},
         sessions::{self as stored_sessions, SessionRecord},
     },
@@ -416,7 +416,7 @@ async fn idp_logout(
                     }
                 }
             }
-            journal::append_audit(
+            audit::append(
                 tx,
                 AuditRecord::new(
                     Some(tenant),
@@ -568,7 +568,7 @@ async fn finish_sp_logout(
             if pending.connection != connection_id {
                 return Ok(Err(Refusal::RequestOfAnotherConnection));
             }
-            journal::append_audit(
+            audit::append(
                 tx,
                 AuditRecord::new(
                     Some(tenant),

@@ -18,7 +18,7 @@ use crate::{
     app::AppState,
     store::{
         StoreError,
-        journal::{self, Actor, AuditRecord, Subject},
+        audit::{self, Actor, AuditRecord}, journal::Subject,
         saml::{self, MetadataSource, SamlConnectionRecord},
     },
 };
@@ -108,7 +108,7 @@ pub async fn refresh(
             let before = current.idp.signing_certificates.clone();
             let subject = Subject { kind: "saml_connection".into(), id: id.to_string(), label: Some(current.name.clone()) };
             let audit = |action: &str, detail: serde_json::Value| {
-                journal::append_audit(
+                audit::append(
                     tx,
                     AuditRecord::new(Some(current.tenant), actor.clone(), action, Some(subject.clone()), detail, now, request_id.clone()),
                 )

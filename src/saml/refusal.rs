@@ -14,7 +14,7 @@ use crate::{
     signin::pages,
     store::{
         StoreError,
-        journal::{Actor, AuditRecord, Subject},
+        audit::{Actor, AuditRecord}, journal::Subject,
         saml::SamlConnectionRecord,
     },
 };

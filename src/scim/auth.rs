@@ -15,7 +15,7 @@ use axum::{
     http::request::Parts,
 };
 
-use super::{ScimError, tokens};
+use super::{ScimError, refusals::CallerSlot, tokens};
 use crate::{
     app::AppState,
     directory::Change,
@@ -25,7 +25,7 @@ use crate::{
     },
     ids::{ScimTokenId, TenantId},
     store::{
-        journal::Actor,
+        audit::Actor,
         scim_tokens::{self, ScimTokenRecord},
         tenants::{self, TenantRecord, TenantStatus},
     },
@@ -101,7 +101,11 @@ impl FromRequestParts<AppState> for ScimClient {
                 }
             });
         }
-        Ok(ScimClient { tenant, token: token.id, token_name: token.name })
+        let client = ScimClient { tenant, token: token.id, token_name: token.name };
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.fill(client.tenant.id, client.actor());
+        }
+        Ok(client)
     }
 }
 
@@ -118,15 +122,16 @@ impl ScimClient {
     pub fn change(&self, request: &RequestId, now: time::OffsetDateTime) -> Change {
         Change {
             tenant: self.tenant.id,
-            actor: Actor {
-                kind: "scim_token".into(),
-                id: self.token.to_string(),
-                label: Some(self.token_name.clone()),
-            },
+            actor: self.actor(),
             channel: "scim",
             request_id: Some(request.0.clone()),
             now,
         }
+    }
+
+    /// The token, as the audit trail names who acted.
+    pub fn actor(&self) -> Actor {
+        Actor { kind: "scim_token".into(), id: self.token.to_string(), label: Some(self.token_name.clone()) }
     }
 
     /// The tenant's SCIM base URL.

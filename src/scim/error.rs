@@ -132,6 +132,8 @@ impl IntoResponse for ScimError {
             body["scimType"] = json!(scim_type);
         }
         let mut response = (self.status, body.to_string()).into_response();
+        // For the audit record of the refusal (`refusals`).
+        response.extensions_mut().insert(self.clone());
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
         if self.status == StatusCode::UNAUTHORIZED {

@@ -18,6 +18,7 @@ pub mod filter;
 mod groups;
 mod list;
 pub mod patch;
+mod refusals;
 mod resource;
 pub mod schema;
 mod search;
@@ -43,7 +44,7 @@ use crate::{app::AppState, http::middleware::RequestId};
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
 /// The SCIM endpoints, to be nested under `/scim/v2/{tenant}`.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/Users", get(search::list::<users::Users>).post(users::create))
         .route("/Users/.search", post(search::search::<users::Users>))
@@ -60,6 +61,7 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
         // Inside the server-wide panic guard, so that a SCIM client gets a SCIM error.
         .layer(CatchPanicLayer::custom(|_| ScimError::internal("a SCIM handler panicked").into_response()))
+        .layer(axum::middleware::from_fn_with_state(state, refusals::record))
 }
 
 /// The admin API's routes for SCIM tokens.

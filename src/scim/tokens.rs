@@ -17,12 +17,12 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{
-    admin::AdminAuth,
+    admin::{AdminAuth, AdminChange},
     app::AppState,
     http::{ApiError, ApiJson, middleware::RequestId},
-    ids::{EntryId, ScimTokenId},
+    ids::ScimTokenId,
     store::{
-        journal::{self, Actor, AuditRecord, Subject},
+        journal::Subject,
         scim_tokens::{self, ScimTokenRecord},
     },
     tenants::{self, TenantError},
@@ -136,7 +136,7 @@ async fn create(
     let token = new_token();
     let (digest, prefix, id) =
         (digest(&token), token.chars().take(SHOWN_CHARS).collect::<String>(), ScimTokenId::generate());
-    let audit_id = EntryId::generate();
+    let change = AdminChange::new(auth, &request, now);
     let record = state
         .store
         .write(move |tx| {
@@ -153,12 +153,7 @@ async fn create(
                 revoked_at: None,
             };
             scim_tokens::insert(tx, &record)?;
-            audit(
-                tx,
-                Audit { id: audit_id, auth: &auth, request: &request, now },
-                &record,
-                "admin.scim_token.create",
-            )?;
+            audit(tx, &change, &record, "scim_token.create")?;
             Ok::<_, TenantError>(record)
         })
         .await?;
@@ -175,19 +170,14 @@ async fn revoke(
     let not_found = || ApiError::NotFound(format!("the tenant has no SCIM token `{id}`"));
     let token_id: ScimTokenId = id.parse().map_err(|_| not_found())?;
     let now = state.clock.now();
-    let audit_id = EntryId::generate();
+    let change = AdminChange::new(auth, &request, now);
     let revoked = state
         .store
         .write(move |tx| {
             let tenant = tenants::resolve(tx, &tenant)?;
             let revoked = scim_tokens::revoke(tx, tenant.id, token_id, now)?;
             if let Some(record) = &revoked {
-                audit(
-                    tx,
-                    Audit { id: audit_id, auth: &auth, request: &request, now },
-                    record,
-                    "admin.scim_token.revoke",
-                )?;
+                audit(tx, &change, record, "scim_token.revoke")?;
             }
             Ok::<_, TenantError>(revoked.map(|r| r.digest))
         })
@@ -200,37 +190,14 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Who is changing a token, for its audit record.
-struct Audit<'a> {
-    id: EntryId,
-    auth: &'a AdminAuth,
-    request: &'a RequestId,
-    now: OffsetDateTime,
-}
-
+/// The audit record of an operator's change to a token.
 fn audit(
     tx: &crate::store::WriteTx<'_>,
-    by: Audit<'_>,
+    change: &AdminChange,
     token: &ScimTokenRecord,
     action: &str,
 ) -> Result<(), crate::store::StoreError> {
-    journal::append_audit(
-        tx,
-        AuditRecord {
-            id: by.id,
-            seq: 0,
-            tenant: Some(token.tenant),
-            at: by.now,
-            actor: Actor { kind: "admin_key".into(), id: by.auth.key_id.to_string(), label: None },
-            action: action.into(),
-            target: Some(Subject {
-                kind: "scim_token".into(),
-                id: token.id.to_string(),
-                label: Some(token.name.clone()),
-            }),
-            request_id: Some(by.request.0.clone()),
-            detail: json!({ "expires_at": token.expires_at.map(|t| t.unix_timestamp()) }),
-        },
-    )?;
-    Ok(())
+    let target = Subject { kind: "scim_token".into(), id: token.id.to_string(), label: Some(token.name.clone()) };
+    let detail = json!({ "prefix": token.prefix, "expires_at": token.expires_at.map(|t| t.unix_timestamp()) });
+    change.audit(tx, Some(token.tenant), action, target, detail)
 }

@@ -34,7 +34,7 @@ use crate::{
         credentials::{self, PasswordCredentialRecord},
         directory::{self as dir, UserRecord},
         grants::AuthorizationRequestRecord,
-        journal::{self, Actor, AuditRecord, Subject},
+        audit::{self, Actor, AuditRecord}, journal::Subject,
         tenants::{self, TenantRecord, TenantStatus},
     },
 };
@@ -287,6 +287,7 @@ async fn record_attempts(
                 now,
                 Some(attempt.trace.0.clone()),
             )
+            .refused(failure.reason)
         })
         .collect();
     state
@@ -301,7 +302,7 @@ async fn record_attempts(
                 }
             }
             for audit in &audits {
-                journal::append_audit(tx, audit.clone())?;
+                audit::append(tx, audit.clone())?;
             }
             Ok(())
         })

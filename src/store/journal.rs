@@ -1,10 +1,8 @@
-//! Two append-only logs written in the transaction of the change they describe:
-//! - `event_outbox` (sequence → lifecycle event), which the events feature delivers as webhooks
-//!   and serves as a feed with a cursor (the sequence);
-//! - `audit_log` (sequence → audit record: who did what to what, through which request), from
-//!   which the audit search index is built and can be rebuilt.
+//! The event outbox (sequence → lifecycle event), written in the transaction of the change it
+//! describes, which the events feature delivers as webhooks and serves as a feed with a cursor
+//! (the sequence). Its sibling, the audit log, is `audit`.
 //!
-//! Sequences start at 1 and only grow. A record's id is a UUIDv7 made inside the write: a batch
+//! Sequences start at 1 and only grow. An event's id is a UUIDv7 made inside the write: a batch
 //! that is re-run after a neighbour's failure discards its first attempt, ids included.
 
 use redb::{ReadableTable, TableDefinition};
@@ -15,15 +13,13 @@ use super::{Record, Source, StoreError, WriteTx, codec};
 use crate::ids::{EntryId, TenantId};
 
 const EVENT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("event_outbox");
-const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
 
 pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(EVENT_OUTBOX)?;
-    tx.table_mut(AUDIT_LOG)?;
     Ok(())
 }
 
-/// What an event or audit record is about.
+/// What an event or an audit record is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subject {
     /// `user`, `group`, `scim_token`, …
@@ -50,59 +46,6 @@ impl Record for EventRecord {
     const KIND: &'static str = "event";
 }
 
-/// Who acted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Actor {
-    /// `scim_token`, `admin_key`, `user`, `system`.
-    pub kind: String,
-    pub id: String,
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    pub id: EntryId,
-    pub seq: u64,
-    pub tenant: Option<TenantId>,
-    pub at: OffsetDateTime,
-    pub actor: Actor,
-    /// What was done, dotted (`scim.user.create`, `scim.group.patch`).
-    pub action: String,
-    pub target: Option<Subject>,
-    pub request_id: Option<String>,
-    /// What changed, for the reader of the trail.
-    pub detail: serde_json::Value,
-}
-
-impl AuditRecord {
-    /// A record to append (its id is made here, its `seq` by `append_audit`).
-    pub fn new(
-        tenant: Option<TenantId>,
-        actor: Actor,
-        action: impl Into<String>,
-        target: Option<Subject>,
-        detail: serde_json::Value,
-        at: OffsetDateTime,
-        request_id: Option<String>,
-    ) -> Self {
-        Self {
-            id: EntryId::generate(),
-            seq: 0,
-            tenant,
-            at,
-            actor,
-            action: action.into(),
-            target,
-            request_id,
-            detail,
-        }
-    }
-}
-
-impl Record for AuditRecord {
-    const KIND: &'static str = "audit record";
-}
-
 fn next_seq(tx: &WriteTx<'_>, table: TableDefinition<u64, &[u8]>) -> Result<u64, StoreError> {
     Ok(tx.table(table)?.last()?.map_or(1, |(key, _)| key.value() + 1))
 }
@@ -114,23 +57,9 @@ pub fn append_event(tx: &WriteTx<'_>, mut event: EventRecord) -> Result<u64, Sto
     Ok(event.seq)
 }
 
-/// Appends an audit record; its `seq` is assigned here.
-pub fn append_audit(tx: &WriteTx<'_>, mut record: AuditRecord) -> Result<u64, StoreError> {
-    record.seq = next_seq(tx, AUDIT_LOG)?;
-    tx.table_mut(AUDIT_LOG)?.insert(record.seq, codec::encode(&record)?.as_slice())?;
-    Ok(record.seq)
-}
-
 /// Up to `limit` events after sequence `after`, oldest first.
 pub fn events_after(src: &impl Source, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
     let table = src.table(EVENT_OUTBOX)?;
-    let range = table.range(after.saturating_add(1)..)?;
-    range.take(limit).map(|entry| codec::decode(entry?.1.value())).collect()
-}
-
-/// Up to `limit` audit records after sequence `after`, oldest first.
-pub fn audit_after(src: &impl Source, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-    let table = src.table(AUDIT_LOG)?;
     let range = table.range(after.saturating_add(1)..)?;
     range.take(limit).map(|entry| codec::decode(entry?.1.value())).collect()
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod admin_keys;
+pub mod audit;
 mod codec;
 pub mod credentials;
 pub mod directory;

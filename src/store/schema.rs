@@ -5,7 +5,7 @@
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    StoreError, WriteTx, access, admin_keys, credentials, directory, grants, instance_keys, journal,
+    StoreError, WriteTx, access, admin_keys, audit, credentials, directory, grants, instance_keys, journal,
     logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, tenants,
 };
 
@@ -13,7 +13,7 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// A step from `to - 1` to `to`.
 pub struct Migration {
@@ -26,6 +26,8 @@ pub struct Migration {
 const MIGRATIONS: &[Migration] = &[
     // 2: the global index of sign-in emails, for routing addresses no tenant's domain covers.
     Migration { to: 2, run: directory::backfill_sign_in_emails },
+    // 3: the audit log chained by hash per tenant.
+    Migration { to: 3, run: audit::chain_existing },
 ];
 
 /// What opening found.
@@ -50,7 +52,7 @@ fn prepare_with(db: &Database, target: u64, migrations: &[Migration]) -> Result<
             return Err(StoreError::SchemaTooNew { found: version, known: target });
         }
         Some(version) => {
-            let view = WriteTx::new(&tx);
+            let view = WriteTx::new(&tx, None);
             for step in migrations.iter().filter(|m| m.to > version && m.to <= target) {
                 tracing::info!(to = step.to, "migrating the database schema");
                 (step.run)(&view)?;
@@ -58,7 +60,7 @@ fn prepare_with(db: &Database, target: u64, migrations: &[Migration]) -> Result<
             Opened::Existing { from: version }
         }
     };
-    create_tables(&WriteTx::new(&tx))?;
+    create_tables(&WriteTx::new(&tx, None))?;
     tx.open_table(META)?.insert(SCHEMA_VERSION_KEY, target)?;
     tx.commit()?;
     Ok(opened)
@@ -74,6 +76,7 @@ fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     admin_keys::create_tables(tx)?;
     scim_tokens::create_tables(tx)?;
     journal::create_tables(tx)?;
+    audit::create_tables(tx)?;
     oauth_clients::create_tables(tx)?;
     grants::create_tables(tx)?;
     logout_deliveries::create_tables(tx)?;

@@ -3,7 +3,7 @@
 
 use redb::{Key, ReadableTable, TableDefinition, Value};
 
-use super::StoreError;
+use super::{StoreError, audit::RequestOrigin};
 
 /// Where typed read operations find their tables: a read transaction, or a write transaction
 /// that must see its own uncommitted changes. Every read operation is written once, against this.
@@ -44,11 +44,17 @@ impl Source for ReadTx {
 /// and close them before they return, so several operations can share one transaction.
 pub struct WriteTx<'t> {
     inner: &'t redb::WriteTransaction,
+    /// The request the operation serves, if it serves one: the audit log records it.
+    origin: Option<&'t RequestOrigin>,
 }
 
 impl<'t> WriteTx<'t> {
-    pub(super) fn new(inner: &'t redb::WriteTransaction) -> Self {
-        Self { inner }
+    pub(super) fn new(inner: &'t redb::WriteTransaction, origin: Option<&'t RequestOrigin>) -> Self {
+        Self { inner, origin }
+    }
+
+    pub(super) fn origin(&self) -> Option<&RequestOrigin> {
+        self.origin
     }
 
     pub(super) fn table_mut<K: Key + 'static, V: Value + 'static>(

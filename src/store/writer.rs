@@ -17,7 +17,7 @@ use std::{
 use redb::Database;
 use tokio::sync::oneshot;
 
-use super::{StoreError, WriteTx};
+use super::{StoreError, WriteTx, audit::RequestOrigin};
 
 /// The most operations one commit carries.
 const MAX_BATCH: usize = 512;
@@ -28,7 +28,7 @@ const GATHER_WINDOW: Duration = Duration::from_micros(700);
 /// A queued write operation, with its caller's answer channel.
 pub(super) trait Job: Send {
     /// Runs the operation; true if it succeeded. Its result is kept until the batch ends.
-    fn run(&mut self, tx: &WriteTx<'_>) -> bool;
+    fn run(&mut self, tx: &redb::WriteTransaction) -> bool;
     /// Delivers the kept result: the batch committed, or this operation failed.
     fn answer(self: Box<Self>);
     /// The commit failed: nothing of the batch is durable.
@@ -37,6 +37,8 @@ pub(super) trait Job: Send {
 
 struct TypedJob<F, T, E> {
     op: F,
+    /// The request that queued the operation (see `RequestOrigin::scope`).
+    origin: Option<RequestOrigin>,
     outcome: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
@@ -48,7 +50,8 @@ where
     E: From<StoreError> + Send + 'static,
 {
     let (reply, answer) = oneshot::channel();
-    (Box::new(TypedJob { op, outcome: None, reply }), answer)
+    let origin = RequestOrigin::current();
+    (Box::new(TypedJob { op, origin, outcome: None, reply }), answer)
 }
 
 impl<F, T, E> Job for TypedJob<F, T, E>
@@ -57,8 +60,9 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    fn run(&mut self, tx: &WriteTx<'_>) -> bool {
-        let outcome = catch_unwind(AssertUnwindSafe(|| (self.op)(tx)))
+    fn run(&mut self, tx: &redb::WriteTransaction) -> bool {
+        let view = WriteTx::new(tx, self.origin.as_ref());
+        let outcome = catch_unwind(AssertUnwindSafe(|| (self.op)(&view)))
             .unwrap_or_else(|_| Err(StoreError::Panicked.into()));
         let succeeded = outcome.is_ok();
         self.outcome = Some(outcome);
@@ -142,10 +146,7 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
         // Two-phase commit with the allocator state saved: a crash at any moment leaves the last
         // acknowledged commit intact, and reopening after a kill -9 needs no full-file repair.
         tx.set_quick_repair(true);
-        let failed = {
-            let view = WriteTx::new(&tx);
-            batch.iter_mut().position(|job| !job.run(&view))
-        };
+        let failed = batch.iter_mut().position(|job| !job.run(&tx));
         let Some(index) = failed else {
             match tx.commit() {
                 Ok(()) => batch.into_iter().for_each(|job| job.answer()),

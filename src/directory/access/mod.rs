@@ -375,7 +375,7 @@ mod tests {
         store::{
             Store,
             directory::tests::{group_record, user_record},
-            journal::{self, AuditRecord, EventRecord},
+            audit::{self, AuditRecord}, journal::{self, EventRecord},
             testing,
         },
     };
@@ -411,7 +411,7 @@ mod tests {
             .read(move |tx| {
                 Ok::<_, StoreError>((
                     journal::events_after(tx, seq, 1000)?,
-                    journal::audit_after(tx, seq, 1000)?,
+                    audit::after(tx, seq, 1000)?,
                 ))
             })
             .await
