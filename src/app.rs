@@ -16,6 +16,7 @@ use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLaye
 
 use crate::{
     admin,
+    audit::{self, AuditIndex},
     clock::SharedClock,
     config::Config,
     directory,
@@ -66,6 +67,8 @@ pub struct Shared {
     pub signin: Arc<SignInRuntime>,
     /// Domain verification's DNS client, or why there is none.
     pub dns: Arc<Result<DomainVerifier, String>>,
+    /// The audit log's search index.
+    pub audit: Arc<AuditIndex>,
     draining: AtomicBool,
 }
 
@@ -78,6 +81,7 @@ impl AppState {
         keys: KeyRing,
         signin: SignInRuntime,
         oidc: OidcRuntime,
+        audit: Arc<AuditIndex>,
     ) -> Self {
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         let dns = Arc::new(dns_verifier(&config));
@@ -93,6 +97,7 @@ impl AppState {
             oidc: Arc::new(oidc),
             signin: Arc::new(signin),
             dns,
+            audit,
             draining: AtomicBool::new(false),
         };
         Self { shared: Arc::new(shared) }
@@ -124,6 +129,8 @@ fn dns_verifier(config: &Config) -> Result<DomainVerifier, String> {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(admin::router(state.clone()))
+        .merge(audit::router(state.clone()))
+        .merge(audit::tenant_router(state.clone()))
         .merge(tenants::router(state.clone()))
         .merge(scim::admin_router(state.clone()))
         .merge(provider::clients::router(state.clone()))

@@ -28,6 +28,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub db_cache_mb: usize,
+    /// The audit search index's writer: its memory (split between its threads, at least 15 MB
+    /// each) and its indexing threads.
+    pub audit_index_memory_mb: usize,
+    pub audit_index_threads: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     /// The first admin API key, used only when the database is created.
@@ -73,6 +77,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             max_body_bytes: 1 << 20,
             db_cache_mb: 64,
+            audit_index_memory_mb: 32,
+            audit_index_threads: 1,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             bootstrap_admin_key: None,
@@ -272,6 +278,24 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| Some(c.db_cache_mb.to_string()),
+    },
+    Setting {
+        key: "audit_index_memory_mb",
+        secret: false,
+        parse: |c, v| {
+            c.audit_index_memory_mb = parse_in_range(v, 15, 4096)?;
+            Ok(())
+        },
+        show: |c| Some(c.audit_index_memory_mb.to_string()),
+    },
+    Setting {
+        key: "audit_index_threads",
+        secret: false,
+        parse: |c, v| {
+            c.audit_index_threads = parse_in_range(v, 1, 8)?;
+            Ok(())
+        },
+        show: |c| Some(c.audit_index_threads.to_string()),
     },
     Setting {
         key: "request_timeout_secs",

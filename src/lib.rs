@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod directory;
@@ -79,7 +80,9 @@ pub async fn run(
     let oidc = oidc_runtime(&config)?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
-    let state = AppState::new(store.clone(), config, clock, public_url.clone(), keys, signin, oidc);
+    let (audit_index, indexer) = start_audit_index(&config, store.clone()).await?;
+    let state =
+        AppState::new(store.clone(), config, clock, public_url.clone(), keys, signin, oidc, audit_index);
     let router = app::router(state.clone());
     let background = [
         tokio::spawn(directory::sweep_deleted_users(state.store.clone(), state.clock.clone())),
@@ -87,6 +90,7 @@ pub async fn run(
         tokio::spawn(sessions::backchannel::deliver_logouts(state.clone())),
         tokio::spawn(provider::rotation::refresh_key_set(state.clone())),
         tokio::spawn(saml::metadata_source::refresh_on_schedule(state.clone())),
+        tokio::spawn(audit::retention::sweep_on_schedule(state.store.clone(), state.clock.clone())),
     ];
 
     let stopping = Arc::new(Notify::new());
@@ -116,9 +120,32 @@ pub async fn run(
         task.abort();
     }
     drop(state);
-    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    tokio::task::spawn_blocking(move || {
+        indexer.stop();
+        store.shutdown();
+    })
+    .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the audit index (rebuilding it if it cannot be used) and starts keeping it up with
+/// the log.
+async fn start_audit_index(
+    config: &Config,
+    store: Store,
+) -> anyhow::Result<(Arc<audit::AuditIndex>, audit::Indexer)> {
+    let dir = audit::index::dir_in(&config.data_dir);
+    let settings = audit_writer_settings(config);
+    let started = tokio::task::spawn_blocking(move || audit::index::start(&dir, settings, store)).await?;
+    started.context("the audit index cannot be opened")
+}
+
+pub fn audit_writer_settings(config: &Config) -> audit::WriterSettings {
+    audit::WriterSettings {
+        memory_bytes: config.audit_index_memory_mb << 20,
+        threads: config.audit_index_threads,
+    }
 }
 
 /// The signing keys in force, from the store.

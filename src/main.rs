@@ -29,6 +29,26 @@ enum Command {
     /// Token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit log (on a stopped server; a running one answers /api/v1/audit/verify).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every tenant's hash chain: exits 1 if a record was changed, removed or inserted.
+    Verify {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// Only this tenant's chain (its id, or `instance`).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Rebuild the audit search index (`audit/` in the data directory) from the log.
+    Reindex {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -84,14 +104,28 @@ impl SettingsArgs {
     }
 }
 
+/// What the command line asked for, once its settings are set aside.
+enum Action {
+    Serve,
+    Config,
+    Init,
+    RotateKeys { immediate: bool },
+    VerifyAudit { tenant: Option<String> },
+    Reindex,
+}
+
 fn main() -> ExitCode {
-    let (args, command) = match Cli::parse().command {
-        Command::Serve(args) => (args, "serve"),
-        Command::Config(args) => (args, "config"),
-        Command::Init(args) => (args, "init"),
+    let (args, action) = match Cli::parse().command {
+        Command::Serve(args) => (args, Action::Serve),
+        Command::Config(args) => (args, Action::Config),
+        Command::Init(args) => (args, Action::Init),
         Command::Keys(KeysCommand::Rotate { settings, immediate }) => {
-            (settings, if immediate { "keys rotate --immediate" } else { "keys rotate" })
+            (settings, Action::RotateKeys { immediate })
         }
+        Command::Audit(AuditCommand::Verify { settings, tenant }) => {
+            (settings, Action::VerifyAudit { tenant })
+        }
+        Command::Audit(AuditCommand::Reindex { settings }) => (settings, Action::Reindex),
     };
     let loaded = match config::load(&args.sources()) {
         Ok(loaded) => loaded,
@@ -100,7 +134,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if command == "config" {
+    if matches!(action, Action::Config) {
         print!("{}", loaded.render());
         return ExitCode::SUCCESS;
     }
@@ -113,11 +147,12 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match command {
-            "init" => init(loaded.config).await,
-            "keys rotate" => rotate_keys(loaded.config, false).await,
-            "keys rotate --immediate" => rotate_keys(loaded.config, true).await,
-            _ => serve(loaded.config).await,
+        match action {
+            Action::Init => init(loaded.config).await,
+            Action::RotateKeys { immediate } => rotate_keys(loaded.config, immediate).await,
+            Action::VerifyAudit { tenant } => verify_audit(loaded.config, tenant).await,
+            Action::Reindex => reindex_audit(loaded.config).await,
+            Action::Serve | Action::Config => serve(loaded.config).await,
         }
     });
     match outcome {
@@ -167,6 +202,56 @@ async fn rotate_keys(config: Config, immediate: bool) -> anyhow::Result<()> {
         println!("{} {} {status}{}", key.algorithm, key.kid, when.unwrap_or_default());
     }
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    Ok(())
+}
+
+async fn verify_audit(config: Config, tenant: Option<String>) -> anyhow::Result<()> {
+    let store = portcullis::open_store(&config).await.map_err(|err| {
+        anyhow::anyhow!("{err:#}\nA running server verifies its audit log with POST /api/v1/audit/verify.")
+    })?;
+    let report = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.read_now(|tx| portcullis::store::audit::verify(tx, tenant.as_deref()))
+        })
+        .await??
+    };
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    for chain in &report.chains {
+        let pruned = chain
+            .pruned_through
+            .map(|seq| format!(", retention removed records through {seq}"))
+            .unwrap_or_default();
+        let verdict = if chain.problems.is_empty() { "intact" } else { "BROKEN" };
+        println!("{} {verdict}: {} records, head {}{pruned}", chain.chain, chain.records, chain.head_hash);
+        for problem in &chain.problems {
+            println!("    {problem}");
+        }
+    }
+    if report.unchained > 0 {
+        println!("{} records in the log belong to no chain (inserted)", report.unchained);
+    }
+    if !report.intact() {
+        anyhow::bail!("the audit log does not verify: records were changed, removed or inserted");
+    }
+    println!("The audit log verifies: {} records in {} chains.", report.records(), report.chains.len());
+    Ok(())
+}
+
+async fn reindex_audit(config: Config) -> anyhow::Result<()> {
+    let store = portcullis::open_store(&config).await.map_err(|err| {
+        anyhow::anyhow!("{err:#}\nStop the server first; a running server catches its index up by itself.")
+    })?;
+    let dir = portcullis::audit::index::dir_in(&config.data_dir);
+    let settings = portcullis::audit_writer_settings(&config);
+    let started = std::time::Instant::now();
+    let indexed = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || portcullis::audit::index::rebuild(&dir, settings, &store))
+            .await??
+    };
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    println!("Indexed {indexed} audit records in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{admin::AdminError, store::StoreError, tenants::TenantError};
+use crate::{admin::AdminError, audit::AuditError, store::StoreError, tenants::TenantError};
 
 #[derive(Debug, PartialEq)]
 pub enum ApiError {
@@ -220,6 +220,16 @@ impl From<AdminError> for ApiError {
                 message: "this is the last active admin API key; create another before revoking it".into(),
             },
             AdminError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(err: AuditError) -> Self {
+        match err {
+            AuditError::BadQuery(message) => ApiError::invalid("q", message),
+            AuditError::Index(message) => ApiError::Internal(message),
+            AuditError::Store(err) => err.into(),
         }
     }
 }

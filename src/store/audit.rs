@@ -309,16 +309,30 @@ pub fn last_seq(src: &impl Source) -> Result<u64, StoreError> {
     Ok(src.table(AUDIT_LOG)?.last()?.map_or(0, |(key, _)| key.value()))
 }
 
-/// Up to `limit` sequences of `chain`'s records after `after`, oldest first.
-pub fn chain_seqs_after(
+/// Up to `limit` of `chain`'s records after sequence `after` made at or after `since`, oldest
+/// first (the chain's index knows each record's time, so older ones are skipped unread).
+pub fn chain_after(
     src: &impl Source,
     chain: &str,
     after: u64,
+    since: i64,
     limit: usize,
-) -> Result<Vec<u64>, StoreError> {
-    let table = src.table(CHAIN_ENTRIES)?;
-    let range = table.range((chain, after.saturating_add(1))..=(chain, u64::MAX))?;
-    range.take(limit).map(|entry| Ok(entry?.0.value().1)).collect()
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let (entries, log) = (src.table(CHAIN_ENTRIES)?, src.table(AUDIT_LOG)?);
+    let mut records = Vec::new();
+    for entry in entries.range((chain, after.saturating_add(1))..=(chain, u64::MAX))? {
+        let (key, at) = entry?;
+        if at.value() < since {
+            continue;
+        }
+        if let Some(value) = log.get(key.value().1)? {
+            records.push(codec::decode(value.value())?);
+        }
+        if records.len() == limit {
+            break;
+        }
+    }
+    Ok(records)
 }
 
 pub fn head(src: &impl Source, chain: &str) -> Result<Option<ChainHead>, StoreError> {
@@ -347,7 +361,10 @@ pub fn set_retention(tx: &WriteTx<'_>, chain: &str, days: Option<u32>) -> Result
 /// Every chain with a retention period, and the period.
 pub fn retentions(src: &impl Source) -> Result<Vec<(String, u32)>, StoreError> {
     let table = src.table(RETENTION)?;
-    table.iter()?.map(|entry| entry.map(|(k, v)| (k.value().to_owned(), v.value())).map_err(Into::into)).collect()
+    table
+        .iter()?
+        .map(|entry| entry.map(|(k, v)| (k.value().to_owned(), v.value())).map_err(Into::into))
+        .collect()
 }
 
 /// What one `prune` removed.
@@ -382,8 +399,10 @@ pub fn prune(
         doomed
     };
     let Some(&through_seq) = doomed.last() else { return Ok(None) };
-    let last: AuditRecord = get(tx, through_seq)?
-        .ok_or_else(|| StoreError::Corrupt { kind: AuditRecord::KIND, message: format!("{through_seq} is missing") })?;
+    let last: AuditRecord = get(tx, through_seq)?.ok_or_else(|| StoreError::Corrupt {
+        kind: AuditRecord::KIND,
+        message: format!("{through_seq} is missing"),
+    })?;
     let anchor_hash = last.hash();
     {
         let (mut log, mut entries) = (tx.table_mut(AUDIT_LOG)?, tx.table_mut(CHAIN_ENTRIES)?);
@@ -396,7 +415,8 @@ pub fn prune(
     let mut head = head(tx, chain)?.unwrap_or_else(|| ChainHead::new(chain));
     head.records = head.records.saturating_sub(records);
     let before = head.pruned.as_ref().map_or(0, |p| p.records);
-    head.pruned = Some(PrunedThrough { seq: through_seq, hash: anchor_hash.clone(), records: before + records });
+    head.pruned =
+        Some(PrunedThrough { seq: through_seq, hash: anchor_hash.clone(), records: before + records });
     tx.table_mut(CHAIN_HEADS)?.insert(chain, codec::encode(&head)?.as_slice())?;
     Ok(Some(Pruned { records, through_seq, anchor_hash }))
 }
@@ -492,7 +512,11 @@ fn verify_chain(src: &impl Source, head: &ChainHead) -> Result<ChainReport, Stor
             }
         };
         if record.seq != seq || record.chain() != chain {
-            report.problem(format!("record {seq} says it is record {} of chain {}", record.seq, record.chain()));
+            report.problem(format!(
+                "record {seq} says it is record {} of chain {}",
+                record.seq,
+                record.chain()
+            ));
         }
         if record.prev_hash != expected {
             report.problem(format!("record {seq} does not follow the record before it: it or an earlier record was changed or removed"),
@@ -500,9 +524,12 @@ fn verify_chain(src: &impl Source, head: &ChainHead) -> Result<ChainReport, Stor
         }
         expected = record.hash();
     }
-    if expected != head.last_hash || report.last_seq.unwrap_or(head.pruned.as_ref().map_or(0, |p| p.seq)) != head.last_seq
+    if expected != head.last_hash
+        || report.last_seq.unwrap_or(head.pruned.as_ref().map_or(0, |p| p.seq)) != head.last_seq
     {
-        report.problem("the chain does not end at its head: records were removed from its end or changed".into());
+        report.problem(
+            "the chain does not end at its head: records were removed from its end or changed".into(),
+        );
     }
     if report.records != head.records {
         let listed = report.records;
@@ -554,10 +581,14 @@ mod tests {
     async fn records_chain_per_tenant_and_verify() {
         let (_dir, store) = testing::store();
         let (a, b) = (TenantId::generate(), TenantId::generate());
-        append_all(&store, vec![record(Some(a), "one", T0), record(Some(b), "two", T0), record(None, "three", T0)])
-            .await;
+        append_all(
+            &store,
+            vec![record(Some(a), "one", T0), record(Some(b), "two", T0), record(None, "three", T0)],
+        )
+        .await;
         append_all(&store, vec![record(Some(a), "four", T0)]).await;
-        let (first, fourth) = store.read(|tx| Ok::<_, StoreError>((get(tx, 1)?.unwrap(), get(tx, 4)?.unwrap()))).await.unwrap();
+        let (first, fourth) =
+            store.read(|tx| Ok::<_, StoreError>((get(tx, 1)?.unwrap(), get(tx, 4)?.unwrap()))).await.unwrap();
         assert_eq!(first.prev_hash, GENESIS);
         assert_eq!(fourth.prev_hash, first.hash(), "a tenant's records follow each other, not the log");
         let report = store.read(|tx| verify(tx, None)).await.unwrap();
@@ -618,7 +649,8 @@ mod tests {
         let records = (0..6).map(|i| record(Some(t), &format!("a{i}"), T0 + Duration::days(i))).collect();
         append_all(&store, records).await;
         let c = chain.clone();
-        let pruned = store.write(move |tx| prune(tx, &c, T0 + Duration::days(3), 1000)).await.unwrap().unwrap();
+        let pruned =
+            store.write(move |tx| prune(tx, &c, T0 + Duration::days(3), 1000)).await.unwrap().unwrap();
         assert_eq!((pruned.records, pruned.through_seq), (3, 3));
         let report = store.read(|tx| verify(tx, None)).await.unwrap();
         assert!(report.intact(), "{report:?}");
@@ -644,7 +676,8 @@ mod tests {
             .scope(async move { store2.write(|tx| append(tx, record(None, "x", T0))).await.unwrap() })
             .await;
         store.write(|tx| append(tx, record(None, "y", T0))).await.unwrap();
-        let (x, y) = store.read(|tx| Ok::<_, StoreError>((get(tx, 1)?.unwrap(), get(tx, 2)?.unwrap()))).await.unwrap();
+        let (x, y) =
+            store.read(|tx| Ok::<_, StoreError>((get(tx, 1)?.unwrap(), get(tx, 2)?.unwrap()))).await.unwrap();
         assert_eq!(x.request_id.as_deref(), Some("req-1"));
         assert_eq!(x.source_ip.as_deref(), Some("192.0.2.7"));
         assert_eq!(x.user_agent.as_deref(), Some("Okta SCIM Client 1.0.0"));

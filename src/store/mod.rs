@@ -100,6 +100,15 @@ impl Store {
         F: FnOnce(&ReadTx) -> Result<T, E>,
         E: From<StoreError>,
     {
+        self.read_now(op)
+    }
+
+    /// `read` for threads of their own, outside the runtime (the audit indexer, the CLI).
+    pub fn read_now<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&ReadTx) -> Result<T, E>,
+        E: From<StoreError>,
+    {
         let tx = self.inner.db.begin_read().map_err(StoreError::from)?;
         op(&ReadTx::new(tx))
     }

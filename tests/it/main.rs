@@ -5,6 +5,7 @@
 
 mod access;
 mod admin_keys;
+mod audit;
 mod bad_input;
 mod cli;
 mod domains;
