@@ -15,7 +15,8 @@ use crate::{
     ids::TenantId,
     store::{
         StoreError, WriteTx,
-        audit::{self, Actor, AuditRecord}, journal::Subject,
+        audit::{self, Actor, AuditRecord},
+        journal::Subject,
     },
 };
 

@@ -14,8 +14,8 @@ use crate::{
     store::{
         Store, StoreError, WriteTx,
         access::SignInClaims,
-        directory::{self, UserRecord},
         audit::{self, AuditRecord},
+        directory::{self, UserRecord},
         tenants::{self, TenantStatus},
     },
 };

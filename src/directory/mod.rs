@@ -15,9 +15,11 @@ use crate::{
     ids::{EntryId, GroupId, TenantId, UserId},
     sessions,
     store::{
-        Store, StoreError, WriteTx, credentials,
+        Store, StoreError, WriteTx,
+        audit::{self, Actor, AuditRecord},
+        credentials,
         directory::{self, Conflict, DeletedUserRecord, GroupRecord, UserRecord},
-        audit::{self, Actor, AuditRecord}, journal::{self, EventRecord, Subject},
+        journal::{self, EventRecord, Subject},
         tenants::{self, TenantRecord, TenantStatus},
     },
 };
@@ -431,11 +433,7 @@ pub(crate) mod tests {
                     .iter()
                     .map(|s| Ok(stored_sessions::get(tx, s.id)?.is_some_and(|s| s.is_live(now))))
                     .collect::<Result<Vec<bool>, StoreError>>()?;
-                Ok::<_, StoreError>((
-                    live,
-                    journal::events_after(tx, 0, 10)?,
-                    audit::after(tx, 0, 10)?,
-                ))
+                Ok::<_, StoreError>((live, journal::events_after(tx, 0, 10)?, audit::after(tx, 0, 10)?))
             })
             .await
             .unwrap();

@@ -28,7 +28,8 @@ use crate::{
     sessions,
     store::{
         StoreError, WriteTx,
-        audit::{self, AuditRecord}, journal::Subject,
+        audit::{self, AuditRecord},
+        journal::Subject,
         oidc::{self, OidcConnectionRecord},
         sessions as stored_sessions,
     },

@@ -47,7 +47,8 @@ use crate::{
     signin::pages,
     store::{
         StoreError, WriteTx,
-        audit::{self, AuditRecord}, journal::Subject,
+        audit::{self, AuditRecord},
+        journal::Subject,
         oidc::{self, Answering, PendingLogin},
         sessions::IdpSession,
         tenants::{self, TenantRecord, TenantStatus},
@@ -595,10 +596,13 @@ async fn test_result(
                 now,
                 Some(trace.clone()),
             );
-            audit::append(tx, match failed_check {
-                Some(check) => record.refused(check),
-                None => record,
-            })?;
+            audit::append(
+                tx,
+                match failed_check {
+                    Some(check) => record.refused(check),
+                    None => record,
+                },
+            )?;
             Ok::<_, StoreError>(true)
         })
         .await

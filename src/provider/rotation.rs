@@ -23,8 +23,9 @@ use crate::{
     http::{ApiError, ApiJson, middleware::RequestId},
     store::{
         Store, StoreError,
+        audit::{self, Actor, AuditRecord},
         instance_keys::{self, InstanceKeyRecord, KeyPurpose},
-        audit::{self, Actor, AuditRecord}, journal::Subject,
+        journal::Subject,
         oauth_clients::SigningAlgorithm,
     },
 };

@@ -36,7 +36,8 @@ use crate::{
     signin::pages,
     store::{
         StoreError, WriteTx,
-        audit::{self, AuditRecord}, journal::Subject,
+        audit::{self, AuditRecord},
+        journal::Subject,
         oauth_clients,
         saml::{self, Answering, PendingRequest, SamlConnectionRecord},
         sessions::{self as stored_sessions, IdpSession},
@@ -485,10 +486,13 @@ async fn test_result(
                 now,
                 Some(trace.clone()),
             );
-            audit::append(tx, match failed_check {
-                Some(check) => record.refused(check),
-                None => record,
-            })?;
+            audit::append(
+                tx,
+                match failed_check {
+                    Some(check) => record.refused(check),
+                    None => record,
+                },
+            )?;
             Ok::<_, StoreError>(true)
         })
         .await

@@ -45,8 +45,10 @@ use crate::{
     sessions::{self, cookie},
     signin::pages,
     store::{
-        StoreError, directory,
-        audit::{self, AuditRecord}, journal::Subject,
+        StoreError,
+        audit::{self, AuditRecord},
+        directory,
+        journal::Subject,
         saml::{self, Binding, PendingLogout, SamlConnectionRecord},
         sessions::{self as stored_sessions, SessionRecord},
     },

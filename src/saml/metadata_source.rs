@@ -18,7 +18,8 @@ use crate::{
     app::AppState,
     store::{
         StoreError,
-        audit::{self, Actor, AuditRecord}, journal::Subject,
+        audit::{self, Actor, AuditRecord},
+        journal::Subject,
         saml::{self, MetadataSource, SamlConnectionRecord},
     },
 };

@@ -14,7 +14,8 @@ use crate::{
     signin::pages,
     store::{
         StoreError,
-        audit::{Actor, AuditRecord}, journal::Subject,
+        audit::{Actor, AuditRecord},
+        journal::Subject,
         saml::SamlConnectionRecord,
     },
 };

@@ -39,7 +39,12 @@ impl CallerSlot {
 }
 
 /// Middleware over the SCIM routes: records the operations they refuse.
-pub async fn record(State(state): State<AppState>, params: RawPathParams, mut request: Request, next: Next) -> Response {
+pub async fn record(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let slot = CallerSlot::default();
     request.extensions_mut().insert(slot.clone());
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
@@ -55,7 +60,9 @@ pub async fn record(State(state): State<AppState>, params: RawPathParams, mut re
     let tenant = match (&caller, path_tenant) {
         (Some((tenant, _)), _) => Some(*tenant),
         // Refused before authentication: the tenant the path names, if there is one.
-        (None, Some(named)) => state.store.read(|tx| tenants::get(tx, named)).await.ok().flatten().map(|t| t.id),
+        (None, Some(named)) => {
+            state.store.read(|tx| tenants::get(tx, named)).await.ok().flatten().map(|t| t.id)
+        }
         (None, None) => None,
     };
     let actor = caller.map_or_else(
@@ -63,7 +70,8 @@ pub async fn record(State(state): State<AppState>, params: RawPathParams, mut re
         |(_, actor)| actor,
     );
     let (action, target) = operation(&method, &path);
-    let reason = error.as_ref().and_then(|e| e.scim_type).map_or_else(|| status.as_u16().to_string(), str::to_owned);
+    let reason =
+        error.as_ref().and_then(|e| e.scim_type).map_or_else(|| status.as_u16().to_string(), str::to_owned);
     let detail = json!({
         "method": method.as_str(), "path": path, "status": status.as_u16(),
         "scimType": error.as_ref().and_then(|e| e.scim_type),

@@ -197,7 +197,9 @@ fn audit(
     token: &ScimTokenRecord,
     action: &str,
 ) -> Result<(), crate::store::StoreError> {
-    let target = Subject { kind: "scim_token".into(), id: token.id.to_string(), label: Some(token.name.clone()) };
-    let detail = json!({ "prefix": token.prefix, "expires_at": token.expires_at.map(|t| t.unix_timestamp()) });
+    let target =
+        Subject { kind: "scim_token".into(), id: token.id.to_string(), label: Some(token.name.clone()) };
+    let detail =
+        json!({ "prefix": token.prefix, "expires_at": token.expires_at.map(|t| t.unix_timestamp()) });
     change.audit(tx, Some(token.tenant), action, target, detail)
 }

@@ -31,10 +31,11 @@ use crate::{
     sessions::{self, SignIn},
     store::{
         Source, StoreError,
+        audit::{self, Actor, AuditRecord},
         credentials::{self, PasswordCredentialRecord},
         directory::{self as dir, UserRecord},
         grants::AuthorizationRequestRecord,
-        audit::{self, Actor, AuditRecord}, journal::Subject,
+        journal::Subject,
         tenants::{self, TenantRecord, TenantStatus},
     },
 };

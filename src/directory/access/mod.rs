@@ -374,8 +374,9 @@ mod tests {
         directory::{self as dir, DirectoryError, tests::change},
         store::{
             Store,
+            audit::{self, AuditRecord},
             directory::tests::{group_record, user_record},
-            audit::{self, AuditRecord}, journal::{self, EventRecord},
+            journal::{self, EventRecord},
             testing,
         },
     };
@@ -409,10 +410,7 @@ mod tests {
     async fn journal_since(store: &Store, seq: u64) -> (Vec<EventRecord>, Vec<AuditRecord>) {
         store
             .read(move |tx| {
-                Ok::<_, StoreError>((
-                    journal::events_after(tx, seq, 1000)?,
-                    audit::after(tx, seq, 1000)?,
-                ))
+                Ok::<_, StoreError>((journal::events_after(tx, seq, 1000)?, audit::after(tx, seq, 1000)?))
             })
             .await
             .unwrap()
