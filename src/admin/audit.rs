@@ -1,6 +1,7 @@
 //! Audit records of operators' changes through the admin API, and the plain listing of the
 //! trail (`GET /api/v1/audit`): oldest first from a sequence cursor, filtered by action and
-//! tenant. Search over the trail (by user, time, text) is the audit feature's, with its index.
+//! tenant, read from the log itself — what a SIEM follows. Search (newest first, by user, time,
+//! text), export and verification are the audit feature's (`crate::audit`).
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -111,7 +112,7 @@ pub async fn list(
                 for record in batch {
                     (cursor, scanned) = (record.seq, scanned + 1);
                     if matches(&record) {
-                        items.push(view(record));
+                        items.push(crate::audit::view(&record));
                         if items.len() == limit {
                             break 'scan;
                         }
@@ -122,13 +123,4 @@ pub async fn list(
         })
         .await?;
     Ok(ApiJson(json!({ "items": items, "next_after": next_after })))
-}
-
-fn view(record: AuditRecord) -> serde_json::Value {
-    json!({
-        "id": record.id, "seq": record.seq, "tenant": record.tenant,
-        "at": record.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "actor": record.actor, "action": record.action, "target": record.target,
-        "request_id": record.request_id, "detail": record.detail,
-    })
 }

@@ -468,3 +468,153 @@ impl From<StoreError> for AuditError {
         AuditError::Store(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        ids::TenantId,
+        store::{
+            audit::{Actor, chain_of},
+            journal::Subject,
+            testing,
+        },
+    };
+
+    const SETTINGS: WriterSettings = WriterSettings { memory_bytes: 15 << 20, threads: 1 };
+    const T0: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+
+    fn record(tenant: TenantId, action: &str, user: &str, at: OffsetDateTime) -> AuditRecord {
+        let actor = Actor { kind: "scim_token".into(), id: "t1".into(), label: Some("Okta".into()) };
+        let target = Subject { kind: "user".into(), id: format!("id-{user}"), label: Some(user.into()) };
+        AuditRecord::new(
+            Some(tenant),
+            actor,
+            action,
+            Some(target),
+            json!({ "department": "Finance" }),
+            at,
+            None,
+        )
+    }
+
+    async fn append(store: &Store, records: Vec<AuditRecord>) {
+        store
+            .write(move |tx| {
+                for r in &records {
+                    audit::append(tx, r.clone())?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    fn wait_for(index: &AuditIndex, seq: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while index.indexed_seq() < seq {
+            assert!(Instant::now() < deadline, "the indexer stalled at {}", index.indexed_seq());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_indexer_follows_the_log_and_answers_filters_newest_first() {
+        let (dir, store) = testing::store();
+        let (acme, globex) = (TenantId::generate(), TenantId::generate());
+        let (index, indexer) = start(&dir.path().join("audit"), SETTINGS, store.clone()).unwrap();
+        append(
+            &store,
+            vec![
+                record(acme, "scim.user.create", "ada@acme.test", T0),
+                record(acme, "scim.user.update", "ada@acme.test", T0 + time::Duration::days(40)),
+                record(acme, "scim.user.create", "grace@acme.test", T0),
+                record(globex, "scim.user.create", "ada@acme.test", T0),
+                record(acme, "sso.saml.login", "ada@acme.test", T0 + time::Duration::days(80))
+                    .refused("signature_invalid"),
+            ],
+        )
+        .await;
+        wait_for(&index, 5);
+        let find = |filters: Filters| index.search(&filters, 10).unwrap();
+        let acme_chain = Some(chain_of(Some(acme)));
+        let ada = vec!["ADA@acme.test".to_owned()];
+        assert_eq!(
+            find(Filters { chain: acme_chain.clone(), user: ada.clone(), ..Filters::default() }),
+            [5, 2, 1]
+        );
+        assert_eq!(find(Filters { user: ada.clone(), ..Filters::default() }), [5, 4, 2, 1]);
+        assert_eq!(find(Filters { action: Some("scim.user".into()), ..Filters::default() }), [4, 3, 2, 1]);
+        assert_eq!(
+            find(Filters { action: Some("scim".into()), before: Some(3), ..Filters::default() }),
+            [2, 1]
+        );
+        assert_eq!(find(Filters { outcome: Some("failure".into()), ..Filters::default() }), [5]);
+        assert_eq!(find(Filters { text: Some("signature_invalid".into()), ..Filters::default() }), [5]);
+        assert_eq!(find(Filters { text: Some("finance grace".into()), ..Filters::default() }), [3]);
+        assert_eq!(
+            find(Filters {
+                actor: vec!["okta".into()],
+                chain: Some(chain_of(Some(globex))),
+                ..Filters::default()
+            }),
+            [4]
+        );
+        let quarter = Filters {
+            since: Some(T0 + time::Duration::days(30)),
+            until: Some(T0 + time::Duration::days(60)),
+            ..Filters::default()
+        };
+        assert_eq!(find(quarter), [2]);
+        let id = store.read(|tx| audit::get(tx, 3)).await.unwrap().unwrap().id.to_string();
+        assert_eq!(index.seq_of(&id).unwrap(), Some(3));
+        indexer.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_restart_resumes_from_the_last_commit_and_an_index_ahead_of_the_log_is_rebuilt() {
+        let (dir, store) = testing::store();
+        let tenant = TenantId::generate();
+        let path = dir.path().join("audit");
+        let (index, indexer) = start(&path, SETTINGS, store.clone()).unwrap();
+        append(&store, (0..3).map(|_| record(tenant, "scim.user.create", "ada", T0)).collect()).await;
+        wait_for(&index, 3);
+        indexer.stop();
+        append(&store, vec![record(tenant, "scim.user.update", "ada", T0)]).await;
+        let (index, indexer) = start(&path, SETTINGS, store.clone()).unwrap();
+        assert_eq!(index.indexed_seq(), 3, "resumed, not rebuilt");
+        wait_for(&index, 4);
+        assert_eq!(index.documents(), 4);
+        indexer.stop();
+
+        // The same index beside a database that has fewer records (a restored backup).
+        let (_other_dir, other_store) = testing::store();
+        append(&other_store, vec![record(tenant, "scim.user.create", "grace", T0)]).await;
+        let (index, indexer) = start(&path, SETTINGS, other_store).unwrap();
+        wait_for(&index, 1);
+        assert_eq!(index.documents(), 1, "rebuilt from the database it serves");
+        indexer.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rebuild_indexes_the_whole_log() {
+        let (dir, store) = testing::store();
+        let tenant = TenantId::generate();
+        append(
+            &store,
+            (0..12_000).map(|n| record(tenant, "scim.user.create", &format!("u{n}"), T0)).collect(),
+        )
+        .await;
+        let path = dir.path().join("audit");
+        assert_eq!(rebuild(&path, SETTINGS, &store).unwrap(), 12_000);
+        let (index, indexer) = start(&path, SETTINGS, store.clone()).unwrap();
+        assert_eq!(index.indexed_seq(), 12_000);
+        assert_eq!(
+            index.search(&Filters { user: vec!["u11999".into()], ..Filters::default() }, 5).unwrap(),
+            [12_000]
+        );
+        indexer.stop();
+    }
+}

@@ -19,7 +19,7 @@ mod routes;
 use time::OffsetDateTime;
 
 pub use index::{AuditIndex, Indexer, WriterSettings};
-pub use routes::{router, tenant_router};
+pub use routes::{router, tenant_router, view};
 
 use crate::store::StoreError;
 
