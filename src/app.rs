@@ -72,17 +72,23 @@ pub struct Shared {
     draining: AtomicBool,
 }
 
+/// What a start loads or opens before serving, from the store and the settings.
+pub struct Loaded {
+    pub keys: KeyRing,
+    pub signin: SignInRuntime,
+    pub oidc: OidcRuntime,
+    pub audit: Arc<AuditIndex>,
+}
+
 impl AppState {
     pub fn new(
         store: Store,
         config: Arc<Config>,
         clock: SharedClock,
         public_url: String,
-        keys: KeyRing,
-        signin: SignInRuntime,
-        oidc: OidcRuntime,
-        audit: Arc<AuditIndex>,
+        loaded: Loaded,
     ) -> Self {
+        let Loaded { keys, signin, oidc, audit } = loaded;
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         let dns = Arc::new(dns_verifier(&config));
         let shared = Shared {

@@ -81,8 +81,8 @@ pub async fn run(
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
     let (audit_index, indexer) = start_audit_index(&config, store.clone()).await?;
-    let state =
-        AppState::new(store.clone(), config, clock, public_url.clone(), keys, signin, oidc, audit_index);
+    let loaded = app::Loaded { keys, signin, oidc, audit: audit_index };
+    let state = AppState::new(store.clone(), config, clock, public_url.clone(), loaded);
     let router = app::router(state.clone());
     let background = [
         tokio::spawn(directory::sweep_deleted_users(state.store.clone(), state.clock.clone())),

@@ -18,15 +18,22 @@ pub const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef0123456789";
 pub struct Server {
     pub child: Child,
     pub base: String,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
     pub fn start() -> Server {
         let data = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(data.path());
+        server._data = Some(data);
+        server
+    }
+
+    /// A server on a data directory the caller keeps.
+    pub fn start_in(data: &std::path::Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("serve")
-            .env("PORTCULLIS_DATA_DIR", data.path())
+            .env("PORTCULLIS_DATA_DIR", data)
             .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
             .env("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)
             .env("PORTCULLIS_SCIM_RATE_LIMIT", "0")
@@ -43,7 +50,13 @@ impl Server {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Server { child, base, _data: data }
+        Server { child, base, _data: None }
+    }
+
+    /// Stops the server as systemd would (SIGTERM) and waits for it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
     }
 
     pub fn rss_mb(&self) -> f64 {

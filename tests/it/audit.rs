@@ -69,7 +69,7 @@ fn one_employees_history_comes_back_newest_first_with_who_what_and_from_where() 
     let (_scim, tenant, ada) = provisioned(&server);
     let tenant_id = tenant["id"].as_str().unwrap();
 
-    let history = search(&server, &format!("tenant=acme&user=ada@acme.test"));
+    let history = search(&server, "tenant=acme&user=ada@acme.test");
     assert_eq!(
         actions(&history),
         ["scim.user.update", "scim.group.member_remove", "scim.group.member_add", "scim.user.create",]
