@@ -202,8 +202,12 @@ struct ExportParams {
     until: Option<String>,
 }
 
+/// Streams the records of a range; the export itself is recorded first (who took a copy of the
+/// trail, of what), in the chain of the tenant it covers.
 async fn export_records(
     State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let format = match params.format.as_deref().unwrap_or("jsonl") {
@@ -219,6 +223,18 @@ async fn export_records(
     };
     let filters = filters(&state, search).await?;
     let range = export::Range { chain: filters.chain, since: filters.since, until: filters.until };
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    let tenant = range.chain.as_deref().and_then(|c| c.parse().ok());
+    let detail = json!({
+        "format": format.extension(),
+        "since": range.since.map(audit::format_time), "until": range.until.map(audit::format_time),
+    });
+    let covered = range.chain.clone().unwrap_or_else(|| "all".into());
+    let target = Subject { kind: "audit_chain".into(), id: covered, label: None };
+    state
+        .store
+        .write(move |tx| change.audit(tx, tenant, "audit.export", target.clone(), detail.clone()))
+        .await?;
     let body = export::stream(state.store.clone(), range, format);
     let mut response = body.into_response();
     let headers = response.headers_mut();

@@ -54,11 +54,12 @@ fn provisioned(server: &Server) -> (Scim, Value, String) {
     let group_path = format!("/Groups/{}", group["id"].as_str().unwrap());
     let remove = json!([{ "op": "remove", "path": format!("members[value eq \"{ada_id}\"]") }]);
     ok(scim.patch(&group_path, json!({ "schemas": [PATCH_OP], "Operations": remove })), 204);
-    let deactivate = json!([{ "op": "replace", "value": { "active": false } }]);
-    ok(
-        scim.patch(&format!("/Users/{ada_id}"), json!({ "schemas": [PATCH_OP], "Operations": deactivate })),
-        200,
-    );
+    let deactivate =
+        json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "value": { "active": false } }] });
+    let as_okta = scim
+        .request(Method::PATCH, &format!("/Users/{ada_id}"))
+        .header("user-agent", "Okta SCIM Client 1.0.0");
+    ok(as_okta.json(&deactivate).send().unwrap(), 200);
     scim_error(scim.post("/Users", user("ada@acme.test")), 409, Some("uniqueness"));
     (scim, tenant, ada_id)
 }
@@ -89,6 +90,7 @@ fn one_employees_history_comes_back_newest_first_with_who_what_and_from_where() 
     }
     assert_eq!(items[1]["detail"]["group"]["display_name"], "Engineering");
     assert_eq!(items[0]["target"]["id"], ada.as_str());
+    assert_eq!(items[0]["user_agent"], "Okta SCIM Client 1.0.0");
     // The same history by her id.
     assert_eq!(actions(&search(&server, &format!("user={ada}"))), actions(&history));
 
@@ -256,7 +258,13 @@ fn exports_stream_every_record_and_an_independent_reader_verifies_them() {
         "import csv, sys\nrows = list(csv.DictReader(sys.stdin))\nassert all(len(r['hash']) == 64 for r in rows)\nprint(len(rows))",
         &csv.bytes().unwrap(),
     );
-    assert_eq!(rows, lines.len().to_string());
+    assert_eq!(rows, (lines.len() + 1).to_string(), "and the record of the CSV export itself");
+
+    // Who took a copy of the trail is part of the trail.
+    let exports = search(&server, "action=admin.audit.export");
+    assert_eq!(actions(&exports).len(), 3, "{exports:#}");
+    assert_eq!(exports["items"][0]["detail"]["format"], "csv");
+    assert_eq!(exports["items"][0]["tenant"], lines[0]["tenant"]);
 
     let future = "2999-01-01T00:00:00Z";
     assert!(server.get(&format!("/api/v1/audit/export?since={future}")).bytes().unwrap().is_empty());
