@@ -13,6 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
+    provider::{self, App, Browser, callback_params, tenant_with_password_user},
     scim::{PATCH_OP, Scim, ok, scim_error, user},
     server::{ADMIN_KEY, Server, command, expect_error},
 };
@@ -113,6 +114,39 @@ fn one_employees_history_comes_back_newest_first_with_who_what_and_from_where() 
     let verified: Value =
         ok(server.admin(Method::POST, "/api/v1/audit/verify?tenant=acme").send().unwrap(), 200);
     assert_eq!(verified["intact"], true, "{verified:#}");
+}
+
+#[test]
+fn sign_ins_tokens_and_ended_sessions_are_in_the_persons_history() {
+    let server = Server::start();
+    let password = "correct horse battery staple";
+    let (tenant, ada) = tenant_with_password_user(&server, password);
+    let app = App::register(&server, json!({}));
+    let pending = app.authorize(&["email"]);
+    let refused =
+        provider::sign_in(&server, &mut Browser::new(), &pending.url, "ada@acme.test", "not her password");
+    assert!(refused.location.is_none(), "no way back to the app");
+    let pending = app.authorize(&["email"]);
+    let back = provider::sign_in(&server, &mut Browser::new(), &pending.url, "ada@acme.test", password);
+    let params = callback_params(back.location.as_deref().unwrap());
+    app.exchange(&params["code"], pending.verifier);
+    ok(server.delete(&format!("/api/v1/tenants/{tenant}/users/{ada}/sessions")), 200);
+
+    let history = search(&server, &format!("tenant={tenant}&user=ada@acme.test"));
+    let actions = actions(&history);
+    let position = |action: &str| {
+        actions.iter().position(|a| a == action).unwrap_or_else(|| panic!("no {action} in {actions:?}"))
+    };
+    assert!(position("admin.session.revoke_user") < position("oauth.token.issued"));
+    assert!(position("oauth.token.issued") < position("signin.authorize"));
+    assert!(position("signin.authorize") < position("signin.password.failed"));
+    let record = |action: &str| history["items"][position(action)].clone();
+    let failed = record("signin.password.failed");
+    assert_eq!((&failed["outcome"], &failed["reason"]), (&json!("failure"), &json!("wrong_password")));
+    assert_eq!(failed["source_ip"], "127.0.0.1");
+    assert_eq!(record("signin.authorize")["actor"]["kind"], "user");
+    assert_eq!(record("oauth.token.issued")["actor"]["id"], app.client_id.as_str());
+    assert_eq!(record("admin.session.revoke_user")["detail"]["ended"], 1);
 }
 
 #[test]
