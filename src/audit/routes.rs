@@ -41,6 +41,8 @@ use crate::{
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 const MAX_RETENTION_DAYS: u32 = 36_500;
+/// The longest free-text query: enough for any question, short of a query that costs the index.
+const MAX_QUERY_CHARS: usize = 500;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -129,6 +131,9 @@ async fn filters(state: &AppState, params: SearchParams) -> Result<Filters, ApiE
             })
             .await?;
         user.extend(found.into_iter().flatten().map(|id| id.to_string()));
+    }
+    if params.q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+        return Err(ApiError::invalid("q", format!("must be at most {MAX_QUERY_CHARS} characters")));
     }
     let outcome = params.outcome.map(|o| o.to_lowercase());
     if outcome.as_deref().is_some_and(|o| o != "success" && o != "failure") {

@@ -209,6 +209,7 @@ fn search_filters_and_pages_with_a_cursor() {
     assert_eq!(refused("since=yesterday", 400, "invalid_value")["field"], "since");
     assert_eq!(refused("q=%22unclosed", 400, "invalid_value")["field"], "q");
     assert_eq!(refused("limit=0", 400, "invalid_value")["field"], "limit");
+    assert_eq!(refused(&format!("q={}", "a".repeat(501)), 400, "invalid_value")["field"], "q");
     refused("colour=blue", 400, "malformed_request");
     refused("tenant=nobody", 404, "not_found");
     expect_error(
