@@ -248,10 +248,17 @@ fn follow(store: &Store, mut writer: IndexWriter, index: &AuditIndex, stop: &Ato
             }
         };
         if let Some(last) = batch.last() {
-            match index.add(&writer, &batch) {
-                Ok(()) => cursor = last.seq,
-                Err(err) => tracing::error!(%err, "the audit indexer cannot index records"),
+            if let Err(err) = index.add(&writer, &batch) {
+                // Back to the last commit, so a retry adds nothing twice.
+                tracing::error!(%err, "the audit indexer cannot index records");
+                if let Err(err) = writer.rollback() {
+                    tracing::error!(%err, "the audit indexer cannot roll back");
+                }
+                cursor = index.indexed_seq();
+                std::thread::sleep(IDLE_POLL * 5);
+                continue;
             }
+            cursor = last.seq;
         }
         let behind = cursor > index.indexed_seq();
         if behind && last_commit.elapsed() >= COMMIT_EVERY {
