@@ -11,6 +11,7 @@ use crate::{
     store::{
         Store, StoreError,
         admin_keys::{self, AdminKeyRecord},
+        audit::{self, Actor, AuditRecord},
         instance_keys::{self, InstanceKeyRecord, KeyPurpose},
         oauth_clients::SigningAlgorithm,
     },
@@ -79,15 +80,16 @@ pub async fn initialise(
         tracing::info!("generated the link signing key");
     }
 
-    let (first_admin_key, shown): (Option<AdminKeyRecord>, Option<GeneratedAdminKey>) =
+    // The first key, and where it came from (for the audit trail).
+    let (first_admin_key, shown): (Option<(AdminKeyRecord, &'static str)>, Option<GeneratedAdminKey>) =
         match (admin_key_count, &config.bootstrap_admin_key) {
             (0, Some(supplied)) => {
                 tracing::info!("the first admin API key is the one given in PORTCULLIS_BOOTSTRAP_ADMIN_KEY");
-                (Some(admin::keys_record_for(supplied.expose(), now)), None)
+                (Some((admin::keys_record_for(supplied.expose(), now), "bootstrap_admin_key")), None)
             }
             (0, None) => {
                 let issued = admin::issue_key("first admin key".into(), now);
-                (Some(issued.record), Some(GeneratedAdminKey(issued.key)))
+                (Some((issued.record, "generated")), Some(GeneratedAdminKey(issued.key)))
             }
             (_, Some(_)) => {
                 tracing::info!(
@@ -106,8 +108,19 @@ pub async fn initialise(
             for key in &new_keys {
                 instance_keys::put(tx, key)?;
             }
-            if let Some(record) = &first_admin_key {
+            if let Some((record, origin)) = &first_admin_key {
                 admin_keys::insert(tx, record)?;
+                let (target, detail) = (admin::key_subject(record), serde_json::json!({ "origin": origin }));
+                let created = AuditRecord::new(
+                    None,
+                    Actor::system("init"),
+                    "admin.admin_key.create",
+                    Some(target),
+                    detail,
+                    now,
+                    None,
+                );
+                audit::append(tx, created)?;
             }
             Ok::<_, StoreError>(())
         })

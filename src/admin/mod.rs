@@ -6,13 +6,14 @@ mod auth;
 mod keys;
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{Path, State},
     http::StatusCode,
     middleware::from_extractor_with_state,
     routing::{delete, get},
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
 
 pub use audit::AdminChange;
@@ -26,10 +27,48 @@ pub fn keys_record_for(key: &str, now: OffsetDateTime) -> admin_keys::AdminKeyRe
 
 use crate::{
     app::AppState,
-    http::{ApiError, ApiJson},
-    ids::AdminKeyId,
-    store::{StoreError, admin_keys},
+    http::{ApiError, ApiJson, middleware::RequestId},
+    ids::{AdminKeyId, TenantId},
+    store::{
+        StoreError, WriteTx, admin_keys,
+        audit::{self as audit_log, Actor, AuditRecord},
+        journal::Subject,
+    },
 };
+
+// Beside `AdminChange::audit` (in `audit.rs`) belongs its refused counterpart; it sits here
+// until that file can take it.
+impl AdminChange {
+    /// Appends the record of an operator's action that was refused (`admin.` prefixed), in a
+    /// write of its own since a refusal changes nothing else.
+    pub fn audit_refused(
+        &self,
+        tx: &WriteTx<'_>,
+        tenant: Option<TenantId>,
+        action: &str,
+        target: Subject,
+        detail: serde_json::Value,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let actor = Actor { kind: "admin_key".into(), id: self.auth.key_id.to_string(), label: None };
+        let record = AuditRecord::new(
+            tenant,
+            actor,
+            format!("admin.{action}"),
+            Some(target),
+            detail,
+            self.now,
+            Some(self.request_id.clone()),
+        );
+        audit_log::append(tx, record.refused(reason))?;
+        Ok(())
+    }
+}
+
+/// The audit trail's name for an admin key (never its secret, nor the part of it the list shows).
+pub fn key_subject(key: &admin_keys::AdminKeyRecord) -> Subject {
+    Subject { kind: "admin_key".into(), id: key.id.to_string(), label: Some(key.name.clone()) }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -99,19 +138,33 @@ struct CreatedKey {
 
 async fn create_key(
     State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     ApiJson(input): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
     let name = keys::validate_name(&input.name)?;
-    let issued = issue_key(name, state.clock.now());
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    let issued = issue_key(name, change.now);
     let record = issued.record.clone();
-    state.store.write(move |tx| admin_keys::insert(tx, &record)).await?;
+    state
+        .store
+        .write(move |tx| {
+            admin_keys::insert(tx, &record)?;
+            change.audit(tx, None, "admin_key.create", key_subject(&record), json!({}))
+        })
+        .await?;
     tracing::info!(key_id = %issued.record.id, "admin API key created");
     Ok((StatusCode::CREATED, ApiJson(CreatedKey { view: issued.record.into(), key: issued.key })))
 }
 
-async fn revoke_key(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn revoke_key(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let key_id: AdminKeyId = id.parse().map_err(|_| AdminError::KeyNotFound(id.clone()))?;
-    let now = state.clock.now();
+    let change = AdminChange::new(auth, &request, state.clock.now());
     state
         .store
         .write(move |tx| {
@@ -121,7 +174,11 @@ async fn revoke_key(State(state): State<AppState>, Path(id): Path<String>) -> Re
             if key.revoked_at.is_none() && !others_active {
                 return Err(AdminError::LastKey);
             }
-            admin_keys::revoke(tx, key_id, now)?;
+            // Revoking a revoked key changes nothing, and is not recorded.
+            if key.revoked_at.is_none() {
+                admin_keys::revoke(tx, key_id, change.now)?;
+                change.audit(tx, None, "admin_key.revoke", key_subject(&key), json!({}))?;
+            }
             Ok(())
         })
         .await?;

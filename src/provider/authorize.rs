@@ -2,9 +2,11 @@
 //!
 //! Checks come in the order RFC 6749 §4.1.2.1 demands: until the client and its exact redirect URI
 //! are known, errors are shown on a page here and never redirected; after that, they go back to
-//! the client as `error` parameters. A request that passes waits in the store while the person
-//! signs in (its id travels through the login pages and an IdP's RelayState); a browser that
-//! already has a live session gets its code at once.
+//! the client as `error` parameters, and are recorded (`oauth.authorize.refused`; not
+//! `login_required`, which answers an app's silent check rather than refusing anything). A
+//! request that passes waits in the store while the person signs in (its id travels through the
+//! login pages and an IdP's RelayState); a browser that already has a live session gets its code
+//! at once.
 
 use axum::{
     Extension, Form,
@@ -24,16 +26,19 @@ use url::Url;
 
 use serde_json::json;
 
+use super::refusals;
 use crate::{
     app::AppState,
     http::middleware::RequestId,
-    ids::AuthRequestId,
+    ids::{AuthRequestId, ClientId},
     sessions::{self, NewSession, cookie},
     signin::pages,
     store::{
-        StoreError, WriteTx, directory,
+        StoreError, WriteTx,
+        audit::{self, Actor, AuditRecord},
+        directory,
         grants::{self, AuthorizationRequestRecord, CodeRecord},
-        audit::{self, Actor, AuditRecord}, journal::Subject,
+        journal::Subject,
         oauth_clients::{self, OAuthClientRecord},
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, TenantStatus},
@@ -158,7 +163,10 @@ async fn authorize(
     let now = state.clock.now();
     let request = match validate(&state, &client, &params, now).await {
         Ok(request) => request,
-        Err((code, description)) => return back.error(code, &description),
+        Err((code, description)) => {
+            record_refusal(&state, client.id, &redirect_uri, None, code, &description, &request_id).await;
+            return back.error(code, &description);
+        }
     };
     let prompt_none = params.prompt.as_deref().is_some_and(|p| p.split(' ').any(|v| v == "none"));
 
@@ -185,9 +193,46 @@ async fn authorize(
         Ok(()) => Redirect::to(&format!("/login?request={}", request.id)).into_response(),
         Err(err) => {
             tracing::error!(%err, "cannot store an authorization request");
-            back.error("temporarily_unavailable", "try again in a moment")
+            let (code, description) = UNAVAILABLE;
+            record_refusal(&state, client.id, &redirect_uri, None, code, description, &request_id).await;
+            back.error(code, description)
         }
     }
+}
+
+const UNAVAILABLE: (&str, &str) = ("temporarily_unavailable", "try again in a moment");
+
+/// Records an authorization request refused back to the client: by the browser's person when
+/// one had signed in (`session`), else by an anonymous caller.
+async fn record_refusal(
+    state: &AppState,
+    client: ClientId,
+    redirect_uri: &str,
+    session: Option<&SessionRecord>,
+    code: &str,
+    description: &str,
+    trace: &RequestId,
+) {
+    let detail = json!({
+        "client": client, "redirect_uri": redirect_uri, "error_description": description,
+        "session": session.map(|s| s.id),
+    });
+    let user = session.map(|s| Subject { kind: "user".into(), id: s.user.to_string(), label: None });
+    let actor = user.as_ref().map_or_else(refusals::anonymous, |u| Actor {
+        kind: "user".into(),
+        id: u.id.clone(),
+        label: None,
+    });
+    let record = AuditRecord::new(
+        session.map(|s| s.tenant),
+        actor,
+        "oauth.authorize.refused",
+        user,
+        detail,
+        state.clock.now(),
+        Some(trace.0.clone()),
+    );
+    refusals::record(state, record.refused(code)).await;
 }
 
 /// The client and its exact redirect URI, or the page that says what is wrong with them.
@@ -369,17 +414,25 @@ impl<E> From<StoreError> for FinishError<E> {
 }
 
 impl<E> FinishError<E> {
-    /// The answer for the browser by default; a caller with a prelude explains its refusals.
-    fn response(&self, back: &ReturnTo<'_>) -> Response {
+    /// The error sent back to the client, if this failure is answered with one.
+    fn returned(&self) -> Option<(&'static str, &'static str)> {
         match self {
             FinishError::AccessDenied | FinishError::Refused(_) => {
-                back.error("access_denied", "the account cannot sign in")
+                Some(("access_denied", "the account cannot sign in"))
             }
-            FinishError::RequestGone => pages::expired_request(),
-            FinishError::Store(err) => {
-                tracing::error!(%err, "cannot finish an authorization");
-                back.error("temporarily_unavailable", "try again in a moment")
-            }
+            FinishError::RequestGone => None,
+            FinishError::Store(_) => Some(UNAVAILABLE),
+        }
+    }
+
+    /// The answer for the browser by default; a caller with a prelude explains its refusals.
+    fn response(&self, back: &ReturnTo<'_>) -> Response {
+        if let FinishError::Store(err) = self {
+            tracing::error!(%err, "cannot finish an authorization");
+        }
+        match self.returned() {
+            Some((code, description)) => back.error(code, description),
+            None => pages::expired_request(),
         }
     }
 }
@@ -474,8 +527,8 @@ async fn finish<E: Send + 'static>(
         access_token_jti: None,
         access_token_expires_at: None,
     };
-    let (request_id, stored_session) = (request.id, session.clone());
-    state
+    let (request_id, stored_session, refusal_trace) = (request.id, session.clone(), trace.clone());
+    let committed = state
         .store
         .write(move |tx| {
             if let Some(prelude) = &prelude {
@@ -517,7 +570,18 @@ async fn finish<E: Send + 'static>(
             )?;
             Ok(())
         })
-        .await?;
+        .await;
+    // A prelude's refusal is its caller's to record (`sso.saml.refused`, …); an expired request
+    // went nowhere near the client.
+    let refused = match &committed {
+        Err(error @ (FinishError::AccessDenied | FinishError::Store(_))) => error.returned(),
+        _ => None,
+    };
+    if let Some((code, description)) = refused {
+        let (client, uri) = (request.client, &request.redirect_uri);
+        record_refusal(state, client, uri, Some(&session), code, description, &refusal_trace).await;
+    }
+    committed?;
     let issuer = state.public_url.to_string();
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = request.state.as_deref() {

@@ -477,6 +477,15 @@ pub async fn authenticate(
     Ok(client)
 }
 
+const MAX_CLAIMED_ID: usize = 200;
+
+/// The client id a request claimed (HTTP Basic's, else the form's), for the audit record of a
+/// refusal: never the secret, and at most `MAX_CLAIMED_ID` characters of what was sent.
+pub fn claimed_id(headers: &HeaderMap, form: &ClientCredentials) -> Option<String> {
+    let basic = basic_credentials(headers).ok().flatten().map(|(id, _)| id);
+    basic.or_else(|| form.client_id.clone()).map(|id| id.chars().take(MAX_CLAIMED_ID).collect())
+}
+
 /// The client id and secret the request presents.
 fn presented(headers: &HeaderMap, form: &ClientCredentials) -> Result<(String, Option<String>), OAuthError> {
     match (basic_credentials(headers)?, &form.client_secret) {

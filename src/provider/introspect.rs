@@ -26,6 +26,7 @@ use super::{
     OAuthError,
     claims::{AccessClaims, user_claims},
     clients::{self, ClientCredentials},
+    refusals,
 };
 use crate::{
     app::AppState,
@@ -34,6 +35,7 @@ use crate::{
     store::{
         Source, StoreError,
         access::{self, UserAccessRecord},
+        audit::AuditRecord,
         directory, grants, sessions, tenants,
     },
 };
@@ -125,7 +127,10 @@ pub async fn introspect(
 ) -> Response {
     let result = async {
         let params = read_form(form)?;
-        clients::authenticate(&state, &headers, &params.credentials, false).await?;
+        if let Err(error) = clients::authenticate(&state, &headers, &params.credentials, false).await {
+            record_refused_caller(&state, &headers, &params.credentials, &error).await;
+            return Err(error);
+        }
         let token = params.token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         Ok::<_, OAuthError>(describe(&state, &token, params.token_type_hint.as_deref()).await?)
     }
@@ -137,6 +142,29 @@ pub async fn introspect(
         Ok(Described::Other(body)) => Json(body).into_response(),
         Err(err) => err.into_response(),
     }
+}
+
+/// `oauth.introspect.refused`: a caller that failed client authentication. (Introspection is a
+/// read: answered requests are not recorded.)
+async fn record_refused_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    credentials: &ClientCredentials,
+    error: &OAuthError,
+) {
+    let detail = json!({
+        "client_id": clients::claimed_id(headers, credentials), "error_description": error.description,
+    });
+    let record = AuditRecord::new(
+        None,
+        refusals::anonymous(),
+        "oauth.introspect.refused",
+        None,
+        detail,
+        state.clock.now(),
+        None,
+    );
+    refusals::record(state, record.refused(error.code)).await;
 }
 
 enum Described {

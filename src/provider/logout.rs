@@ -4,7 +4,7 @@
 //! once; without one, the person confirms on a page first, so that a link on another site cannot
 //! sign anyone out. `post_logout_redirect_uri` is followed only when it is registered, exactly,
 //! for the client the hint or `client_id` names. Ending the session queues back-channel logout
-//! tokens to its clients, in the same commit.
+//! tokens to its clients and records `oauth.logout`, in the same commit.
 
 use axum::{
     Form,
@@ -13,6 +13,8 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
 
 use super::authorize::with_params;
 use crate::{
@@ -21,7 +23,13 @@ use crate::{
     oidc_rp, saml,
     sessions::{self, cookie},
     signin::{self, pages},
-    store::oauth_clients,
+    store::{
+        StoreError, WriteTx,
+        audit::{self, Actor, AuditRecord},
+        journal::Subject,
+        oauth_clients,
+        sessions::SessionRecord,
+    },
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,7 +112,15 @@ async fn logout(state: AppState, headers: HeaderMap, params: LogoutParams) -> Re
     };
     let mut ended = None;
     if let Some(sid) = to_end {
-        match state.store.write(move |tx| sessions::end_session(tx, sid, "logout", now)).await {
+        let via = if hinted_session.is_some() { "id_token_hint" } else { "confirmation" };
+        let ending = move |tx: &WriteTx<'_>| {
+            let ended = sessions::end_session(tx, sid, "logout", now)?;
+            if let Some(session) = &ended {
+                audit::append(tx, logout_record(session, client_id, via, now))?;
+            }
+            Ok::<_, StoreError>(ended)
+        };
+        match state.store.write(ending).await {
             Ok(session) => ended = session,
             Err(err) => {
                 tracing::error!(%err, "cannot end a session at logout");
@@ -140,6 +156,25 @@ async fn logout(state: AppState, headers: HeaderMap, params: LogoutParams) -> Re
         }
     }
     response
+}
+
+/// `oauth.logout`: the person (or the app, with their ID token) ended `session`.
+fn logout_record(
+    session: &SessionRecord,
+    client: Option<ClientId>,
+    via: &str,
+    now: OffsetDateTime,
+) -> AuditRecord {
+    let user = session.user.to_string();
+    AuditRecord::new(
+        Some(session.tenant),
+        Actor { kind: "user".into(), id: user.clone(), label: None },
+        "oauth.logout",
+        Some(Subject { kind: "user".into(), id: user, label: None }),
+        json!({ "session": session.id, "client": client, "via": via, "idp": session.idp }),
+        now,
+        None,
+    )
 }
 
 fn audience(aud: &serde_json::Value) -> Option<ClientId> {

@@ -11,6 +11,7 @@ mod error;
 mod introspect;
 pub mod keys;
 mod logout;
+mod refusals;
 pub mod rotation;
 mod token;
 

@@ -4,7 +4,10 @@
 //! Every check that depends on state runs inside the write that consumes the code or the refresh
 //! token, so two concurrent exchanges of one code cannot both succeed. A refused exchange that
 //! must still change something (a reused code or refresh token revokes what it led to) commits
-//! that change and then answers with the error.
+//! that change and its audit record, and then answers with the error. Every other refusal is
+//! recorded after it (`oauth.token.refused`), in a write of its own.
+
+use std::sync::Arc;
 
 use axum::{
     Extension, Form, Json,
@@ -22,6 +25,7 @@ use super::{
     authorize::{random_token, verifier_matches},
     claims::{AccessClaims, user_claims},
     clients::{self, ClientCredentials},
+    refusals,
 };
 use crate::{
     app::AppState,
@@ -31,9 +35,10 @@ use crate::{
     store::{
         Source, StoreError, WriteTx,
         access::{self, UserAccessRecord},
+        audit::{self, AuditRecord},
         directory::{self, UserRecord},
         grants::{self, CodeRecord, RefreshFamilyRecord, RefreshTokenRecord},
-        audit::{self, Actor, AuditRecord}, journal::Subject,
+        journal::Subject,
         oauth_clients::OAuthClientRecord,
         sessions::{self as stored_sessions, SessionRecord},
         tenants::{self, DomainStatus, TenantRecord, TenantStatus},
@@ -58,16 +63,96 @@ pub async fn token(
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
-    let Ok(Form(request)) = form else {
-        return OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded token parameters",
-        )
-        .into_response();
+    let request = match form {
+        Ok(Form(request)) => request,
+        Err(_) => {
+            let error = OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded token parameters",
+            );
+            let refused = Refused::from(error);
+            record_refusal(
+                &state,
+                &refused,
+                None,
+                clients::claimed_id(&headers, &Default::default()),
+                &trace,
+            )
+            .await;
+            return refused.error.into_response();
+        }
     };
+    let (grant_type, claimed) =
+        (request.grant_type.clone(), clients::claimed_id(&headers, &request.credentials));
     match exchange(&state, &headers, request, &trace).await {
         Ok(body) => no_store(Json(body).into_response()),
-        Err(err) => err.into_response(),
+        Err(refused) => {
+            record_refusal(&state, &refused, grant_type, claimed, &trace).await;
+            refused.error.into_response()
+        }
     }
+}
+
+/// A refused token request: the error the client gets, and what the audit record says of it.
+#[derive(Debug)]
+struct Refused {
+    error: OAuthError,
+    /// The client, once it authenticated.
+    client: Option<Arc<OAuthClientRecord>>,
+    /// The tenant and user of the code or refresh token presented, once it was found.
+    subject: Option<(TenantId, UserId)>,
+    /// Already in the trail: a replay, recorded in the commit that revoked what it had issued.
+    recorded: bool,
+}
+
+impl From<OAuthError> for Refused {
+    fn from(error: OAuthError) -> Self {
+        Self { error, client: None, subject: None, recorded: false }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(err: StoreError) -> Self {
+        OAuthError::from(err).into()
+    }
+}
+
+impl Refused {
+    /// The refusal of a code or refresh token of `user` in `tenant`.
+    fn about(tenant: TenantId, user: UserId) -> impl Fn(OAuthError) -> Refused {
+        move |error| Refused { subject: Some((tenant, user)), ..error.into() }
+    }
+}
+
+/// `oauth.token.refused`, with the OAuth error code as the reason. The detail names the client
+/// as it was claimed; the code, the refresh token and the secret never appear.
+async fn record_refusal(
+    state: &AppState,
+    refused: &Refused,
+    grant_type: Option<String>,
+    claimed_client: Option<String>,
+    trace: &RequestId,
+) {
+    if refused.recorded {
+        return;
+    }
+    let detail = json!({
+        "grant_type": grant_type, "error_description": refused.error.description, "client_id": claimed_client,
+    });
+    let record = AuditRecord::new(
+        refused.subject.map(|(tenant, _)| tenant),
+        refused.client.as_deref().map_or_else(refusals::anonymous, refusals::client_actor),
+        "oauth.token.refused",
+        refused.subject.map(|(_, user)| user_subject(user)),
+        detail,
+        state.clock.now(),
+        Some(trace.0.clone()),
+    )
+    .refused(refused.error.code);
+    refusals::record(state, record).await;
+}
+
+fn user_subject(user: UserId) -> Subject {
+    Subject { kind: "user".into(), id: user.to_string(), label: None }
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -81,17 +166,19 @@ async fn exchange(
     headers: &HeaderMap,
     request: TokenRequest,
     trace: &RequestId,
-) -> Result<Value, OAuthError> {
+) -> Result<Value, Refused> {
     let credentials = &request.credentials;
     let client = clients::authenticate(state, headers, credentials, true).await?;
-    match request.grant_type.as_deref() {
+    let granted = match request.grant_type.as_deref() {
         Some("authorization_code") => redeem_code(state, &client, &request, trace).await,
         Some("refresh_token") => refresh(state, &client, &request, trace).await,
         Some(_) => {
-            Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token"))
+            Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token")
+                .into())
         }
-        None => Err(OAuthError::invalid_request("grant_type is required")),
-    }
+        None => Err(OAuthError::invalid_request("grant_type is required").into()),
+    };
+    granted.map_err(|refused| Refused { client: Some(Arc::clone(&client)), ..refused })
 }
 
 /// What a successful exchange produced, before the tokens are signed.
@@ -109,8 +196,9 @@ struct Grant {
 
 enum Redeemed {
     Granted(Box<Grant>),
-    /// The code was used before: what it issued was revoked in this commit.
-    Replayed,
+    /// The code (of this tenant and user) was used before: what it issued was revoked, and the
+    /// replay recorded, in this commit.
+    Replayed(TenantId, UserId),
 }
 
 /// What a grant issues, decided inside its write.
@@ -138,10 +226,7 @@ fn conclude(
         "grant_type": issued.grant_type, "session": session.id, "scope": issued.scopes.join(" "),
         "access_token_jti": issued.jti, "refresh_family": issued.refresh_family,
     });
-    audit::append(
-        tx,
-        grant_audit(client, tenant.id, user.id, "oauth.token.issued", detail, now, trace),
-    )?;
+    audit::append(tx, grant_audit(client, tenant.id, user.id, "oauth.token.issued", detail, now, trace))?;
     let email_verified = email_verified(tx, &tenant, &user)?;
     let access = access::user_access(tx, tenant.id, user.id)?.unwrap_or_default();
     Ok(Box::new(Grant {
@@ -168,9 +253,9 @@ fn grant_audit(
 ) -> AuditRecord {
     AuditRecord::new(
         Some(tenant),
-        Actor { kind: "oauth_client".into(), id: client.id.to_string(), label: Some(client.name.clone()) },
+        refusals::client_actor(client),
         action,
-        Some(Subject { kind: "user".into(), id: user.to_string(), label: None }),
+        Some(user_subject(user)),
         detail,
         now,
         Some(trace.0.clone()),
@@ -182,7 +267,7 @@ async fn redeem_code(
     client: &OAuthClientRecord,
     request: &TokenRequest,
     trace: &RequestId,
-) -> Result<Value, OAuthError> {
+) -> Result<Value, Refused> {
     let code = request.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let verifier = request
         .code_verifier
@@ -204,8 +289,9 @@ async fn redeem_code(
         .store
         .write(move |tx| {
             let Some(mut record) = grants::code(tx, &digest)? else {
-                return Err(OAuthError::invalid_grant("the code is not valid"));
+                return Err(Refused::from(OAuthError::invalid_grant("the code is not valid")));
             };
+            let refused = Refused::about(record.tenant, record.user);
             if record.redeemed_at.is_some() {
                 revoke_what_code_issued(tx, &record, now)?;
                 let detail = json!({ "session": record.session, "revoked_family": record.family });
@@ -220,10 +306,11 @@ async fn redeem_code(
                 )
                 .refused("code_replayed");
                 audit::append(tx, audit)?;
-                return Ok(Redeemed::Replayed);
+                return Ok(Redeemed::Replayed(record.tenant, record.user));
             }
-            check_code(&record, &client_record, &redirect_uri, &verifier, now)?;
-            let (user, tenant, session) = live_subject(tx, &record.tenant, record.user, record.session, now)?;
+            check_code(&record, &client_record, &redirect_uri, &verifier, now).map_err(&refused)?;
+            let (user, tenant, session) =
+                live_subject(tx, &record.tenant, record.user, record.session, now).map_err(&refused)?;
             let wants_refresh = client_record.refresh_token_ttl_secs > 0
                 && record.scopes.iter().any(|s| s == "offline_access");
             record.redeemed_at = Some(now);
@@ -242,14 +329,16 @@ async fn redeem_code(
                 refresh_family: record.family,
                 jti,
             };
-            Ok(Redeemed::Granted(conclude(tx, &client_record, (user, tenant, session), issued, now, &trace)?))
+            let grant = conclude(tx, &client_record, (user, tenant, session), issued, now, &trace);
+            Ok(Redeemed::Granted(grant.map_err(&refused)?))
         })
         .await?;
     match outcome {
-        Redeemed::Granted(grant) => issue(state, client, *grant, jti, now, true),
-        Redeemed::Replayed => {
+        Redeemed::Granted(grant) => Ok(issue(state, client, *grant, jti, now, true)?),
+        Redeemed::Replayed(tenant, user) => {
             tracing::warn!(client_id = %client.id, "an authorization code was presented twice; its tokens are revoked");
-            Err(OAuthError::invalid_grant("the code is not valid"))
+            let refused = Refused::about(tenant, user)(OAuthError::invalid_grant("the code is not valid"));
+            Err(Refused { recorded: true, ..refused })
         }
     }
 }
@@ -348,8 +437,9 @@ fn refresh_record(
 
 enum Refreshed {
     Granted(Box<Grant>),
-    /// A replaced token came back: the family was revoked in this commit.
-    Reused,
+    /// A replaced token (of this tenant and user) came back: the family was revoked, and the
+    /// reuse recorded, in this commit.
+    Reused(TenantId, UserId),
 }
 
 async fn refresh(
@@ -357,7 +447,7 @@ async fn refresh(
     client: &OAuthClientRecord,
     request: &TokenRequest,
     trace: &RequestId,
-) -> Result<Value, OAuthError> {
+) -> Result<Value, Refused> {
     let presented = request
         .refresh_token
         .as_deref()
@@ -373,11 +463,12 @@ async fn refresh(
     let outcome = state
         .store
         .write(move |tx| {
-            let refused = || OAuthError::invalid_grant("the refresh token is not valid");
-            let mut token = grants::refresh_token(tx, &digest)?.ok_or_else(refused)?;
-            let family = grants::refresh_family(tx, token.family)?.ok_or_else(refused)?;
+            let invalid = || OAuthError::invalid_grant("the refresh token is not valid");
+            let mut token = grants::refresh_token(tx, &digest)?.ok_or_else(invalid)?;
+            let family = grants::refresh_family(tx, token.family)?.ok_or_else(invalid)?;
+            let refused = Refused::about(family.tenant, family.user);
             if family.client != client_record.id || family.revoked_at.is_some() || token.expires_at <= now {
-                return Err(refused());
+                return Err(refused(invalid()));
             }
             if token.replaced_at.is_some() {
                 grants::revoke_refresh_family(tx, family.id, "reuse_detected", now)?;
@@ -393,12 +484,13 @@ async fn refresh(
                 )
                 .refused("refresh_token_reused");
                 audit::append(tx, audit)?;
-                return Ok(Refreshed::Reused);
+                return Ok(Refreshed::Reused(family.tenant, family.user));
             }
-            let (user, tenant, session) = live_subject(tx, &family.tenant, family.user, family.session, now)?;
+            let (user, tenant, session) =
+                live_subject(tx, &family.tenant, family.user, family.session, now).map_err(&refused)?;
             let scopes = match &narrowed {
                 Some(asked) if asked.iter().any(|s| !family.scopes.contains(s)) => {
-                    return Err(OAuthError::new("invalid_scope", "a refresh cannot add scopes"));
+                    return Err(refused(OAuthError::new("invalid_scope", "a refresh cannot add scopes")));
                 }
                 Some(asked) => asked.clone(),
                 None => family.scopes.clone(),
@@ -414,21 +506,17 @@ async fn refresh(
                 refresh_family: Some(family.id),
                 jti,
             };
-            Ok(Refreshed::Granted(conclude(
-                tx,
-                &client_record,
-                (user, tenant, session),
-                issued,
-                now,
-                &trace,
-            )?))
+            let grant = conclude(tx, &client_record, (user, tenant, session), issued, now, &trace);
+            Ok(Refreshed::Granted(grant.map_err(&refused)?))
         })
         .await?;
     match outcome {
-        Refreshed::Granted(grant) => issue(state, client, *grant, jti, now, true),
-        Refreshed::Reused => {
+        Refreshed::Granted(grant) => Ok(issue(state, client, *grant, jti, now, true)?),
+        Refreshed::Reused(tenant, user) => {
             tracing::warn!(client_id = %client.id, "a replaced refresh token was presented; its family is revoked");
-            Err(OAuthError::invalid_grant("the refresh token is not valid"))
+            let refused =
+                Refused::about(tenant, user)(OAuthError::invalid_grant("the refresh token is not valid"));
+            Err(Refused { recorded: true, ..refused })
         }
     }
 }

@@ -8,7 +8,7 @@ mod validate;
 mod views;
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::from_extractor_with_state,
@@ -20,9 +20,9 @@ pub use service::{CreateTenant, UpdateTenant};
 pub use views::{DomainView, TenantPage, TenantView};
 
 use crate::{
-    admin::AdminAuth,
+    admin::{AdminAuth, AdminChange},
     app::AppState,
-    http::{ApiError, ApiJson, ApiQuery},
+    http::{ApiError, ApiJson, ApiQuery, middleware::RequestId},
     ids::TenantId,
     store::StoreError,
 };
@@ -63,9 +63,12 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 async fn create(
     State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     ApiJson(input): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, HeaderMap, ApiJson<TenantView>), ApiError> {
-    let (tenant, domains) = service::create(&state, input).await?;
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    let (tenant, domains) = service::create(&state, input, change).await?;
     let view = TenantView::new(tenant, domains, &state.public_url);
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tenants/{}", view.id)) {
@@ -96,18 +99,24 @@ async fn show(
 
 async fn update(
     State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     Path(reference): Path<String>,
     ApiJson(input): ApiJson<UpdateTenant>,
 ) -> Result<ApiJson<TenantView>, ApiError> {
-    let (tenant, domains) = service::update(&state, reference, input).await?;
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    let (tenant, domains) = service::update(&state, reference, input, change).await?;
     Ok(ApiJson(TenantView::new(tenant, domains, &state.public_url)))
 }
 
 async fn remove(
     State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     Path(reference): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service::delete(&state, reference).await?;
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    service::delete(&state, reference, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -121,19 +130,22 @@ async fn list_domains(
 
 async fn add_domain(
     State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     Path(reference): Path<String>,
     ApiJson(input): ApiJson<service::AddDomain>,
 ) -> Result<(StatusCode, ApiJson<DomainView>), ApiError> {
-    let domain = service::add_domain(&state, reference, input).await?;
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    let domain = service::add_domain(&state, reference, input, change).await?;
     Ok((StatusCode::CREATED, ApiJson(domain.into())))
 }
 
 /// Checks the domain's TXT record through DNS, or (`{"method": "manual"}`) records an
-/// operator's word for it on an air-gapped site. Both are audited.
+/// operator's word for it on an air-gapped site. Both are audited, and so is a failed check.
 async fn verify_domain(
     State(state): State<AppState>,
     auth: AdminAuth,
-    axum::Extension(request): axum::Extension<crate::http::middleware::RequestId>,
+    Extension(request): Extension<RequestId>,
     Path((reference, domain)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<ApiJson<DomainView>, ApiError> {
@@ -145,15 +157,18 @@ async fn verify_domain(
             .map_err(|err| ApiError::Malformed(format!("the body is not a verification request: {err}")))?
             .method
     };
-    let change = crate::admin::AdminChange::new(auth, &request, state.clock.now());
+    let change = AdminChange::new(auth, &request, state.clock.now());
     let domain = service::verify_domain(&state, reference, domain, method, change).await?;
     Ok(ApiJson(domain.into()))
 }
 
 async fn remove_domain(
     State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
     Path((reference, domain)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    service::remove_domain(&state, reference, domain).await?;
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    service::remove_domain(&state, reference, domain, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }

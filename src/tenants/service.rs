@@ -14,6 +14,7 @@ use super::{
     validate,
 };
 use crate::{
+    admin::AdminChange,
     app::AppState,
     ids::TenantId,
     sessions,
@@ -139,22 +140,26 @@ pub async fn verify_domain(
     reference: String,
     domain: String,
     method: VerificationMethod,
-    change: crate::admin::AdminChange,
+    change: AdminChange,
 ) -> Result<DomainRecord, TenantError> {
     let name = validate::domain(&domain).map_err(|_| TenantError::DomainNotFound(domain.clone()))?;
     let (lookup, lookup_name) = (reference.clone(), name.clone());
-    let record = state
+    let (tenant_id, record) = state
         .store
         .read(move |tx| {
             let tenant = resolve(tx, &lookup)?;
-            tenants::domain(tx, tenant.id, &lookup_name)?
-                .ok_or(TenantError::DomainNotFound(lookup_name.clone()))
+            let domain = tenants::domain(tx, tenant.id, &lookup_name)?
+                .ok_or(TenantError::DomainNotFound(lookup_name.clone()))?;
+            Ok::<_, TenantError>((tenant.id, domain))
         })
         .await?;
     let method_name = match method {
         VerificationMethod::Manual => "manual",
         VerificationMethod::Dns => {
-            check_dns(state, &record).await?;
+            if let Err(failure) = check_dns(state, &record).await {
+                record_failed_check(state, &change, tenant_id, &record.domain, &failure).await;
+                return Err(failure.error);
+            }
             "dns"
         }
     };
@@ -170,31 +175,97 @@ pub async fn verify_domain(
             domain.verification_method = Some(method_name.into());
             domain.verified_by = Some(by.clone());
             tenants::put_domain(tx, &domain)?;
-            let subject = Subject { kind: "domain".into(), id: domain.domain.clone(), label: None };
-            change.audit(tx, Some(tenant.id), "domain.verify", subject, json!({ "method": method_name }))?;
+            let detail = json!({ "method": method_name });
+            change.audit(tx, Some(tenant.id), "domain.verify", domain_subject(&domain.domain), detail)?;
             Ok(domain)
         })
         .await
 }
 
-async fn check_dns(state: &AppState, record: &DomainRecord) -> Result<(), TenantError> {
-    let verifier =
-        state.dns.as_ref().as_ref().map_err(|message| TenantError::DnsUnavailable(message.clone()))?;
+/// Why a DNS check did not verify a domain: the audit trail's reason code and the operator's
+/// answer.
+struct FailedCheck {
+    reason: &'static str,
+    error: TenantError,
+}
+
+async fn check_dns(state: &AppState, record: &DomainRecord) -> Result<(), FailedCheck> {
+    let unavailable = |message: String| FailedCheck {
+        reason: "dns_unavailable",
+        error: TenantError::DnsUnavailable(message),
+    };
+    let verifier = state.dns.as_ref().as_ref().map_err(|message| unavailable(message.clone()))?;
     match verifier.check(&record.domain, &record.verification_token).await {
         Ok(Verification::Verified) => Ok(()),
-        Ok(Verification::NotFound { seen }) if seen.is_empty() => {
-            Err(TenantError::VerificationFailed(format!(
+        Ok(Verification::NotFound { seen }) if seen.is_empty() => Err(FailedCheck {
+            reason: "txt_record_missing",
+            error: TenantError::VerificationFailed(format!(
                 "no TXT record at {VERIFICATION_LABEL}.{}; publish the record shown with the domain and try again",
                 record.domain
-            )))
-        }
-        Ok(Verification::NotFound { seen }) => Err(TenantError::VerificationFailed(format!(
-            "the TXT records at {VERIFICATION_LABEL}.{} do not contain the verification value; found: {}",
-            record.domain,
-            seen.join(" | ")
-        ))),
-        Err(err) => Err(TenantError::DnsUnavailable(err.to_string())),
+            )),
+        }),
+        Ok(Verification::NotFound { seen }) => Err(FailedCheck {
+            reason: "txt_value_mismatch",
+            error: TenantError::VerificationFailed(format!(
+                "the TXT records at {VERIFICATION_LABEL}.{} do not contain the verification value; found: {}",
+                record.domain,
+                seen.join(" | ")
+            )),
+        }),
+        Err(err) => Err(unavailable(err.to_string())),
     }
+}
+
+/// Records a DNS check that failed, in a write of its own (nothing else changed). The operator's
+/// answer does not depend on it: a trail that cannot be written is logged.
+async fn record_failed_check(
+    state: &AppState,
+    change: &AdminChange,
+    tenant: TenantId,
+    domain: &str,
+    failure: &FailedCheck,
+) {
+    let (change, subject, reason) = (change.clone(), domain_subject(domain), failure.reason);
+    let detail = json!({ "method": "dns", "message": failure.error.to_string() });
+    let written = state
+        .store
+        .write(move |tx| {
+            change.audit_refused(tx, Some(tenant), "domain.verify", subject.clone(), detail.clone(), reason)
+        })
+        .await;
+    if let Err(err) = written {
+        tracing::error!(%err, "cannot record a failed domain verification");
+    }
+}
+
+fn domain_subject(domain: &str) -> Subject {
+    Subject { kind: "domain".into(), id: domain.to_owned(), label: None }
+}
+
+fn tenant_subject(tenant: &TenantRecord) -> Subject {
+    Subject { kind: "tenant".into(), id: tenant.id.to_string(), label: Some(tenant.slug.clone()) }
+}
+
+/// The settings of a tenant the audit trail keeps.
+fn audited(tenant: &TenantRecord) -> serde_json::Map<String, serde_json::Value> {
+    let settings = json!({
+        "slug": tenant.slug, "display_name": tenant.display_name, "status": tenant.status,
+        "seat_limit": tenant.seat_limit, "deleted_user_retention_days": tenant.deleted_user_retention_days,
+        "session_policy": tenant.session_policy, "require_sso": tenant.require_sso,
+        "google_hosted_domains": tenant.google_hosted_domains,
+    });
+    match settings {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The settings an update changed: their values before and after.
+fn changed(before: &TenantRecord, after: &TenantRecord) -> serde_json::Value {
+    let (mut old, mut new) = (audited(before), audited(after));
+    old.retain(|key, value| new.get(key) != Some(value));
+    new.retain(|key, _| old.contains_key(key));
+    json!({ "before": old, "after": new })
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,7 +277,11 @@ pub struct PageRequest {
 
 type TenantWithDomains = (TenantRecord, Vec<DomainRecord>);
 
-pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithDomains, TenantError> {
+pub async fn create(
+    state: &AppState,
+    input: CreateTenant,
+    change: AdminChange,
+) -> Result<TenantWithDomains, TenantError> {
     let slug = validate::slug(&input.slug)?;
     let display_name = validate::display_name(&input.display_name)?;
     let domain_names: BTreeSet<String> =
@@ -219,7 +294,7 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
     }
     let deleted_user_retention_days = check_retention(input.deleted_user_retention_days)?;
     let session_policy = check_session_policy(input.session_policy.unwrap_or_default())?;
-    let now = state.clock.now();
+    let now = change.now;
     let tenant = TenantRecord {
         id: TenantId::generate(),
         slug,
@@ -246,6 +321,9 @@ pub async fn create(state: &AppState, input: CreateTenant) -> Result<TenantWithD
             for domain in &ds {
                 claim_domain(tx, domain)?;
             }
+            let mut detail = audited(&t);
+            detail.insert("domains".into(), json!(ds.iter().map(|d| &d.domain).collect::<Vec<_>>()));
+            change.audit(tx, Some(t.id), "tenant.create", tenant_subject(&t), detail.into())?;
             Ok(())
         })
         .await?;
@@ -302,17 +380,19 @@ pub async fn update(
     state: &AppState,
     reference: String,
     input: UpdateTenant,
+    change: AdminChange,
 ) -> Result<TenantWithDomains, TenantError> {
     let slug = input.slug.as_deref().map(validate::slug).transpose()?;
     let display_name = input.display_name.as_deref().map(validate::display_name).transpose()?;
     let retention = input.deleted_user_retention_days.map(check_retention).transpose()?;
     let session_policy = input.session_policy.map(check_session_policy).transpose()?;
     let hosted_domains = input.google_hosted_domains.clone().map(check_hosted_domains).transpose()?;
-    let now = state.clock.now();
+    let now = change.now;
     let updated = state
         .store
         .write(move |tx| {
-            let mut tenant = resolve(tx, &reference)?;
+            let before = resolve(tx, &reference)?;
+            let mut tenant = before.clone();
             if let Some(slug) = slug.as_ref().filter(|s| **s != tenant.slug) {
                 if !tenants::claim_slug(tx, slug, tenant.id)? {
                     return Err(TenantError::SlugTaken(slug.clone()));
@@ -341,12 +421,15 @@ pub async fn update(
             if let Some(domains) = &hosted_domains {
                 tenant.google_hosted_domains = domains.clone();
             }
+            let mut detail = changed(&before, &tenant);
             // A suspended tenant's people are signed out at once, and their apps told.
             if tenant.status == TenantStatus::Suspended {
-                sessions::end_tenant_sessions(tx, tenant.id, "tenant_suspended", now)?;
+                let ended = sessions::end_tenant_sessions(tx, tenant.id, "tenant_suspended", now)?;
+                detail["sessions_ended"] = json!(ended);
             }
             tenant.updated_at = now;
             tenants::put(tx, &tenant)?;
+            change.audit(tx, Some(tenant.id), "tenant.update", tenant_subject(&tenant), detail)?;
             let domains = tenants::domains(tx, tenant.id)?;
             Ok((tenant, domains))
         })
@@ -355,14 +438,20 @@ pub async fn update(
     Ok(updated)
 }
 
-pub async fn delete(state: &AppState, reference: String) -> Result<(), TenantError> {
-    let now = state.clock.now();
+pub async fn delete(state: &AppState, reference: String, change: AdminChange) -> Result<(), TenantError> {
+    let now = change.now;
     let deleted = state
         .store
         .write(move |tx| {
             let tenant = resolve(tx, &reference)?;
-            sessions::end_tenant_sessions(tx, tenant.id, "tenant_deleted", now)?;
+            let ended = sessions::end_tenant_sessions(tx, tenant.id, "tenant_deleted", now)?;
+            let domains: Vec<String> =
+                tenants::domains(tx, tenant.id)?.into_iter().map(|d| d.domain).collect();
             tenants::delete(tx, tenant.id)?;
+            let mut detail = audited(&tenant);
+            detail.insert("domains".into(), json!(domains));
+            detail.insert("sessions_ended".into(), json!(ended));
+            change.audit(tx, Some(tenant.id), "tenant.delete", tenant_subject(&tenant), detail.into())?;
             Ok::<_, TenantError>(tenant.id)
         })
         .await?;
@@ -374,9 +463,10 @@ pub async fn add_domain(
     state: &AppState,
     reference: String,
     input: AddDomain,
+    change: AdminChange,
 ) -> Result<DomainRecord, TenantError> {
     let name = validate::domain(&input.domain)?;
-    let now = state.clock.now();
+    let now = change.now;
     let token = verification_token();
     state
         .store
@@ -390,22 +480,33 @@ pub async fn add_domain(
             }
             let domain = new_domain(name.clone(), tenant.id, token.clone(), now);
             claim_domain(tx, &domain)?;
+            // The verification value is no secret: it is published in DNS.
+            let detail = json!({ "verification_token": domain.verification_token });
+            change.audit(tx, Some(tenant.id), "domain.add", domain_subject(&domain.domain), detail)?;
             tenants::put(tx, &TenantRecord { updated_at: now, ..tenant })?;
             Ok(domain)
         })
         .await
 }
 
-pub async fn remove_domain(state: &AppState, reference: String, domain: String) -> Result<(), TenantError> {
+pub async fn remove_domain(
+    state: &AppState,
+    reference: String,
+    domain: String,
+    change: AdminChange,
+) -> Result<(), TenantError> {
     let name = validate::domain(&domain).map_err(|_| TenantError::DomainNotFound(domain.clone()))?;
-    let now = state.clock.now();
+    let now = change.now;
     state
         .store
         .write(move |tx| {
             let tenant = resolve(tx, &reference)?;
+            let status = tenants::domain(tx, tenant.id, &name)?.map(|d| d.status);
             if !tenants::remove_domain(tx, tenant.id, &name)? {
                 return Err(TenantError::DomainNotFound(name.clone()));
             }
+            let detail = json!({ "status": status });
+            change.audit(tx, Some(tenant.id), "domain.remove", domain_subject(&name), detail)?;
             tenants::put(tx, &TenantRecord { updated_at: now, ..tenant })?;
             Ok(())
         })

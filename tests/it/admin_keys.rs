@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::server::{Server, expect_error};
+use crate::server::{ADMIN_KEY, Server, expect_error};
 
 #[test]
 fn keys_are_shown_once_work_and_stop_working_when_revoked() {
@@ -30,6 +30,27 @@ fn keys_are_shown_once_work_and_stop_working_when_revoked() {
     let listed: Value = server.get("/api/v1/admin-keys").json().unwrap();
     let revoked = listed["items"].as_array().unwrap().iter().find(|k| k["id"] == id).unwrap().clone();
     assert!(revoked["revoked_at"].is_string());
+
+    // Both are in the audit trail, after the first key's creation at the first start; no key is.
+    let created = server.audit("admin.admin_key.create");
+    assert_eq!(created.len(), 2);
+    assert_eq!(
+        (&created[0]["actor"]["kind"], &created[0]["actor"]["id"]),
+        (&json!("system"), &json!("init"))
+    );
+    assert_eq!(created[0]["detail"]["origin"], "bootstrap_admin_key");
+    assert_eq!(created[1]["actor"]["kind"], "admin_key");
+    assert_eq!(created[1]["actor"]["id"], created[0]["target"]["id"], "made with the first key");
+    assert_eq!(
+        (&created[1]["target"]["id"], &created[1]["target"]["label"]),
+        (&json!(id), &json!("ci robot"))
+    );
+    assert_eq!(created[1]["outcome"], "success");
+    let revocations = server.audit("admin.admin_key.revoke");
+    assert_eq!(revocations.len(), 1);
+    assert_eq!(revocations[0]["target"]["id"], id);
+    let trail = json!([created, revocations]).to_string();
+    assert!(!trail.contains(&key) && !trail.contains(&key[..12]) && !trail.contains(ADMIN_KEY));
 }
 
 #[test]

@@ -59,6 +59,27 @@ fn a_domain_is_verified_once_its_txt_record_is_published() {
     assert!(dns.queries() >= 4, "every check asked DNS: nothing was cached");
     let shown = ok(server.admin(reqwest::Method::GET, &format!("/api/v1/tenants/{id}")).send().unwrap(), 200);
     assert_eq!(shown["domains"][0]["status"], "verified");
+
+    // Each failed check is in the audit trail with why, then the verification.
+    let checks = server.audit("admin.domain.verify");
+    let outcomes: Vec<(&str, &str)> = checks
+        .iter()
+        .map(|r| (r["outcome"].as_str().unwrap(), r["reason"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("failure", "txt_record_missing"),
+            ("failure", "txt_value_mismatch"),
+            ("failure", "dns_unavailable"),
+            ("success", "")
+        ]
+    );
+    for check in &checks {
+        assert_eq!((&check["tenant"], &check["target"]["id"]), (&json!(id), &json!(domain)));
+        assert_eq!(check["actor"]["kind"], "admin_key");
+    }
+    assert!(checks[1]["detail"]["message"].as_str().unwrap().contains("verification=wrong"));
 }
 
 #[test]

@@ -199,6 +199,13 @@ impl Server {
         assert_eq!(response.status(), 201, "{}", response.text().unwrap_or_default());
         response.json().unwrap()
     }
+
+    /// The audit records of `action`, oldest first, as the plain listing shows them.
+    pub fn audit(&self, action: &str) -> Vec<Value> {
+        let response = self.get(&format!("/api/v1/audit?action={action}&limit=100"));
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().unwrap()["items"].as_array().unwrap().clone()
+    }
 }
 
 impl Drop for Server {

@@ -2,7 +2,11 @@
 
 use serde_json::{Value, json};
 
-use crate::server::{Server, expect_error};
+use crate::{
+    provider::{App, Browser, sign_in, tenant_with_password_user},
+    scim::ok,
+    server::{Server, expect_error},
+};
 
 #[test]
 fn create_read_update_and_delete_a_tenant() {
@@ -58,6 +62,35 @@ fn create_read_update_and_delete_a_tenant() {
     expect_error(server.get(&location), 404, "not_found");
     expect_error(server.delete(&location), 404, "not_found");
     server.create_tenant("acme-corp", &["acme.com", "acme.io"]);
+
+    // Each change is in the tenant's audit trail, by the admin key, with what it changed.
+    let of_acme = |action: &str| -> Vec<Value> {
+        server.audit(action).into_iter().filter(|r| r["target"]["id"] == id.as_str()).collect()
+    };
+    let created = &of_acme("admin.tenant.create")[0];
+    assert_eq!((&created["actor"]["kind"], &created["tenant"]), (&json!("admin_key"), &json!(id)));
+    assert_eq!(
+        (&created["detail"]["slug"], &created["detail"]["domains"]),
+        (&json!("acme"), &json!(["acme.com", "acme.io"]))
+    );
+    let updates = of_acme("admin.tenant.update");
+    assert_eq!(updates.len(), 2);
+    assert_eq!(updates[0]["detail"]["before"], json!({ "display_name": "Acme Corp", "status": "active" }));
+    assert_eq!(
+        updates[0]["detail"]["after"],
+        json!({ "display_name": "Acme Corporation", "status": "suspended" })
+    );
+    assert_eq!(updates[0]["detail"]["sessions_ended"], 0);
+    assert_eq!(
+        (&updates[1]["detail"]["before"], &updates[1]["detail"]["after"]),
+        (&json!({ "slug": "acme" }), &json!({ "slug": "acme-corp" }))
+    );
+    let deleted = of_acme("admin.tenant.delete");
+    assert_eq!(deleted.len(), 1, "the refused second deletion changed nothing");
+    assert_eq!(
+        (&deleted[0]["outcome"], &deleted[0]["detail"]["sessions_ended"]),
+        (&json!("success"), &json!(0))
+    );
 }
 
 #[test]
@@ -99,6 +132,24 @@ fn domains_belong_to_one_tenant_at_a_time() {
     let acme_now: Value = server.get("/api/v1/tenants/acme").json().unwrap();
     assert!(acme_now["domains"].as_array().unwrap().is_empty());
     assert_eq!(acme_now["id"], acme["id"]);
+
+    // Additions and removals are audited in the tenant's trail; refused ones changed nothing.
+    let added: Vec<(Value, Value)> = server
+        .audit("admin.domain.add")
+        .iter()
+        .map(|r| (r["tenant"].clone(), r["target"]["id"].clone()))
+        .collect();
+    assert_eq!(
+        added,
+        [(globex["id"].clone(), json!("globex.example")), (globex["id"].clone(), json!("acme.com"))]
+    );
+    let removed = server.audit("admin.domain.remove");
+    assert_eq!(removed.len(), 1);
+    assert_eq!((&removed[0]["tenant"], &removed[0]["target"]["id"]), (&acme["id"], &json!("acme.com")));
+    assert_eq!(
+        (&removed[0]["actor"]["kind"], &removed[0]["detail"]["status"]),
+        (&json!("admin_key"), &json!("unverified"))
+    );
 }
 
 #[test]
@@ -155,4 +206,18 @@ fn concurrent_creations_of_one_slug_have_exactly_one_winner() {
     for tenant in items {
         assert_eq!(tenant["domains"].as_array().unwrap().len(), 1);
     }
+}
+
+#[test]
+fn a_suspension_ends_the_tenants_sessions_and_the_trail_says_how_many() {
+    let server = Server::start();
+    let password = "correct horse battery staple";
+    let (tenant, _) = tenant_with_password_user(&server, password);
+    let pending = App::register(&server, json!({})).authorize(&[]);
+    let back = sign_in(&server, &mut Browser::new(), &pending.url, "ada@acme.test", password);
+    assert_eq!(back.status, 303, "{}", back.body);
+    ok(server.patch(&format!("/api/v1/tenants/{tenant}"), json!({ "status": "suspended" })), 200);
+    let update = &server.audit("admin.tenant.update")[0];
+    assert_eq!(update["detail"]["sessions_ended"], 1);
+    assert_eq!(update["detail"]["after"], json!({ "status": "suspended" }));
 }

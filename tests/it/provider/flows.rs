@@ -93,7 +93,7 @@ fn an_app_signs_a_person_in_refreshes_and_learns_when_the_session_ends() {
 #[test]
 fn rp_initiated_logout_ends_the_session_and_returns_to_a_registered_address() {
     let server = Server::start();
-    tenant_with_password_user(&server, PASSWORD);
+    let (tenant, ada) = tenant_with_password_user(&server, PASSWORD);
     let app =
         App::register(&server, json!({ "post_logout_redirect_uris": ["http://127.0.0.1:9/signed-out"] }));
     let pending = app.authorize(&["email"]);
@@ -123,6 +123,17 @@ fn rp_initiated_logout_ends_the_session_and_returns_to_a_registered_address() {
     let done = browser.submit(&server, &confirm, &[]);
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(!browser.has_session());
+
+    // Both ended sessions are in the person's trail, and how they were ended.
+    let logouts = server.audit("oauth.logout");
+    let via: Vec<&Value> = logouts.iter().map(|r| &r["detail"]["via"]).collect();
+    assert_eq!(via, [&json!("id_token_hint"), &json!("confirmation")]);
+    assert_eq!(logouts[0]["detail"]["session"], decode_unverified(&id_token)["sid"]);
+    assert_eq!(logouts[0]["detail"]["client"], app.client_id.as_str());
+    for logout in &logouts {
+        assert_eq!((&logout["tenant"], &logout["target"]["id"]), (&json!(tenant), &json!(ada)));
+        assert_eq!(logout["actor"]["kind"], "user");
+    }
 }
 
 #[test]

@@ -79,6 +79,24 @@ fn pkce_is_required_and_plain_is_refused() {
     let page = Browser::new().get(&no_openid);
     assert_eq!(callback_params(page.location.as_deref().unwrap())["error"], "invalid_scope");
     assert_eq!(error_of(&format!("{CHALLENGE}&prompt=none")), "login_required");
+
+    // What went back to the app is in the trail; not login_required, a silent check's answer.
+    let refused = server.audit("oauth.authorize.refused");
+    let reasons: Vec<&str> = refused.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "invalid_request",
+            "invalid_request",
+            "invalid_request",
+            "unsupported_response_type",
+            "invalid_scope"
+        ]
+    );
+    for record in &refused {
+        assert_eq!((&record["outcome"], &record["actor"]["kind"]), (&json!("failure"), &json!("anonymous")));
+        assert_eq!(record["detail"]["client"], app.client_id.as_str());
+    }
 }
 
 #[test]
@@ -106,12 +124,15 @@ fn a_reused_code_is_refused_and_revokes_what_it_issued() {
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(app.introspect(&server, tokens.access_token().secret())["active"], false);
     assert_eq!(app.introspect(&server, tokens.refresh_token().unwrap().secret())["active"], false);
+    // The replay is recorded once, with what it revoked.
+    assert_eq!(server.audit("oauth.code.replayed").len(), 1);
+    assert!(server.audit("oauth.token.refused").is_empty());
 }
 
 #[test]
 fn a_code_needs_its_verifier_redirect_uri_and_client() {
     let server = Server::start();
-    tenant_with_password_user(&server, PASSWORD);
+    let (tenant, ada) = tenant_with_password_user(&server, PASSWORD);
     let app = App::register(&server, json!({}));
     let other = App::register(&server, json!({}));
     let pending = app.authorize(&[]);
@@ -155,6 +176,33 @@ fn a_code_needs_its_verifier_redirect_uri_and_client() {
     // None of the refusals used the code up.
     let tokens = exchange(&app, &verifier, REDIRECT_URI);
     assert_eq!(tokens.status(), 200);
+
+    // Each refusal is in the trail: a client's against the code's tenant and person, the wrong
+    // secret's by nobody in particular. No code, verifier or secret is in it.
+    let refused = server.audit("oauth.token.refused");
+    assert_eq!(refused.len(), 4);
+    for (record, by) in refused[..3].iter().zip([&app, &app, &other]) {
+        assert_eq!((&record["reason"], &record["outcome"]), (&json!("invalid_grant"), &json!("failure")));
+        assert_eq!(
+            (&record["actor"]["kind"], &record["actor"]["id"]),
+            (&json!("oauth_client"), &json!(by.client_id))
+        );
+        assert_eq!((&record["tenant"], &record["target"]["id"]), (&json!(tenant), &json!(ada)));
+        assert_eq!(record["detail"]["grant_type"], "authorization_code");
+    }
+    let stranger = &refused[3];
+    assert_eq!(
+        (&stranger["reason"], &stranger["actor"]["kind"]),
+        (&json!("invalid_client"), &json!("anonymous"))
+    );
+    assert_eq!(
+        (&stranger["tenant"], &stranger["detail"]["client_id"]),
+        (&Value::Null, &json!(app.client_id))
+    );
+    let trail = json!(refused).to_string();
+    for secret in [code.as_str(), verifier.as_str(), app.secret.as_str(), "pccs_wrong"] {
+        assert!(!trail.contains(secret), "{secret} in {trail}");
+    }
 }
 
 #[test]
@@ -217,6 +265,13 @@ fn deactivation_by_scim_ends_sessions_at_once() {
     assert_eq!(deactivated.status(), 200);
     assert_eq!(app.introspect(&server, tokens.access_token().secret())["active"], false);
     assert!(app.rp.exchange_refresh_token(tokens.refresh_token().unwrap()).unwrap().request(&http).is_err());
+    let refused = &server.audit("oauth.token.refused")[0];
+    assert_eq!(
+        (&refused["reason"], &refused["detail"]["grant_type"]),
+        (&json!("invalid_grant"), &json!("refresh_token"))
+    );
+    assert_eq!((&refused["tenant"], &refused["target"]["id"]), (&json!(tenant), &json!(ada)));
+    assert!(!refused.to_string().contains(tokens.refresh_token().unwrap().secret()));
     // And the browser's session no longer answers an authorization.
     let again = app.authorize(&["email"]);
     let page = browser.get(&again.url);
@@ -253,6 +308,7 @@ fn oauth_error(response: reqwest::blocking::Response, status: u16) -> Value {
 fn a_rotated_or_deleted_client_secret_stops_working_at_once() {
     let server = Server::start();
     let app = App::register(&server, json!({}));
+    let old_secret = app.secret.clone();
     // Verified once, so that the server remembers the client for a second.
     assert_eq!(app.introspect(&server, "not-a-token")["active"], false);
     let rotated = crate::scim::ok(
@@ -271,4 +327,15 @@ fn a_rotated_or_deleted_client_secret_stops_working_at_once() {
         oauth_error(fresh.call(&server, "/oauth2/introspect", &[("token", "x")]), 401)["error"],
         "invalid_client"
     );
+    // Answered introspections are reads, not recorded; the two refused callers are.
+    let refused = server.audit("oauth.introspect.refused");
+    assert_eq!(refused.len(), 2);
+    for record in &refused {
+        assert_eq!(
+            (&record["reason"], &record["actor"]["kind"]),
+            (&json!("invalid_client"), &json!("anonymous"))
+        );
+        assert_eq!(record["detail"]["client_id"], fresh.client_id.as_str());
+        assert!(!record.to_string().contains(&old_secret) && !record.to_string().contains(&fresh.secret));
+    }
 }
