@@ -58,14 +58,34 @@ impl AdminChange {
         target: Subject,
         detail: serde_json::Value,
     ) -> Result<(), StoreError> {
-        let actor = self.actor();
-        let action = format!("admin.{action}");
-        let request_id = Some(self.request_id.clone());
-        audit::append(
-            tx,
-            AuditRecord::new(tenant, actor, action, Some(target), detail, self.now, request_id),
-        )?;
+        audit::append(tx, self.record(tenant, action, target, detail))?;
         Ok(())
+    }
+
+    /// Appends the record of an action that was refused, and why: in a write of its own, since
+    /// a refusal changes nothing else.
+    pub fn audit_refused(
+        &self,
+        tx: &WriteTx<'_>,
+        tenant: Option<TenantId>,
+        action: &str,
+        target: Subject,
+        detail: serde_json::Value,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        audit::append(tx, self.record(tenant, action, target, detail).refused(reason))?;
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        tenant: Option<TenantId>,
+        action: &str,
+        target: Subject,
+        detail: serde_json::Value,
+    ) -> AuditRecord {
+        let (action, request_id) = (format!("admin.{action}"), Some(self.request_id.clone()));
+        AuditRecord::new(tenant, self.actor(), action, Some(target), detail, self.now, request_id)
     }
 }
 

@@ -24,17 +24,24 @@ pub fn issue_key(name: String, now: OffsetDateTime) -> IssuedKey {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let key = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-    let record = record_for(&key, name, now);
+    let prefix = key.chars().take(SHOWN_CHARS).collect();
+    let record = record_for(&key, name, prefix, now);
     IssuedKey { key, record }
 }
 
-/// The record for a key the operator supplied (`PORTCULLIS_BOOTSTRAP_ADMIN_KEY`).
-pub fn record_for(key: &str, name: String, now: OffsetDateTime) -> AdminKeyRecord {
+/// The record for a key the operator supplied (`PORTCULLIS_BOOTSTRAP_ADMIN_KEY`). The listing
+/// shows no part of it: a supplied key has no public prefix like ours, so its first characters
+/// are secret.
+pub fn supplied_record(key: &str, name: String, now: OffsetDateTime) -> AdminKeyRecord {
+    record_for(key, name, "(supplied)".into(), now)
+}
+
+fn record_for(key: &str, name: String, prefix: String, now: OffsetDateTime) -> AdminKeyRecord {
     AdminKeyRecord {
         id: AdminKeyId::generate(),
         name,
         digest: digest(key),
-        prefix: key.chars().take(SHOWN_CHARS).collect(),
+        prefix,
         created_at: now,
         revoked_at: None,
     }

@@ -22,48 +22,15 @@ pub use keys::{IssuedKey, digest, issue_key, validate_supplied_key};
 
 /// The record of an operator-supplied first key.
 pub fn keys_record_for(key: &str, now: OffsetDateTime) -> admin_keys::AdminKeyRecord {
-    keys::record_for(key, "bootstrap key".into(), now)
+    keys::supplied_record(key, "bootstrap key".into(), now)
 }
 
 use crate::{
     app::AppState,
     http::{ApiError, ApiJson, middleware::RequestId},
-    ids::{AdminKeyId, TenantId},
-    store::{
-        StoreError, WriteTx, admin_keys,
-        audit::{self as audit_log, Actor, AuditRecord},
-        journal::Subject,
-    },
+    ids::AdminKeyId,
+    store::{StoreError, admin_keys, journal::Subject},
 };
-
-// Beside `AdminChange::audit` (in `audit.rs`) belongs its refused counterpart; it sits here
-// until that file can take it.
-impl AdminChange {
-    /// Appends the record of an operator's action that was refused (`admin.` prefixed), in a
-    /// write of its own since a refusal changes nothing else.
-    pub fn audit_refused(
-        &self,
-        tx: &WriteTx<'_>,
-        tenant: Option<TenantId>,
-        action: &str,
-        target: Subject,
-        detail: serde_json::Value,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let actor = Actor { kind: "admin_key".into(), id: self.auth.key_id.to_string(), label: None };
-        let record = AuditRecord::new(
-            tenant,
-            actor,
-            format!("admin.{action}"),
-            Some(target),
-            detail,
-            self.now,
-            Some(self.request_id.clone()),
-        );
-        audit_log::append(tx, record.refused(reason))?;
-        Ok(())
-    }
-}
 
 /// The audit trail's name for an admin key (never its secret, nor the part of it the list shows).
 pub fn key_subject(key: &admin_keys::AdminKeyRecord) -> Subject {

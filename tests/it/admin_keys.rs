@@ -20,6 +20,9 @@ fn keys_are_shown_once_work_and_stop_working_when_revoked() {
     assert_eq!(items.len(), 2);
     assert!(items.iter().all(|k| k.get("key").is_none() && k.get("digest").is_none()));
     assert!(!listed.to_string().contains(&key));
+    // The operator's own first key shows none of its characters.
+    assert!(items.iter().any(|k| k["prefix"] == "(supplied)"));
+    assert!(!listed.to_string().contains(&ADMIN_KEY[..8]));
 
     let with_new_key = |method, path: &str| server.anonymous(method, path).bearer_auth(&key).send().unwrap();
     assert_eq!(with_new_key(Method::GET, "/api/v1/tenants").status(), 200);
