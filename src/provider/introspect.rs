@@ -35,8 +35,10 @@ use crate::{
     store::{
         Source, StoreError,
         access::{self, UserAccessRecord},
-        audit::AuditRecord,
-        directory, grants, sessions, tenants,
+        audit::{self, AuditRecord},
+        directory, grants,
+        journal::Subject,
+        sessions, tenants,
     },
 };
 
@@ -247,21 +249,31 @@ pub async fn revoke(
             let jti = claims.jti.parse::<uuid::Uuid>().ok().map(|j| j.as_u128());
             if let (true, Some(jti)) = (owned, jti) {
                 let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(now);
-                state.store.write(move |tx| grants::revoke_access_token(tx, jti, expires_at)).await?;
+                let detail = json!({ "token_type": "access_token", "jti": claims.jti, "session": claims.sid });
+                let record = revoked(&client, claims.org_id.parse().ok(), &claims.sub, detail, now);
+                state
+                    .store
+                    .write(move |tx| {
+                        grants::revoke_access_token(tx, jti, expires_at)?;
+                        audit::append(tx, record.clone())
+                    })
+                    .await?;
             }
             return Ok::<_, OAuthError>(());
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let client_id = client.id;
         state
             .store
             .write(move |tx| {
                 let Some(token) = grants::refresh_token(tx, &digest)? else {
                     return Ok::<_, StoreError>(());
                 };
-                if grants::refresh_family(tx, token.family)?.is_some_and(|f| f.client == client_id) {
-                    grants::revoke_refresh_family(tx, token.family, "revoked_by_client", now)?;
-                }
+                let Some(family) = grants::refresh_family(tx, token.family)?.filter(|f| f.client == client.id && f.revoked_at.is_none()) else {
+                    return Ok(());
+                };
+                grants::revoke_refresh_family(tx, family.id, "revoked_by_client", now)?;
+                let detail = json!({ "token_type": "refresh_token", "refresh_family": family.id, "session": family.session });
+                audit::append(tx, revoked(&client, Some(family.tenant), &family.user.to_string(), detail, now))?;
                 Ok(())
             })
             .await?;
@@ -272,6 +284,26 @@ pub async fn revoke(
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => err.into_response(),
     }
+}
+
+/// The record of a client revoking one of its tokens (RFC 7009).
+fn revoked(
+    client: &crate::store::oauth_clients::OAuthClientRecord,
+    tenant: Option<TenantId>,
+    user: &str,
+    detail: Value,
+    now: OffsetDateTime,
+) -> AuditRecord {
+    let target = Subject { kind: "user".into(), id: user.to_owned(), label: None };
+    AuditRecord::new(
+        tenant,
+        refusals::client_actor(client),
+        "oauth.token.revoked",
+        Some(target),
+        detail,
+        now,
+        None,
+    )
 }
 
 /// The signed-in person's claims, for a live access token with the `openid` scope.

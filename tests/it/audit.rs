@@ -129,7 +129,9 @@ fn sign_ins_tokens_and_ended_sessions_are_in_the_persons_history() {
     let pending = app.authorize(&["email"]);
     let back = provider::sign_in(&server, &mut Browser::new(), &pending.url, "ada@acme.test", password);
     let params = callback_params(back.location.as_deref().unwrap());
-    app.exchange(&params["code"], pending.verifier);
+    let tokens = app.exchange(&params["code"], pending.verifier);
+    let access = openidconnect::OAuth2TokenResponse::access_token(&tokens).secret().clone();
+    assert_eq!(app.call(&server, "/oauth2/revoke", &[("token", access.as_str())]).status(), 200);
     ok(server.delete(&format!("/api/v1/tenants/{tenant}/users/{ada}/sessions")), 200);
 
     let history = search(&server, &format!("tenant={tenant}&user=ada@acme.test"));
@@ -137,7 +139,8 @@ fn sign_ins_tokens_and_ended_sessions_are_in_the_persons_history() {
     let position = |action: &str| {
         actions.iter().position(|a| a == action).unwrap_or_else(|| panic!("no {action} in {actions:?}"))
     };
-    assert!(position("admin.session.revoke_user") < position("oauth.token.issued"));
+    assert!(position("admin.session.revoke_user") < position("oauth.token.revoked"));
+    assert!(position("oauth.token.revoked") < position("oauth.token.issued"));
     assert!(position("oauth.token.issued") < position("signin.authorize"));
     assert!(position("signin.authorize") < position("signin.password.failed"));
     let record = |action: &str| history["items"][position(action)].clone();
@@ -147,6 +150,12 @@ fn sign_ins_tokens_and_ended_sessions_are_in_the_persons_history() {
     assert_eq!(record("signin.authorize")["actor"]["kind"], "user");
     assert_eq!(record("oauth.token.issued")["actor"]["id"], app.client_id.as_str());
     assert_eq!(record("admin.session.revoke_user")["detail"]["ended"], 1);
+    let revoked = record("oauth.token.revoked");
+    assert_eq!(
+        (&revoked["actor"]["kind"], &revoked["detail"]["token_type"]),
+        (&json!("oauth_client"), &json!("access_token"))
+    );
+    assert!(!history.to_string().contains(&access), "no token in the trail");
 }
 
 #[test]
