@@ -13,6 +13,7 @@ use crate::{
         admin_keys::{self, AdminKeyRecord},
         audit::{self, Actor, AuditRecord},
         instance_keys::{self, InstanceKeyRecord, KeyPurpose},
+        journal::Subject,
         oauth_clients::SigningAlgorithm,
     },
 };
@@ -107,6 +108,24 @@ pub async fn initialise(
         .write(move |tx| {
             for key in &new_keys {
                 instance_keys::put(tx, key)?;
+            }
+            if !new_keys.is_empty() {
+                // Which keys the instance made for itself (ids and algorithms, never the keys).
+                let made: Vec<_> = new_keys
+                    .iter()
+                    .map(|k| serde_json::json!({ "kid": k.kid, "purpose": k.purpose, "algorithm": k.algorithm }))
+                    .collect();
+                let target = Subject { kind: "instance_keys".into(), id: "instance".into(), label: None };
+                let record = AuditRecord::new(
+                    None,
+                    Actor::system("init"),
+                    "instance_keys.create",
+                    Some(target),
+                    serde_json::json!({ "created": made }),
+                    now,
+                    None,
+                );
+                audit::append(tx, record)?;
             }
             if let Some((record, origin)) = &first_admin_key {
                 admin_keys::insert(tx, record)?;

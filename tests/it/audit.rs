@@ -494,3 +494,19 @@ fn retention_is_set_per_tenant_checked_and_audited() {
     // Fresh records are inside any retention period: nothing went.
     assert!(search(&server, "action=audit.retention.prune")["items"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn the_first_start_records_the_keys_it_made_without_them() {
+    let server = Server::start();
+    let made = server.audit("instance_keys.create");
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0]["actor"], json!({ "kind": "system", "id": "init", "label": null }));
+    let purposes: BTreeSet<&str> = made[0]["detail"]["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["purpose"].as_str().unwrap())
+        .collect();
+    assert_eq!(purposes, BTreeSet::from(["link_signing", "token_signing"]));
+    assert!(!made[0].to_string().contains("PRIVATE KEY"));
+}
