@@ -40,10 +40,17 @@ use crate::{
     ids::ClientId,
     store::{
         StoreError,
+        audit::Actor,
         journal::Subject,
         oauth_clients::{self, OAuthClientRecord, SigningAlgorithm},
     },
 };
+
+/// A client as the audit trail names who acted (one that authenticated, or, at the
+/// authorization endpoint, was identified).
+pub fn actor(client: &OAuthClientRecord) -> Actor {
+    Actor { kind: "oauth_client".into(), id: client.id.to_string(), label: Some(client.name.clone()) }
+}
 
 const SECRET_PREFIX: &str = "pccs_";
 const SHOWN_CHARS: usize = 12;

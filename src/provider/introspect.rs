@@ -295,15 +295,7 @@ fn revoked(
     now: OffsetDateTime,
 ) -> AuditRecord {
     let target = Subject { kind: "user".into(), id: user.to_owned(), label: None };
-    AuditRecord::new(
-        tenant,
-        refusals::client_actor(client),
-        "oauth.token.revoked",
-        Some(target),
-        detail,
-        now,
-        None,
-    )
+    AuditRecord::new(tenant, clients::actor(client), "oauth.token.revoked", Some(target), detail, now, None)
 }
 
 /// The signed-in person's claims, for a live access token with the `openid` scope.

@@ -6,16 +6,8 @@
 
 use crate::{
     app::AppState,
-    store::{
-        audit::{self, Actor, AuditRecord},
-        oauth_clients::OAuthClientRecord,
-    },
+    store::audit::{self, Actor, AuditRecord},
 };
-
-/// A client that authenticated (or, at the authorization endpoint, was identified).
-pub fn client_actor(client: &OAuthClientRecord) -> Actor {
-    Actor { kind: "oauth_client".into(), id: client.id.to_string(), label: Some(client.name.clone()) }
-}
 
 /// A caller that did not authenticate: what it claimed to be goes in the record's detail.
 pub fn anonymous() -> Actor {

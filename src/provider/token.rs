@@ -140,7 +140,7 @@ async fn record_refusal(
     });
     let record = AuditRecord::new(
         refused.subject.map(|(tenant, _)| tenant),
-        refused.client.as_deref().map_or_else(refusals::anonymous, refusals::client_actor),
+        refused.client.as_deref().map_or_else(refusals::anonymous, clients::actor),
         "oauth.token.refused",
         refused.subject.map(|(_, user)| user_subject(user)),
         detail,
@@ -253,7 +253,7 @@ fn grant_audit(
 ) -> AuditRecord {
     AuditRecord::new(
         Some(tenant),
-        refusals::client_actor(client),
+        clients::actor(client),
         action,
         Some(user_subject(user)),
         detail,
