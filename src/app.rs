@@ -69,6 +69,8 @@ pub struct Shared {
     pub dns: Arc<Result<DomainVerifier, String>>,
     /// The audit log's search index.
     pub audit: Arc<AuditIndex>,
+    /// How many refusals of unauthenticated callers each source address may still record.
+    pub refusal_budget: audit::refusals::RefusalBudget,
     draining: AtomicBool,
 }
 
@@ -104,6 +106,7 @@ impl AppState {
             signin: Arc::new(signin),
             dns,
             audit,
+            refusal_budget: audit::refusals::RefusalBudget::default(),
             draining: AtomicBool::new(false),
         };
         Self { shared: Arc::new(shared) }

@@ -13,6 +13,7 @@
 
 pub mod export;
 pub mod index;
+pub mod refusals;
 pub mod retention;
 mod routes;
 

@@ -10,11 +10,12 @@ use time::OffsetDateTime;
 
 use super::{Change, DirectoryError, access, create_user};
 use crate::{
+    app::AppState,
     ids::{TenantId, UserId},
     store::{
-        Store, StoreError, WriteTx,
+        StoreError, WriteTx,
         access::SignInClaims,
-        audit::{self, AuditRecord},
+        audit::AuditRecord,
         directory::{self, UserRecord},
         tenants::{self, TenantStatus},
     },
@@ -22,17 +23,14 @@ use crate::{
 
 /// Appends the audit record of a refused SSO message in a write of its own (a refusal changes
 /// nothing else): the failed check's code and reason, then the record's own detail.
-pub async fn record_refusal(store: &Store, check: &'static str, reason: String, mut record: AuditRecord) {
+pub async fn record_refusal(state: &AppState, check: &'static str, reason: String, mut record: AuditRecord) {
     tracing::info!(check, action = %record.action, "SSO message refused");
     let mut fields = json!({ "check": check, "reason": reason });
     if let (Some(extra), Some(all)) = (record.detail.as_object(), fields.as_object_mut()) {
         all.extend(extra.clone());
     }
     record.detail = fields;
-    let record = record.refused(check);
-    if let Err(err) = store.write(move |tx| audit::append(tx, record.clone()).map(|_| ())).await {
-        tracing::error!(%err, "cannot record an SSO refusal");
-    }
+    crate::audit::refusals::record(state, record.refused(check)).await;
 }
 
 /// Why a sign-in the IdP vouched for cannot go ahead, found in its own transaction.

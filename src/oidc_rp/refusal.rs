@@ -212,10 +212,7 @@ pub struct Context {
 /// Appends the audit record of a refusal (`action`): the exact check and reason, and the
 /// context's detail. A refusal changes nothing else, so this is its own write.
 pub async fn record(state: &AppState, action: &str, refusal: &Refusal, context: &Context, request_id: &str) {
-    let actor = context
-        .upstream
-        .as_deref()
-        .map_or(Actor { kind: "anonymous".into(), id: String::new(), label: None }, idp_actor);
+    let actor = context.upstream.as_deref().map_or_else(Actor::anonymous, idp_actor);
     let subject = context.upstream.as_ref().map(|upstream| Subject {
         kind: "oidc_connection".into(),
         id: upstream.clone(),
@@ -230,7 +227,7 @@ pub async fn record(state: &AppState, action: &str, refusal: &Refusal, context: 
         state.clock.now(),
         Some(request_id.to_owned()),
     );
-    federated::record_refusal(&state.store, refusal.code(), refusal.to_string(), record).await;
+    federated::record_refusal(state, refusal.code(), refusal.to_string(), record).await;
 }
 
 #[cfg(test)]

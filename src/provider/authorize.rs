@@ -26,9 +26,9 @@ use url::Url;
 
 use serde_json::json;
 
-use super::refusals;
 use crate::{
     app::AppState,
+    audit::refusals as audit_refusals,
     http::middleware::RequestId,
     ids::{AuthRequestId, ClientId},
     sessions::{self, NewSession, cookie},
@@ -218,7 +218,7 @@ async fn record_refusal(
         "session": session.map(|s| s.id),
     });
     let user = session.map(|s| Subject { kind: "user".into(), id: s.user.to_string(), label: None });
-    let actor = user.as_ref().map_or_else(refusals::anonymous, |u| Actor {
+    let actor = user.as_ref().map_or_else(Actor::anonymous, |u| Actor {
         kind: "user".into(),
         id: u.id.clone(),
         label: None,
@@ -232,7 +232,7 @@ async fn record_refusal(
         state.clock.now(),
         Some(trace.0.clone()),
     );
-    refusals::record(state, record.refused(code)).await;
+    audit_refusals::record(state, record.refused(code)).await;
 }
 
 /// The client and its exact redirect URI, or the page that says what is wrong with them.

@@ -26,16 +26,16 @@ use super::{
     OAuthError,
     claims::{AccessClaims, user_claims},
     clients::{self, ClientCredentials},
-    refusals,
 };
 use crate::{
     app::AppState,
+    audit::refusals as audit_refusals,
     http::auth::bearer_token,
     ids::{SessionId, TenantId, UserId},
     store::{
         Source, StoreError,
         access::{self, UserAccessRecord},
-        audit::{self, AuditRecord},
+        audit::{self, Actor, AuditRecord},
         directory, grants,
         journal::Subject,
         sessions, tenants,
@@ -159,14 +159,14 @@ async fn record_refused_caller(
     });
     let record = AuditRecord::new(
         None,
-        refusals::anonymous(),
+        Actor::anonymous(),
         "oauth.introspect.refused",
         None,
         detail,
         state.clock.now(),
         None,
     );
-    refusals::record(state, record.refused(error.code)).await;
+    audit_refusals::record(state, record.refused(error.code)).await;
 }
 
 enum Described {

@@ -11,7 +11,6 @@ mod error;
 mod introspect;
 pub mod keys;
 mod logout;
-mod refusals;
 pub mod rotation;
 mod token;
 

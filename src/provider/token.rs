@@ -25,17 +25,17 @@ use super::{
     authorize::{random_token, verifier_matches},
     claims::{AccessClaims, user_claims},
     clients::{self, ClientCredentials},
-    refusals,
 };
 use crate::{
     app::AppState,
+    audit::refusals as audit_refusals,
     http::middleware::RequestId,
     ids::{RefreshFamilyId, SessionId, TenantId, UserId},
     sessions,
     store::{
         Source, StoreError, WriteTx,
         access::{self, UserAccessRecord},
-        audit::{self, AuditRecord},
+        audit::{self, Actor, AuditRecord},
         directory::{self, UserRecord},
         grants::{self, CodeRecord, RefreshFamilyRecord, RefreshTokenRecord},
         journal::Subject,
@@ -140,7 +140,7 @@ async fn record_refusal(
     });
     let record = AuditRecord::new(
         refused.subject.map(|(tenant, _)| tenant),
-        refused.client.as_deref().map_or_else(refusals::anonymous, clients::actor),
+        refused.client.as_deref().map_or_else(Actor::anonymous, clients::actor),
         "oauth.token.refused",
         refused.subject.map(|(_, user)| user_subject(user)),
         detail,
@@ -148,7 +148,7 @@ async fn record_refusal(
         Some(trace.0.clone()),
     )
     .refused(refused.error.code);
-    refusals::record(state, record).await;
+    audit_refusals::record(state, record).await;
 }
 
 fn user_subject(user: UserId) -> Subject {

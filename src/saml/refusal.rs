@@ -226,8 +226,7 @@ pub async fn record(
 ) {
     let record = AuditRecord::new(
         connection.map(|c| c.tenant),
-        connection
-            .map_or(Actor { kind: "anonymous".into(), id: String::new(), label: None }, |c| idp_actor(c.id)),
+        connection.map_or_else(Actor::anonymous, |c| idp_actor(c.id)),
         action,
         connection.map(|c| Subject {
             kind: "saml_connection".into(),
@@ -238,7 +237,7 @@ pub async fn record(
         state.clock.now(),
         Some(request_id.to_owned()),
     );
-    federated::record_refusal(&state.store, refusal.code(), refusal.to_string(), record).await;
+    federated::record_refusal(state, refusal.code(), refusal.to_string(), record).await;
 }
 
 #[cfg(test)]

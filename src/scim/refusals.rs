@@ -22,7 +22,7 @@ use crate::{
     app::AppState,
     ids::TenantId,
     store::{
-        audit::{self, Actor, AuditRecord},
+        audit::{Actor, AuditRecord},
         journal::Subject,
         tenants,
     },
@@ -65,10 +65,7 @@ pub async fn record(
         }
         (None, None) => None,
     };
-    let actor = caller.map_or_else(
-        || Actor { kind: "anonymous".into(), id: String::new(), label: None },
-        |(_, actor)| actor,
-    );
+    let actor = caller.map_or_else(Actor::anonymous, |(_, actor)| actor);
     let (action, target) = operation(&method, &path);
     let reason =
         error.as_ref().and_then(|e| e.scim_type).map_or_else(|| status.as_u16().to_string(), str::to_owned);
@@ -79,9 +76,7 @@ pub async fn record(
     });
     let record =
         AuditRecord::new(tenant, actor, action, target, detail, state.clock.now(), None).refused(reason);
-    if let Err(err) = state.store.write(move |tx| audit::append(tx, record.clone())).await {
-        tracing::error!(%err, "cannot record a refused SCIM operation");
-    }
+    crate::audit::refusals::record(&state, record).await;
     response
 }
 

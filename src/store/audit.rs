@@ -55,6 +55,12 @@ impl Actor {
     pub fn system(id: &str) -> Self {
         Self { kind: "system".into(), id: id.into(), label: None }
     }
+
+    /// A caller that did not authenticate (what it claimed to be goes in the detail). Records of
+    /// its refusals are budgeted per source address (`audit::refusals`).
+    pub fn anonymous() -> Self {
+        Self { kind: "anonymous".into(), id: String::new(), label: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +102,7 @@ impl RequestOrigin {
     }
 
     /// The origin of the request the calling task serves.
-    pub(super) fn current() -> Option<Self> {
+    pub fn current() -> Option<Self> {
         ORIGIN.try_with(Clone::clone).ok()
     }
 }

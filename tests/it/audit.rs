@@ -510,3 +510,23 @@ fn the_first_start_records_the_keys_it_made_without_them() {
     assert_eq!(purposes, BTreeSet::from(["link_signing", "token_signing"]));
     assert!(!made[0].to_string().contains("PRIVATE KEY"));
 }
+
+#[test]
+fn a_flood_of_unauthenticated_refusals_is_counted_not_stored() {
+    let server = Server::start();
+    let tenant = server.create_tenant("acme", &["acme.test"]);
+    let stranger = Scim::of_tenant(&server, &tenant).with_token("pcst_not-a-real-token");
+    for _ in 0..250 {
+        scim_error(stranger.get("/Users"), 401, None);
+    }
+    // Long enough for the address's budget to allow one more record, which reports the drops.
+    thread::sleep(Duration::from_millis(1100));
+    scim_error(stranger.get("/Users"), 401, None);
+
+    let page = search(&server, "tenant=acme&actor=anonymous&limit=500");
+    let records = page["items"].as_array().unwrap();
+    assert!(records.len() < 251, "not every refusal was stored: {}", records.len());
+    let dropped: u64 = records.iter().filter_map(|r| r["detail"]["suppressed_before"].as_u64()).sum();
+    assert!(dropped > 0);
+    assert_eq!(records.len() as u64 + dropped, 251, "every refusal is stored or counted");
+}
