@@ -39,6 +39,20 @@ fn search(server: &Server, query: &str) -> Value {
     ok(server.get(&format!("/api/v1/audit/search?{query}")), 200)
 }
 
+/// The target labels of every record `query` finds, following the cursor to the last page.
+fn targets_of_every_page(server: &Server, query: &str) -> Vec<String> {
+    let (mut labels, mut next) = (Vec::new(), query.to_owned());
+    loop {
+        let page = search(server, &next);
+        let items = page["items"].as_array().unwrap();
+        labels.extend(items.iter().map(|r| r["target"]["label"].as_str().unwrap().to_owned()));
+        match page["next_before"].as_u64() {
+            Some(before) => next = format!("{query}&before={before}"),
+            None => return labels,
+        }
+    }
+}
+
 fn actions(page: &Value) -> Vec<String> {
     page["items"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap().to_owned()).collect()
 }
@@ -166,22 +180,7 @@ fn search_filters_and_pages_with_a_cursor() {
     for n in 0..25 {
         scim.create_user(&format!("user{n:02}@acme.test"));
     }
-    let mut seen = Vec::new();
-    let mut query = "tenant=acme&action=scim.user.create&limit=10".to_owned();
-    loop {
-        let page = search(&server, &query);
-        seen.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["target"]["label"].as_str().unwrap().to_owned()),
-        );
-        match page["next_before"].as_u64() {
-            Some(before) => query = format!("tenant=acme&action=scim.user.create&limit=10&before={before}"),
-            None => break,
-        }
-    }
+    let seen = targets_of_every_page(&server, "tenant=acme&action=scim.user.create&limit=10");
     let expected: Vec<String> = (0..25).rev().map(|n| format!("user{n:02}@acme.test")).collect();
     assert_eq!(seen, expected, "every record once, newest first");
 
@@ -450,25 +449,10 @@ fn a_kill_during_a_write_burst_loses_no_acknowledged_record_and_the_index_catche
     assert!(acknowledged.len() > 20, "the burst got going: {}", acknowledged.len());
 
     let server = Server::start_with(data, KEY);
-    let mut recorded = HashSet::new();
-    let mut query = "tenant=acme&action=scim.user.create&outcome=success&limit=500".to_owned();
-    loop {
-        let page = search(&server, &query);
-        recorded.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["target"]["label"].as_str().unwrap().to_owned()),
-        );
-        match page["next_before"].as_u64() {
-            Some(before) => {
-                query =
-                    format!("tenant=acme&action=scim.user.create&outcome=success&limit=500&before={before}")
-            }
-            None => break,
-        }
-    }
+    let recorded: HashSet<String> =
+        targets_of_every_page(&server, "tenant=acme&action=scim.user.create&outcome=success&limit=500")
+            .into_iter()
+            .collect();
     let missing: Vec<&String> = acknowledged.iter().filter(|name| !recorded.contains(*name)).collect();
     assert!(missing.is_empty(), "acknowledged but not in the trail: {missing:?}");
     let verified: Value = ok(server.admin(Method::POST, "/api/v1/audit/verify").send().unwrap(), 200);
