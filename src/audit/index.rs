@@ -108,6 +108,8 @@ pub struct AuditIndex {
     fields: Fields,
     parser: QueryParser,
     indexed: AtomicU64,
+    /// Asked for by an operator (`request_rebuild`); the indexer thread carries it out.
+    rebuild: AtomicBool,
 }
 
 /// The indexer thread and how to stop it.
@@ -239,6 +241,15 @@ fn follow(store: &Store, mut writer: IndexWriter, index: &AuditIndex, stop: &Ato
     let mut cursor = index.indexed_seq();
     let mut last_commit = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        if index.rebuild.swap(false, Ordering::SeqCst) {
+            match index.start_over(&mut writer) {
+                Ok(()) => {
+                    tracing::info!("rebuilding the audit index from the log");
+                    cursor = 0;
+                }
+                Err(err) => tracing::error!(%err, "the audit index cannot start over"),
+            }
+        }
         let batch = match store.read_now(|tx| audit::after(tx, cursor, BATCH)) {
             Ok(batch) => batch,
             Err(err) => {
@@ -280,7 +291,23 @@ impl AuditIndex {
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let mut parser = QueryParser::for_index(index, vec![fields.text]);
         parser.set_conjunction_by_default();
-        Ok(Self { reader, fields, parser, indexed: AtomicU64::new(indexed) })
+        Ok(Self { reader, fields, parser, indexed: AtomicU64::new(indexed), rebuild: AtomicBool::new(false) })
+    }
+
+    /// Asks the indexer to start over from the first record while the server runs: searches
+    /// answer from what is indexed so far (`indexed_seq` says how far) until it has caught up.
+    pub fn request_rebuild(&self) {
+        self.rebuild.store(true, Ordering::SeqCst);
+        self.indexed.store(0, Ordering::SeqCst);
+    }
+
+    /// Empties the index, durably, so the indexer follows the log from its start again.
+    fn start_over(&self, writer: &mut IndexWriter) -> Result<(), AuditError> {
+        writer.delete_all_documents()?;
+        commit(writer, 0)?;
+        self.reader.reload()?;
+        self.indexed.store(0, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The sequence up to which every record is searchable.
@@ -292,6 +319,8 @@ impl AuditIndex {
     fn publish(&self, writer: &mut IndexWriter, seq: u64) {
         let published = commit(writer, seq).and_then(|()| Ok(self.reader.reload()?));
         match published {
+            // A rebuild asked for meanwhile starts from nothing: nothing counts as indexed.
+            Ok(()) if self.rebuild.load(Ordering::SeqCst) => {}
             Ok(()) => self.indexed.store(seq, Ordering::SeqCst),
             Err(err) => tracing::error!(%err, "the audit indexer cannot commit"),
         }

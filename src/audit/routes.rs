@@ -15,7 +15,7 @@
 use axum::{
     Extension, Router,
     extract::{Path, State},
-    http::{HeaderValue, header},
+    http::{HeaderValue, StatusCode, header},
     middleware::from_extractor_with_state,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/audit/export", get(export_records))
         .route("/audit/verify", post(verify))
         .route("/audit/status", get(status))
+        .route("/audit/reindex", post(reindex))
         .route_layer(from_extractor_with_state::<AdminAuth, _>(state))
 }
 
@@ -264,6 +265,19 @@ async fn verify(
     let chain = filters(&state, SearchParams { tenant: params.tenant, ..Default::default() }).await?.chain;
     let report = state.store.read_blocking(move |tx| audit::verify(tx, chain.as_deref())).await?;
     Ok(ApiJson(json!({ "intact": report.intact(), "records": report.records(), "report": report })))
+}
+
+/// Rebuilds the index from the log in the background (202); `/audit/status` shows the progress.
+async fn reindex(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
+) -> Result<(StatusCode, ApiJson<Value>), ApiError> {
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    let target = Subject { kind: "audit_index".into(), id: "audit".into(), label: None };
+    state.store.write(move |tx| change.audit(tx, None, "audit.reindex", target.clone(), json!({}))).await?;
+    state.audit.request_rebuild();
+    Ok((StatusCode::ACCEPTED, ApiJson(json!({ "rebuilding": true }))))
 }
 
 async fn status(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {

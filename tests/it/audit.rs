@@ -416,6 +416,16 @@ fn the_index_is_derived_rebuilt_by_reindex_and_by_a_start_without_it() {
     std::fs::remove_dir_all(data.path().join("audit")).unwrap();
     let server = Server::start_with(data, KEY);
     assert_eq!(queries(&server), live, "a start without the index builds it");
+
+    // A running server rebuilds on request, and records who asked.
+    let asked = server.admin(Method::POST, "/api/v1/audit/reindex").send().unwrap();
+    assert_eq!(asked.status(), 202);
+    let rebuilt = queries(&server);
+    assert!(server.stderr().contains("rebuilding the audit index from the log"));
+    assert_eq!(rebuilt[..4], live[..4], "the tenant's records, as before");
+    let operators = rebuilt[4]["items"].as_array().unwrap();
+    assert_eq!(operators[0]["action"], "admin.audit.reindex", "the newest operator action");
+    assert_eq!(operators[1..], live[4]["items"].as_array().unwrap()[..]);
 }
 
 #[test]
