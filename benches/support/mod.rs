@@ -121,27 +121,10 @@ where
 
 /// A tenant and a SCIM token on `server`: (SCIM base URL, token).
 pub async fn tenant(client: &reqwest::Client, server: &Server, slug: &str) -> (String, String) {
-    let tenant: Value = client
-        .post(format!("{}/api/v1/tenants", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"slug": slug, "display_name": slug}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = |path: String| client.post(format!("{}/api/v1/{path}", server.base)).bearer_auth(ADMIN_KEY);
+    let tenant = send(admin("tenants".into()).json(&json!({"slug": slug, "display_name": slug})), 201).await;
     let id = tenant["id"].as_str().unwrap();
-    let token: Value = client
-        .post(format!("{}/api/v1/tenants/{id}/scim-tokens", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = send(admin(format!("tenants/{id}/scim-tokens")).json(&json!({"name": "bench"})), 201).await;
     (
         tenant["urls"]["scim_base_url"].as_str().unwrap().to_owned(),
         token["token"].as_str().unwrap().to_owned(),
