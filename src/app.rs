@@ -20,6 +20,7 @@ use crate::{
     clock::SharedClock,
     config::Config,
     directory,
+    events::{self, EventsRuntime},
     http::{ApiError, health, middleware as mw},
     oidc_rp::{self, OidcRuntime},
     provider::{self, ProviderRuntime, keys::KeyRing},
@@ -69,6 +70,8 @@ pub struct Shared {
     pub dns: Arc<Result<DomainVerifier, String>>,
     /// The audit log's search index.
     pub audit: Arc<AuditIndex>,
+    /// Webhook delivery: the URL policy, the client, the dispatcher's wake-up.
+    pub events: Arc<EventsRuntime>,
     /// How many refusals of unauthenticated callers each source address may still record.
     pub refusal_budget: audit::refusals::RefusalBudget,
     draining: AtomicBool,
@@ -80,6 +83,7 @@ pub struct Loaded {
     pub signin: SignInRuntime,
     pub oidc: OidcRuntime,
     pub audit: Arc<AuditIndex>,
+    pub events: Arc<EventsRuntime>,
 }
 
 impl AppState {
@@ -90,7 +94,7 @@ impl AppState {
         public_url: String,
         loaded: Loaded,
     ) -> Self {
-        let Loaded { keys, signin, oidc, audit } = loaded;
+        let Loaded { keys, signin, oidc, audit, events } = loaded;
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         let dns = Arc::new(dns_verifier(&config));
         let shared = Shared {
@@ -106,6 +110,7 @@ impl AppState {
             signin: Arc::new(signin),
             dns,
             audit,
+            events,
             refusal_budget: audit::refusals::RefusalBudget::default(),
             draining: AtomicBool::new(false),
         };
@@ -148,7 +153,8 @@ pub fn router(state: AppState) -> Router {
         .merge(signin::admin_router(state.clone()))
         .merge(saml::admin_router(state.clone()))
         .merge(oidc_rp::admin_router(state.clone()))
-        .merge(directory::access::routes::router(state.clone()));
+        .merge(directory::access::routes::router(state.clone()))
+        .merge(events::router(state.clone()));
     let mut app = Router::new()
         .merge(health::router())
         .merge(provider::router())

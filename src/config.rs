@@ -13,6 +13,8 @@ use std::{
 
 use url::Url;
 
+use crate::events::urls::HostPattern;
+
 /// The prefix of every environment variable Portcullis reads.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 /// The environment variable that names the TOML file (the `--config` flag wins over it).
@@ -65,6 +67,19 @@ pub struct Config {
     pub google_client_secret: Option<Secret>,
     /// Google's issuer; changed only to test against another OpenID Provider.
     pub google_issuer: String,
+    /// The only hosts webhooks may go to; empty: any public host over https.
+    pub webhook_allowed_hosts: Vec<HostPattern>,
+    /// How long a webhook attempt may take.
+    pub webhook_timeout: Duration,
+    /// The wait before a failed delivery's first retry; it doubles up to `webhook_retry_max`.
+    pub webhook_retry_initial: Duration,
+    pub webhook_retry_max: Duration,
+    /// How long a delivery is retried after its first attempt before it is marked failed.
+    pub webhook_retry_window: Duration,
+    /// An endpoint failing for this long without a success is paused.
+    pub webhook_pause_after: Duration,
+    /// Events (the feed) and finished deliveries are kept this many days.
+    pub events_retention_days: u32,
 }
 
 impl Default for Config {
@@ -98,6 +113,13 @@ impl Default for Config {
             google_client_id: None,
             google_client_secret: None,
             google_issuer: GOOGLE_ISSUER.into(),
+            webhook_allowed_hosts: Vec::new(),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_initial: Duration::from_secs(5),
+            webhook_retry_max: Duration::from_secs(3600),
+            webhook_retry_window: Duration::from_secs(3 * 24 * 3600),
+            webhook_pause_after: Duration::from_secs(24 * 3600),
+            events_retention_days: 30,
         }
     }
 }
@@ -483,6 +505,73 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| Some(c.google_issuer.clone()),
+    },
+    Setting {
+        key: "webhook_allowed_hosts",
+        secret: false,
+        parse: |c, v| {
+            c.webhook_allowed_hosts = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(HostPattern::parse)
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        show: |c| Some(c.webhook_allowed_hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+    },
+    Setting {
+        key: "webhook_timeout_secs",
+        secret: false,
+        parse: |c, v| {
+            c.webhook_timeout = Duration::from_secs(parse_in_range(v, 1, 60)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.webhook_timeout.as_secs().to_string()),
+    },
+    Setting {
+        key: "webhook_retry_initial_ms",
+        secret: false,
+        parse: |c, v| {
+            c.webhook_retry_initial = Duration::from_millis(parse_in_range(v, 10, 3_600_000)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.webhook_retry_initial.as_millis().to_string()),
+    },
+    Setting {
+        key: "webhook_retry_max_secs",
+        secret: false,
+        parse: |c, v| {
+            c.webhook_retry_max = Duration::from_secs(parse_in_range(v, 1, 86_400)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.webhook_retry_max.as_secs().to_string()),
+    },
+    Setting {
+        key: "webhook_retry_window_secs",
+        secret: false,
+        parse: |c, v| {
+            c.webhook_retry_window = Duration::from_secs(parse_in_range(v, 1, 30 * 86_400)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.webhook_retry_window.as_secs().to_string()),
+    },
+    Setting {
+        key: "webhook_pause_after_secs",
+        secret: false,
+        parse: |c, v| {
+            c.webhook_pause_after = Duration::from_secs(parse_in_range(v, 1, 30 * 86_400)? as u64);
+            Ok(())
+        },
+        show: |c| Some(c.webhook_pause_after.as_secs().to_string()),
+    },
+    Setting {
+        key: "events_retention_days",
+        secret: false,
+        parse: |c, v| {
+            c.events_retention_days = parse_in_range(v, 1, 3650)? as u32;
+            Ok(())
+        },
+        show: |c| Some(c.events_retention_days.to_string()),
     },
 ];
 

@@ -95,6 +95,10 @@ typed_id!(
     DeliveryId
 );
 typed_id!(
+    /// A webhook endpoint of the app's: where lifecycle events are delivered.
+    EndpointId
+);
+typed_id!(
     /// A tenant's SAML or OpenID Connect connection to its identity provider.
     ConnectionId
 );

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod instance;
@@ -77,11 +78,17 @@ pub async fn run(
     let key_records = store.read(store::instance_keys::all).await?;
     let keys = load_keys(&key_records, clock.now())?;
     let signin = signin_runtime(&key_records, &config)?;
-    let oidc = oidc_runtime(&config)?;
+    let secrets = Arc::new(
+        secrets::SecretBox::load_or_create(&config.secret_key_path())
+            .context("the secret key cannot be loaded (setting secret_key_file)")?,
+    );
+    let oidc = oidc_runtime(Arc::clone(&secrets))?;
+    let events = events::EventsRuntime::new(&config, secrets)
+        .map_err(|err| anyhow::anyhow!("the webhook client cannot be made: {err}"))?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
     let (audit_index, indexer) = start_audit_index(&config, store.clone()).await?;
-    let loaded = app::Loaded { keys, signin, oidc, audit: audit_index };
+    let loaded = app::Loaded { keys, signin, oidc, audit: audit_index, events: Arc::new(events) };
     let state = AppState::new(store.clone(), config, clock, public_url.clone(), loaded);
     let router = app::router(state.clone());
     let background = [
@@ -91,6 +98,9 @@ pub async fn run(
         tokio::spawn(provider::rotation::refresh_key_set(state.clone())),
         tokio::spawn(saml::metadata_source::refresh_on_schedule(state.clone())),
         tokio::spawn(audit::retention::sweep_on_schedule(state.store.clone(), state.clock.clone())),
+        tokio::spawn(events::fanout::follow_outbox(state.clone())),
+        tokio::spawn(events::delivery::deliver(state.clone())),
+        tokio::spawn(events::retention::sweep_on_schedule(state.clone())),
     ];
 
     let stopping = Arc::new(Notify::new());
@@ -195,11 +205,9 @@ fn signin_runtime(
 }
 
 /// Upstream OpenID Connect: the outgoing HTTP client and the key that seals client secrets.
-fn oidc_runtime(config: &Config) -> anyhow::Result<oidc_rp::OidcRuntime> {
-    let secrets = secrets::SecretBox::load_or_create(&config.secret_key_path())
-        .context("the secret key cannot be loaded (setting secret_key_file)")?;
+fn oidc_runtime(secrets: Arc<secrets::SecretBox>) -> anyhow::Result<oidc_rp::OidcRuntime> {
     let outbound = http::outbound::Outbound::new().context("the outgoing HTTP client cannot be made")?;
-    Ok(oidc_rp::OidcRuntime::new(outbound, Arc::new(secrets)))
+    Ok(oidc_rp::OidcRuntime::new(outbound, secrets))
 }
 
 fn announce_first_admin_key(key: &str) {

@@ -142,6 +142,25 @@ fn user_data(user: &UserRecord) -> serde_json::Value {
     }})
 }
 
+/// An update's event: the resource after the change and, under `previous`, the values of the
+/// fields that changed as they were before it.
+fn with_previous(before: serde_json::Value, mut after: serde_json::Value) -> serde_json::Value {
+    let previous: serde_json::Map<String, serde_json::Value> = match (before.as_object(), after.as_object()) {
+        (Some(before), Some(after)) => before
+            .iter()
+            .filter_map(|(kind, was)| {
+                let (was, now) = (was.as_object()?, after.get(kind)?.as_object()?);
+                Some(was.iter().filter(|(field, value)| now.get(*field) != Some(*value)))
+            })
+            .flatten()
+            .map(|(field, value)| (field.clone(), value.clone()))
+            .collect(),
+        _ => serde_json::Map::new(),
+    };
+    after["previous"] = serde_json::Value::Object(previous);
+    after
+}
+
 fn group_data(group: &GroupRecord) -> serde_json::Value {
     json!({ "group": { "id": group.id, "display_name": group.display_name, "external_id": group.external_id } })
 }
@@ -211,7 +230,12 @@ pub fn update_user(
     }
     // `active` alone is announced by the deactivated/reactivated events above.
     if without_active(&before.profile) != without_active(&after.profile) {
-        change.event(tx, "user.updated", subject.clone(), user_data(after))?;
+        change.event(
+            tx,
+            "user.updated",
+            subject.clone(),
+            with_previous(user_data(before), user_data(after)),
+        )?;
     }
     change.audit(tx, "user.update", subject, detail)?;
     access::user_saved(tx, change, after, false)?;
@@ -278,7 +302,12 @@ pub fn update_group(
         || before.external_id != after.external_id
         || before.profile != after.profile
     {
-        change.event(tx, "group.updated", group_subject(after), group_data(after))?;
+        change.event(
+            tx,
+            "group.updated",
+            group_subject(after),
+            with_previous(group_data(before), group_data(after)),
+        )?;
     }
     let added_count = add_members(tx, change, after, added)?;
     let mut removed_count = 0;

@@ -13,9 +13,23 @@ use super::{Record, Source, StoreError, WriteTx, codec};
 use crate::ids::{EntryId, TenantId};
 
 const EVENT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("event_outbox");
+/// Event id → sequence: finds the event a receiver names by its `webhook-id`.
+const EVENT_IDS: TableDefinition<u128, u64> = TableDefinition::new("event_ids");
 
 pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     tx.table_mut(EVENT_OUTBOX)?;
+    tx.table_mut(EVENT_IDS)?;
+    Ok(())
+}
+
+/// Migration 4: the id index of the events written before it existed.
+pub(super) fn index_event_ids(tx: &WriteTx<'_>) -> Result<(), StoreError> {
+    let outbox = tx.table(EVENT_OUTBOX)?;
+    let mut ids = tx.table_mut(EVENT_IDS)?;
+    for entry in outbox.iter()? {
+        let event: EventRecord = codec::decode(entry?.1.value())?;
+        ids.insert(event.id.key(), event.seq)?;
+    }
     Ok(())
 }
 
@@ -54,7 +68,49 @@ fn next_seq(tx: &WriteTx<'_>, table: TableDefinition<u64, &[u8]>) -> Result<u64,
 pub fn append_event(tx: &WriteTx<'_>, mut event: EventRecord) -> Result<u64, StoreError> {
     event.seq = next_seq(tx, EVENT_OUTBOX)?;
     tx.table_mut(EVENT_OUTBOX)?.insert(event.seq, codec::encode(&event)?.as_slice())?;
+    tx.table_mut(EVENT_IDS)?.insert(event.id.key(), event.seq)?;
     Ok(event.seq)
+}
+
+/// The event at sequence `seq`.
+pub fn event(src: &impl Source, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+    codec::get(src, EVENT_OUTBOX, seq)
+}
+
+/// The sequence of the event with id `id`.
+pub fn seq_of(src: &impl Source, id: EntryId) -> Result<Option<u64>, StoreError> {
+    Ok(src.table(EVENT_IDS)?.get(id.key())?.map(|v| v.value()))
+}
+
+/// Removes up to `limit` of the oldest events that happened before `cutoff` and have a sequence
+/// up to `through`. Returns how many. The last event is always kept: sequences continue from it.
+pub fn prune_events(
+    tx: &WriteTx<'_>,
+    cutoff: OffsetDateTime,
+    through: u64,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let through = through.min(last_seq(tx)?.saturating_sub(1));
+    let mut outbox = tx.table_mut(EVENT_OUTBOX)?;
+    let mut doomed = Vec::new();
+    for entry in outbox.range(..=through)?.take(limit) {
+        let event: EventRecord = codec::decode(entry?.1.value())?;
+        if event.occurred_at >= cutoff {
+            break;
+        }
+        doomed.push((event.seq, event.id));
+    }
+    let mut ids = tx.table_mut(EVENT_IDS)?;
+    for (seq, id) in &doomed {
+        outbox.remove(seq)?;
+        ids.remove(id.key())?;
+    }
+    Ok(doomed.len())
+}
+
+/// The last sequence written (0 for none).
+pub fn last_seq(src: &impl Source) -> Result<u64, StoreError> {
+    Ok(src.table(EVENT_OUTBOX)?.last()?.map_or(0, |(key, _)| key.value()))
 }
 
 /// Up to `limit` events after sequence `after`, oldest first.

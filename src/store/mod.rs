@@ -25,6 +25,7 @@ pub mod scim_tokens;
 pub mod sessions;
 pub mod tenants;
 mod tx;
+pub mod webhooks;
 mod writer;
 
 use std::{
@@ -55,6 +56,7 @@ struct Inner {
     opened: Opened,
     jobs: RwLock<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    commits: writer::CommitSignal,
 }
 
 impl Store {
@@ -74,7 +76,8 @@ impl Store {
         let opened = schema::prepare(&db)?;
         let db = Arc::new(db);
         let (sender, receiver) = mpsc::channel();
-        let writer = writer::spawn(Arc::clone(&db), receiver)
+        let (commits, _) = tokio::sync::watch::channel(0);
+        let writer = writer::spawn(Arc::clone(&db), receiver, commits.clone())
             .map_err(|err| StoreError::Database(format!("cannot start the writer thread: {err}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -82,8 +85,16 @@ impl Store {
                 opened,
                 jobs: RwLock::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
+                commits,
             }),
         })
+    }
+
+    /// Changes after every commit of the writer (whether it wrote anything the receiver cares
+    /// about is the receiver's to find out): lets a worker that follows a table wait instead of
+    /// polling it.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.commits.subscribe()
     }
 
     /// Whether this start created the database.

@@ -6,14 +6,14 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
     StoreError, WriteTx, access, admin_keys, audit, credentials, directory, grants, instance_keys, journal,
-    logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, tenants,
+    logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, tenants, webhooks,
 };
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// A step from `to - 1` to `to`.
 pub struct Migration {
@@ -28,6 +28,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration { to: 2, run: directory::backfill_sign_in_emails },
     // 3: the audit log chained by hash per tenant.
     Migration { to: 3, run: audit::chain_existing },
+    // 4: the event id index (the outbox becomes deliverable as webhooks and a feed).
+    Migration { to: 4, run: journal::index_event_ids },
 ];
 
 /// What opening found.
@@ -84,6 +86,7 @@ fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     saml::create_tables(tx)?;
     oidc::create_tables(tx)?;
     access::create_tables(tx)?;
+    webhooks::create_tables(tx)?;
     Ok(())
 }
 

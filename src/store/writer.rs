@@ -80,9 +80,13 @@ where
     }
 }
 
+/// Counts commits, for the background workers that follow what was written (`Store::commits`).
+pub(super) type CommitSignal = tokio::sync::watch::Sender<u64>;
+
 pub(super) fn spawn(
     db: Arc<Database>,
     jobs: mpsc::Receiver<Box<dyn Job>>,
+    commits: CommitSignal,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("store-writer".into()).spawn(move || {
         let mut answered = 0;
@@ -101,6 +105,7 @@ pub(super) fn spawn(
             gather(&jobs, &mut batch, expected);
             answered = batch.len();
             commit_batch(&db, batch);
+            commits.send_modify(|count| *count += 1);
         }
     })
 }

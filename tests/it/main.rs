@@ -18,3 +18,4 @@ mod scim;
 mod server;
 mod support;
 mod tenants;
+mod webhooks;
