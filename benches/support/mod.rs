@@ -31,8 +31,21 @@ impl Server {
 
     /// A server on a data directory the caller keeps.
     pub fn start_in(data: &std::path::Path) -> Server {
+        Self::start_in_with(data, &[])
+    }
+
+    /// A fresh server with more settings.
+    pub fn start_with(settings: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in_with(data.path(), settings);
+        server._data = Some(data);
+        server
+    }
+
+    fn start_in_with(data: &std::path::Path, settings: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("serve")
+            .envs(settings.iter().copied())
             .env("PORTCULLIS_DATA_DIR", data)
             .env("PORTCULLIS_LISTEN", "127.0.0.1:0")
             .env("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)

@@ -389,6 +389,15 @@ pub(crate) mod tests {
     use time::Duration;
 
     use super::*;
+
+    #[test]
+    fn an_update_event_carries_the_changed_fields_as_they_were() {
+        let before = json!({ "user": { "id": "u", "email": "a@x", "display_name": "Ada", "active": true } });
+        let after = json!({ "user": { "id": "u", "email": "a@y", "display_name": "Ada", "active": true } });
+        let data = with_previous(before, after);
+        assert_eq!(data["previous"], json!({ "email": "a@x" }));
+        assert_eq!(data["user"]["email"], "a@y");
+    }
     use crate::{
         ids::TenantId,
         store::{

@@ -138,6 +138,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pruning_forgets_old_events_up_to_the_cursor_but_never_the_last() {
+        let (_dir, store) = testing::store();
+        let at = |days: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::days(days);
+        let old = |kind: &str, days: i64| EventRecord { occurred_at: at(days), ..event(kind) };
+        let first = old("a", 1);
+        let first_id = first.id;
+        let events = [first, old("b", 2), old("c", 3), old("d", 4)];
+        store
+            .write(move |tx| events.iter().try_for_each(|e| append_event(tx, e.clone()).map(|_| ())))
+            .await
+            .unwrap();
+        // Older than day 10, but only through sequence 2 (what the fan-out has seen).
+        assert_eq!(store.write(move |tx| prune_events(tx, at(10), 2, 100)).await.unwrap(), 2);
+        assert_eq!(store.read_now(|tx| seq_of(tx, first_id)).unwrap(), None);
+        assert_eq!(store.read_now(|tx| events_after(tx, 0, 10)).unwrap().len(), 2);
+        // Everything is old now, but the last event stays: sequences go on from it.
+        assert_eq!(store.write(move |tx| prune_events(tx, at(10), 4, 100)).await.unwrap(), 1);
+        assert_eq!(store.read_now(last_seq).unwrap(), 4);
+        assert_eq!(store.write(|tx| append_event(tx, event("e"))).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
     async fn events_get_increasing_sequences_and_read_back_after_a_cursor() {
         let (_dir, store) = testing::store();
         let seqs = store
