@@ -10,6 +10,7 @@
 //!    webhook arrives.
 //! 3. Latency: a SCIM deactivation (PATCH active=false), one at a time, 300 times: from sending
 //!    the PATCH to the `user.deactivated` webhook arriving at the receiver.
+//! 4. Provisioning while an endpoint hangs (never answers within the timeout): the SCIM rate.
 //!
 //! Run with `cargo bench --bench webhooks`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -53,11 +54,20 @@ async fn receive(State(arrivals): State<Arc<Arrivals>>, body: Bytes) -> StatusCo
     StatusCode::NO_CONTENT
 }
 
+/// An endpoint that never answers in time.
+async fn hang() -> StatusCode {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    StatusCode::NO_CONTENT
+}
+
 async fn start_receiver() -> (String, Arc<Arrivals>) {
     let arrivals = Arc::new(Arrivals::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let app = axum::Router::new().route("/hooks", post(receive)).with_state(Arc::clone(&arrivals));
+    let app = axum::Router::new()
+        .route("/hooks", post(receive))
+        .route("/slow", post(hang))
+        .with_state(Arc::clone(&arrivals));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, arrivals)
 }
@@ -165,6 +175,12 @@ async fn main() {
         pct(&mut to_webhook, 0.99),
         pct(&mut to_response, 0.5),
     );
+
+    // 4. A hanging endpoint beside a paused fast one: requests must not notice it.
+    send(set_status("paused"), 200).await;
+    let slow = receiver.replace("/hooks", "/slow");
+    send(client.post(format!("{api}/webhooks")).bearer_auth(ADMIN_KEY).json(&json!({ "url": slow })), 201).await;
+    provision(&client, &base, &token, "POST /Users while an endpoint hangs (10 s timeouts)", "hung", LIVE).await;
     server.stop();
 }
 
