@@ -456,19 +456,25 @@ pub fn backlog(src: &impl Source, endpoint: EndpointId) -> Result<u64, StoreErro
 }
 
 /// Forgets up to `limit` finished deliveries that finished before `cutoff`. Returns how many.
+/// Each endpoint's deliveries are in event order, so the scan stops at its first one made after
+/// the cutoff: it reads only the old ones, not the whole log.
 pub fn prune_finished(tx: &WriteTx<'_>, cutoff: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
-    let mut table = tx.table_mut(DELIVERIES)?;
     let mut doomed = Vec::new();
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        let delivery: DeliveryRecord = codec::decode(value.value())?;
-        if delivery.finished_at.is_some_and(|at| at < cutoff) {
-            doomed.push(key.value());
-            if doomed.len() == limit {
+    for endpoint in endpoints(tx)? {
+        let key = endpoint.id.key();
+        let table = tx.table(DELIVERIES)?;
+        for entry in table.range((key, 0)..=(key, u64::MAX))? {
+            let (entry_key, value) = entry?;
+            let delivery: DeliveryRecord = codec::decode(value.value())?;
+            if delivery.created_at >= cutoff || doomed.len() == limit {
                 break;
+            }
+            if delivery.finished_at.is_some_and(|at| at < cutoff) {
+                doomed.push(entry_key.value());
             }
         }
     }
+    let mut table = tx.table_mut(DELIVERIES)?;
     for key in &doomed {
         table.remove(key)?;
     }
@@ -610,6 +616,35 @@ mod tests {
         assert_eq!(queued, 1);
         assert_eq!(due_seqs(&store, id, now), [3]);
         assert_eq!(store.read_now(fanout_cursor).unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn pruning_forgets_only_deliveries_finished_before_the_cutoff() {
+        let (_dir, store) = testing::store();
+        let hook = endpoint(&["*"]);
+        let id = hook.id;
+        let day = |n: i64| OffsetDateTime::UNIX_EPOCH + Duration::days(n);
+        let events =
+            vec![event(1, "user.created", "a"), event(2, "user.created", "b"), event(3, "user.created", "c")];
+        store
+            .write(move |tx| {
+                put_endpoint(tx, &hook)?;
+                fan_out(tx, &events, std::slice::from_ref(&hook), day(1))
+            })
+            .await
+            .unwrap();
+        store
+            .write(move |tx| record_attempt(tx, id, 1, attempt(day(1), 200), Next::Delivered))
+            .await
+            .unwrap();
+        store
+            .write(move |tx| record_attempt(tx, id, 2, attempt(day(5), 200), Next::Delivered))
+            .await
+            .unwrap();
+        assert_eq!(store.write(move |tx| prune_finished(tx, day(3), 100)).await.unwrap(), 1);
+        let kept: Vec<u64> =
+            store.read_now(|tx| deliveries(tx, id, None, None, 10)).unwrap().iter().map(|d| d.seq).collect();
+        assert_eq!(kept, [3, 2], "the pending one and the one finished after the cutoff");
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
+    provider::{self, App, Browser, tenant_with_password_user},
     scim::{PATCH_OP, Scim, ok},
     server::{ADMIN_KEY, Server, expect_error},
 };
@@ -122,6 +123,37 @@ fn deliveries_are_signed_as_the_standard_webhooks_library_verifies() {
     let audit = server.audit("admin.webhook.endpoint.create");
     assert_eq!(audit.len(), 2);
     assert!(!audit[0].to_string().contains(&secret[6..]), "no secret in the trail");
+}
+
+#[test]
+fn deactivating_a_signed_in_user_announces_the_deactivation_and_the_ended_session() {
+    let server = server(&[]);
+    let receiver = Receiver::start();
+    let (tenant, ada) = tenant_with_password_user(&server, "correct horse battery staple");
+    let app = App::register(&server, json!({}));
+    let pending = app.authorize(&["email"]);
+    let back = provider::sign_in(
+        &server,
+        &mut Browser::new(),
+        &pending.url,
+        "ada@acme.test",
+        "correct horse battery staple",
+    );
+    assert!(back.location.is_some(), "signed in");
+    let (_, secret) =
+        endpoint(&server, &receiver, json!({ "event_types": ["user.deactivated", "session.*"] }));
+
+    let scim = Scim::of_tenant(&server, &ok(server.get(&format!("/api/v1/tenants/{tenant}")), 200));
+    deactivate(&scim, &ada);
+    let delivered = receiver.wait_delivered(2);
+    let mut kinds: Vec<&str> = delivered.iter().map(|r| r.kind()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["session.revoked", "user.deactivated"]);
+    let session = delivered.iter().find(|r| r.kind() == "session.revoked").unwrap();
+    assert_eq!(session.payload["data"]["session"]["user"], json!(ada));
+    assert_eq!(session.payload["data"]["session"]["reason"], "user_deactivated");
+    let requests: Vec<Value> = delivered.iter().map(|r| r.as_verifiable()).collect();
+    assert_eq!(verify(&secret, &requests), ["ok", "ok"]);
 }
 
 #[test]
