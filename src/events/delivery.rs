@@ -52,9 +52,9 @@ pub async fn deliver(state: AppState) {
             }
         };
         tokio::select! {
-            Some(done) = dispatcher.running.join_next(), if !dispatcher.running.is_empty() => {
+            Some(done) = dispatcher.running.join_next_with_id(), if !dispatcher.running.is_empty() => {
                 dispatcher.finished(done);
-                while let Some(done) = dispatcher.running.try_join_next() {
+                while let Some(done) = dispatcher.running.try_join_next_with_id() {
                     dispatcher.finished(done);
                 }
             }
@@ -66,7 +66,9 @@ pub async fn deliver(state: AppState) {
 
 #[derive(Default)]
 struct Dispatcher {
-    running: JoinSet<(EndpointId, u64)>,
+    running: JoinSet<()>,
+    /// Each running attempt's delivery, by task (a panicked task is known only by its id).
+    tasks: HashMap<tokio::task::Id, (EndpointId, u64)>,
     in_flight: HashSet<(EndpointId, u64)>,
     per_endpoint: HashMap<EndpointId, usize>,
 }
@@ -118,17 +120,22 @@ impl Dispatcher {
         for delivery in due {
             self.in_flight.insert((endpoint.id, delivery.seq));
             *self.per_endpoint.entry(endpoint.id).or_default() += 1;
+            let key = (endpoint.id, delivery.seq);
             let (state, endpoint, keys) = (state.clone(), Arc::clone(&endpoint), Arc::clone(&keys));
-            self.running.spawn(async move {
-                let key = (endpoint.id, delivery.seq);
-                attempt(&state, &endpoint, &keys, delivery).await;
-                key
-            });
+            let task = self.running.spawn(async move { attempt(&state, &endpoint, &keys, delivery).await });
+            self.tasks.insert(task.id(), key);
         }
     }
 
-    fn finished(&mut self, done: Result<(EndpointId, u64), tokio::task::JoinError>) {
-        let Ok(key) = done else { return };
+    fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let task = match done {
+            Ok((task, ())) => task,
+            Err(err) => {
+                tracing::error!(%err, "a webhook attempt failed unexpectedly; it will be retried");
+                err.id()
+            }
+        };
+        let Some(key) = self.tasks.remove(&task) else { return };
         self.in_flight.remove(&key);
         if let Some(count) = self.per_endpoint.get_mut(&key.0) {
             *count = count.saturating_sub(1);
@@ -325,7 +332,7 @@ fn note_health(
         endpoint.paused_at = Some(now);
         endpoint.paused_reason = Some(format!(
             "no successful delivery since {} ({} failed attempts)",
-            since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            audit::format_time(since),
             endpoint.consecutive_failures
         ));
         endpoint.updated_at = now;

@@ -22,7 +22,7 @@ pub mod urls;
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
 use serde_json::{Value, json};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 pub use routes::router;
@@ -31,7 +31,7 @@ use crate::{
     config::Config,
     ids::EndpointId,
     secrets::SecretBox,
-    store::{journal::EventRecord, webhooks::EndpointRecord},
+    store::{audit::format_time, journal::EventRecord, webhooks::EndpointRecord},
 };
 use signing::SigningKey;
 
@@ -56,7 +56,7 @@ pub fn payload(event: &EventRecord) -> Value {
     json!({
         "id": event.id,
         "type": event.kind,
-        "timestamp": event.occurred_at.format(&Rfc3339).unwrap_or_default(),
+        "timestamp": format_time(event.occurred_at),
         "sequence": event.seq,
         "tenant_id": event.tenant,
         "subject": { "type": event.subject.kind, "id": event.subject.id, "label": event.subject.label },

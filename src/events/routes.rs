@@ -28,6 +28,7 @@ use crate::{
     ids::{EndpointId, EntryId, TenantId},
     store::{
         Source, StoreError,
+        audit::format_time,
         journal::{self, EventRecord},
         webhooks::{
             self, Attempt, DeliveryRecord, DeliveryState, EndpointRecord, EndpointStatus, SigningSecret,
@@ -98,7 +99,7 @@ fn endpoint_view(
         .secrets
         .iter()
         .filter(|s| s.expires_at.is_none_or(|at| at > now))
-        .map(|s| json!({ "created_at": rfc3339(s.created_at), "expires_at": s.expires_at.map(rfc3339) }))
+        .map(|s| json!({ "created_at": format_time(s.created_at), "expires_at": s.expires_at.map(format_time) }))
         .collect();
     Ok(EndpointView {
         id: endpoint.id,
@@ -117,10 +118,6 @@ fn endpoint_view(
         created_at: endpoint.created_at,
         updated_at: endpoint.updated_at,
     })
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// What an operator sets on an endpoint; absent fields are left as they are.
@@ -155,7 +152,7 @@ impl EndpointSettings {
             endpoint.description = description.trim().to_owned();
         }
         if let Some(types) = &self.event_types {
-            endpoint.event_types = check_event_types(types)?;
+            endpoint.event_types = check_event_types("event_types", types)?;
         }
         match self.status {
             Some(EndpointStatus::Active) if endpoint.status == EndpointStatus::Paused => {
@@ -190,7 +187,8 @@ impl EndpointSettings {
     }
 }
 
-fn check_event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
+/// Checks a list of types, families (`user.*`) or `*`; `field` names it in a refusal.
+fn check_event_types(field: &'static str, types: &[String]) -> Result<Vec<String>, ApiError> {
     if types.is_empty() {
         return Err(ApiError::invalid(
             "event_types",
@@ -205,7 +203,7 @@ fn check_event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
             || wanted.ends_with(".*") && wanted.matches('*').count() == 1;
         if !known || !well_formed {
             return Err(ApiError::invalid(
-                "event_types",
+                field,
                 format!("`{wanted}` is not an event type; the types are {}", EVENT_TYPES.join(", ")),
             ));
         }
@@ -445,7 +443,7 @@ async fn rotate_secret(
 fn delivery_view(delivery: &DeliveryRecord, with_attempts: bool) -> Value {
     let attempt_view = |a: &Attempt| {
         json!({
-            "at": rfc3339(a.at), "duration_ms": a.duration_ms, "status": a.status,
+            "at": format_time(a.at), "duration_ms": a.duration_ms, "status": a.status,
             "response": a.response, "error": a.error, "replay": a.replay,
         })
     };
@@ -455,9 +453,9 @@ fn delivery_view(delivery: &DeliveryRecord, with_attempts: bool) -> Value {
         "type": delivery.kind,
         "tenant_id": delivery.tenant,
         "state": delivery.state,
-        "created_at": rfc3339(delivery.created_at),
-        "next_attempt_at": delivery.due_at.map(rfc3339),
-        "finished_at": delivery.finished_at.map(rfc3339),
+        "created_at": format_time(delivery.created_at),
+        "next_attempt_at": delivery.due_at.map(format_time),
+        "finished_at": delivery.finished_at.map(format_time),
         "attempt_count": delivery.attempt_count,
         "last_attempt": delivery.attempts.last().map(attempt_view),
     });
@@ -605,22 +603,13 @@ async fn feed(
     ApiQuery(params): ApiQuery<FeedParams>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let limit = params.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
-    let types = match &params.types {
-        Some(list) => Some(
-            check_event_types(&list.split(',').map(|t| t.trim().to_owned()).collect::<Vec<_>>()).map_err(
-                |_| {
-                    ApiError::invalid(
-                        "type",
-                        format!(
-                            "`{list}` names an unknown event type; the types are {}",
-                            EVENT_TYPES.join(", ")
-                        ),
-                    )
-                },
-            )?,
-        ),
-        None => None,
-    };
+    let types = params
+        .types
+        .as_deref()
+        .map(|list| {
+            check_event_types("type", &list.split(',').map(|t| t.trim().to_owned()).collect::<Vec<_>>())
+        })
+        .transpose()?;
     let tenant = match &params.tenant {
         Some(reference) => Some(
             state
@@ -684,12 +673,15 @@ mod tests {
 
     #[test]
     fn event_type_filters_name_known_types_families_or_everything() {
-        assert_eq!(check_event_types(&["user.*".into(), "user.*".into()]).unwrap(), ["user.*"]);
-        assert!(check_event_types(&["*".into(), "session.revoked".into()]).is_ok());
+        assert_eq!(
+            check_event_types("event_types", &["user.*".into(), "user.*".into()]).unwrap(),
+            ["user.*"]
+        );
+        assert!(check_event_types("event_types", &["*".into(), "session.revoked".into()]).is_ok());
         for bad in ["user.signed_in", "us*", "*.created", "bogus.*", ""] {
-            assert!(check_event_types(&[bad.into()]).is_err(), "{bad}");
+            assert!(check_event_types("event_types", &[bad.into()]).is_err(), "{bad}");
         }
-        assert!(check_event_types(&[]).is_err());
+        assert!(check_event_types("event_types", &[]).is_err());
     }
 
     #[test]
