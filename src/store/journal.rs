@@ -138,6 +138,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_migration_indexes_the_ids_of_events_written_before_the_index() {
+        let (_dir, store) = testing::store();
+        let written = event("a");
+        let id = written.id;
+        store.write(move |tx| append_event(tx, written.clone())).await.unwrap();
+        // As a database of schema 3 had it: the event without its id entry.
+        store
+            .write(move |tx| {
+                tx.table_mut(EVENT_IDS)?.remove(id.key())?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.read_now(|tx| seq_of(tx, id)).unwrap(), None);
+        store.write(index_event_ids).await.unwrap();
+        assert_eq!(store.read_now(|tx| seq_of(tx, id)).unwrap(), Some(1));
+    }
+
+    #[tokio::test]
     async fn pruning_forgets_old_events_up_to_the_cursor_but_never_the_last() {
         let (_dir, store) = testing::store();
         let at = |days: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::days(days);
