@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use super::{RetryPolicy, payload, signing};
 use crate::{
     app::AppState,
-    ids::EndpointId,
+    ids::{EndpointId, EntryId},
     store::{
         StoreError, WriteTx,
         audit::{self, Actor, AuditRecord},
@@ -218,6 +218,22 @@ fn backoff(retry: &RetryPolicy, attempts: u32) -> Duration {
     let base = retry.initial.as_secs_f64() * 2f64.powi(attempts.min(30) as i32);
     let capped = base.min(retry.max.as_secs_f64());
     Duration::seconds_f64(capped + rand::rng().random_range(0.0..=0.2) * capped)
+}
+
+/// Sends a `webhook.test` event to `endpoint` now, signed as every delivery is, outside the
+/// outbox (no retry, nothing in the feed): what an operator runs to check a receiver.
+pub async fn send_test(state: &AppState, endpoint: &EndpointRecord) -> Result<Attempt, String> {
+    let now = state.clock.now();
+    let keys = state.events.signing_keys(endpoint, now)?;
+    let id = EntryId::generate().to_string();
+    let body = json!({
+        "id": id, "type": "webhook.test", "timestamp": audit::format_time(now),
+        "data": { "endpoint_id": endpoint.id },
+    });
+    let timer = Instant::now();
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let sent = post(state, endpoint, &keys, &id, now.unix_timestamp(), body).await;
+    Ok(sent.into_attempt(now, timer.elapsed()))
 }
 
 /// What an attempt came to.

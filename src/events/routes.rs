@@ -3,6 +3,7 @@
 //!   shown only when created or rotated);
 //! - `POST /webhooks/{id}/secret`: a new secret; the old one keeps signing beside it for the
 //!   overlap asked for;
+//! - `POST /webhooks/{id}/test`: a signed `webhook.test` event sent at once, and what came back;
 //! - `GET /webhooks/{id}/deliveries[?state&before&limit]`, `GET …/deliveries/{event id or seq}`:
 //!   deliveries newest first, one with all its attempts;
 //! - `POST …/deliveries/{event}/replay`, `POST /webhooks/{id}/replay-failed`: send again;
@@ -20,7 +21,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use super::{EVENT_TYPES, delivery::endpoint_subject, payload, signing::SigningKey};
+use super::{
+    EVENT_TYPES,
+    delivery::{self, endpoint_subject},
+    payload,
+    signing::SigningKey,
+};
 use crate::{
     admin::{AdminAuth, AdminChange},
     app::AppState,
@@ -52,6 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/webhooks", get(list).post(create))
         .route("/webhooks/{id}", get(show).patch(update).delete(remove))
         .route("/webhooks/{id}/secret", post(rotate_secret))
+        .route("/webhooks/{id}/test", post(send_test))
         .route("/webhooks/{id}/deliveries", get(list_deliveries))
         .route("/webhooks/{id}/deliveries/{event}", get(show_delivery))
         .route("/webhooks/{id}/deliveries/{event}/replay", post(replay))
@@ -438,15 +445,40 @@ async fn rotate_secret(
     Ok(ApiJson(body))
 }
 
+/// Sends a signed `webhook.test` event at once and answers what came back.
+async fn send_test(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let endpoint_id = endpoint_id(&id)?;
+    let endpoint = state
+        .store
+        .read(|tx| webhooks::get_endpoint(tx, endpoint_id))
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let attempt = delivery::send_test(&state, &endpoint).await.map_err(ApiError::Internal)?;
+    let change = AdminChange::new(auth, &request, state.clock.now());
+    let (subject, detail) =
+        (endpoint_subject(&endpoint), json!({ "status": attempt.status, "error": attempt.error }));
+    state
+        .store
+        .write(move |tx| change.audit(tx, None, "webhook.endpoint.test", subject.clone(), detail.clone()))
+        .await?;
+    Ok(ApiJson(json!({ "delivered": attempt.succeeded(), "attempt": attempt_view(&attempt) })))
+}
+
 // --- deliveries ---
 
+fn attempt_view(attempt: &Attempt) -> Value {
+    json!({
+        "at": format_time(attempt.at), "duration_ms": attempt.duration_ms, "status": attempt.status,
+        "response": attempt.response, "error": attempt.error, "replay": attempt.replay,
+    })
+}
+
 fn delivery_view(delivery: &DeliveryRecord, with_attempts: bool) -> Value {
-    let attempt_view = |a: &Attempt| {
-        json!({
-            "at": format_time(a.at), "duration_ms": a.duration_ms, "status": a.status,
-            "response": a.response, "error": a.error, "replay": a.replay,
-        })
-    };
     let mut view = json!({
         "event_id": delivery.event,
         "sequence": delivery.seq,

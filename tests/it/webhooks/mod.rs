@@ -157,6 +157,34 @@ fn deactivating_a_signed_in_user_announces_the_deactivation_and_the_ended_sessio
 }
 
 #[test]
+fn an_operator_checks_a_receiver_with_a_signed_test_event() {
+    let server = server(&[]);
+    let receiver = Receiver::start();
+    let (endpoint_id, secret) = endpoint(&server, &receiver, json!({}));
+    let test = |id: &str| ok(server.post(&format!("/api/v1/webhooks/{id}/test"), json!({})), 200);
+
+    let passed = test(&endpoint_id);
+    assert_eq!((passed["delivered"].clone(), passed["attempt"]["status"].clone()), (json!(true), json!(204)));
+    let received = receiver.wait_delivered(1);
+    assert_eq!(received[0].kind(), "webhook.test");
+    assert_eq!(verify(&secret, &[received[0].as_verifiable()]), ["ok"]);
+    let feed = ok(server.get("/api/v1/events"), 200);
+    assert!(feed["items"].as_array().unwrap().is_empty(), "a test is not an event of the feed");
+
+    receiver.answer(|_, _| Reply::Status(500));
+    let refused = test(&endpoint_id);
+    assert_eq!(
+        (refused["delivered"].clone(), refused["attempt"]["status"].clone()),
+        (json!(false), json!(500))
+    );
+    let closed = ok(server.post("/api/v1/webhooks", json!({ "url": "http://127.0.0.1:9/hook" })), 201);
+    let unreachable = test(closed["id"].as_str().unwrap());
+    assert_eq!(unreachable["delivered"], false);
+    assert!(unreachable["attempt"]["error"].as_str().unwrap().starts_with("cannot connect"), "{unreachable}");
+    assert_eq!(server.audit("admin.webhook.endpoint.test").len(), 3);
+}
+
+#[test]
 fn a_rotated_secret_signs_beside_the_new_one_for_the_overlap() {
     let server = server(&[]);
     let receiver = Receiver::start();
