@@ -89,7 +89,7 @@ pub async fn initialise(
                 (Some((admin::keys_record_for(supplied.expose(), now), "bootstrap_admin_key")), None)
             }
             (0, None) => {
-                let issued = admin::issue_key("first admin key".into(), now);
+                let issued = admin::issue_key("first admin key".into(), admin_keys::KeyScope::Admin, now);
                 (Some((issued.record, "generated")), Some(GeneratedAdminKey(issued.key)))
             }
             (_, Some(_)) => {

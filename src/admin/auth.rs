@@ -1,6 +1,9 @@
-//! `AdminAuth`: the caller presented an active admin API key.
+//! `AdminAuth`: the caller presented an active admin API key, and its scope allows the request.
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::{FromRequestParts, OriginalUri},
+    http::{Method, request::Parts},
+};
 
 use super::{AdminError, digest};
 use crate::{
@@ -10,7 +13,7 @@ use crate::{
         auth::{BearerError, bearer_token},
     },
     ids::AdminKeyId,
-    store::admin_keys,
+    store::admin_keys::{self, KeyScope},
 };
 
 /// Proof that the request carries an active admin API key.
@@ -31,8 +34,19 @@ impl FromRequestParts<AppState> for AdminAuth {
         let digest = digest(token);
         let key = state.store.read(move |tx| admin_keys::by_digest(tx, &digest)).await?;
         match key {
-            Some(key) if key.revoked_at.is_none() => Ok(AdminAuth { key_id: key.id }),
+            Some(key) if key.revoked_at.is_none() => {
+                if key.scope == KeyScope::EventsRead && !reads_the_feed(parts) {
+                    return Err(AdminError::OutOfScope.into());
+                }
+                Ok(AdminAuth { key_id: key.id })
+            }
             _ => Err(AdminError::InvalidCredentials.into()),
         }
     }
+}
+
+/// Whether the request reads the events feed: all an `events:read` key may do.
+fn reads_the_feed(parts: &Parts) -> bool {
+    let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |original| original.path());
+    parts.method == Method::GET && (path == "/api/v1/events" || path.starts_with("/api/v1/events/"))
 }

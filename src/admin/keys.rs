@@ -7,7 +7,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::AdminError;
-use crate::{ids::AdminKeyId, store::admin_keys::AdminKeyRecord};
+use crate::{
+    ids::AdminKeyId,
+    store::admin_keys::{AdminKeyRecord, KeyScope},
+};
 
 const PREFIX: &str = "pcak_";
 /// How many leading characters of a key are kept to recognise it in a list.
@@ -20,12 +23,12 @@ pub struct IssuedKey {
     pub record: AdminKeyRecord,
 }
 
-pub fn issue_key(name: String, now: OffsetDateTime) -> IssuedKey {
+pub fn issue_key(name: String, scope: KeyScope, now: OffsetDateTime) -> IssuedKey {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let key = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
     let prefix = key.chars().take(SHOWN_CHARS).collect();
-    let record = record_for(&key, name, prefix, now);
+    let record = AdminKeyRecord { scope, ..record_for(&key, name, prefix, now) };
     IssuedKey { key, record }
 }
 
@@ -40,6 +43,7 @@ fn record_for(key: &str, name: String, prefix: String, now: OffsetDateTime) -> A
     AdminKeyRecord {
         id: AdminKeyId::generate(),
         name,
+        scope: KeyScope::Admin,
         digest: digest(key),
         prefix,
         created_at: now,
@@ -73,8 +77,8 @@ mod tests {
 
     #[test]
     fn issued_keys_are_random_and_only_their_digest_is_kept() {
-        let a = issue_key("a".into(), OffsetDateTime::UNIX_EPOCH);
-        let b = issue_key("b".into(), OffsetDateTime::UNIX_EPOCH);
+        let a = issue_key("a".into(), KeyScope::Admin, OffsetDateTime::UNIX_EPOCH);
+        let b = issue_key("b".into(), KeyScope::Admin, OffsetDateTime::UNIX_EPOCH);
         assert_ne!(a.key, b.key);
         assert!(a.key.starts_with(PREFIX) && a.key.len() == PREFIX.len() + 43);
         assert_eq!(a.record.digest, digest(&a.key));

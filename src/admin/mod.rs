@@ -49,6 +49,8 @@ pub enum AdminError {
     KeyNotFound(String),
     #[error("the last active admin key cannot be revoked")]
     LastKey,
+    #[error("this key may only read the events feed")]
+    OutOfScope,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 struct AdminKeyView {
     id: AdminKeyId,
     name: String,
+    scope: admin_keys::KeyScope,
     prefix: String,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -75,7 +78,14 @@ struct AdminKeyView {
 
 impl From<admin_keys::AdminKeyRecord> for AdminKeyView {
     fn from(r: admin_keys::AdminKeyRecord) -> Self {
-        Self { id: r.id, name: r.name, prefix: r.prefix, created_at: r.created_at, revoked_at: r.revoked_at }
+        Self {
+            id: r.id,
+            name: r.name,
+            scope: r.scope,
+            prefix: r.prefix,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
     }
 }
 
@@ -93,6 +103,8 @@ async fn list_keys(State(state): State<AppState>) -> Result<ApiJson<KeyList>, Ap
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     name: String,
+    /// `admin` (the default) or `events:read`.
+    scope: Option<admin_keys::KeyScope>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,13 +123,13 @@ async fn create_key(
 ) -> Result<(StatusCode, ApiJson<CreatedKey>), ApiError> {
     let name = keys::validate_name(&input.name)?;
     let change = AdminChange::new(auth, &request, state.clock.now());
-    let issued = issue_key(name, change.now);
+    let issued = issue_key(name, input.scope.unwrap_or_default(), change.now);
     let record = issued.record.clone();
     state
         .store
         .write(move |tx| {
             admin_keys::insert(tx, &record)?;
-            change.audit(tx, None, "admin_key.create", key_subject(&record), json!({}))
+            change.audit(tx, None, "admin_key.create", key_subject(&record), json!({ "scope": record.scope }))
         })
         .await?;
     tracing::info!(key_id = %issued.record.id, "admin API key created");
@@ -137,8 +149,12 @@ async fn revoke_key(
         .write(move |tx| {
             let key =
                 admin_keys::get(tx, key_id)?.ok_or_else(|| AdminError::KeyNotFound(key_id.to_string()))?;
-            let others_active = admin_keys::all(tx)?.iter().any(|k| k.id != key_id && k.revoked_at.is_none());
-            if key.revoked_at.is_none() && !others_active {
+            // An events key cannot run the admin API: the last full key must stay.
+            let is_admin = |k: &admin_keys::AdminKeyRecord| {
+                k.revoked_at.is_none() && k.scope == admin_keys::KeyScope::Admin
+            };
+            let others_active = admin_keys::all(tx)?.iter().any(|k| k.id != key_id && is_admin(k));
+            if is_admin(&key) && !others_active {
                 return Err(AdminError::LastKey);
             }
             // Revoking a revoked key changes nothing, and is not recorded.

@@ -35,6 +35,11 @@ pub enum ApiError {
         code: &'static str,
         message: &'static str,
     },
+    /// The credentials are valid but do not allow this request.
+    Forbidden {
+        code: &'static str,
+        message: String,
+    },
     NotFound(String),
     MethodNotAllowed,
     /// The change contradicts the current state (a taken slug, a domain of another tenant).
@@ -70,6 +75,7 @@ impl ApiError {
             ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_value"),
             ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_request"),
             ApiError::Unauthenticated { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
@@ -90,6 +96,7 @@ impl ApiError {
             | ApiError::Malformed(message)
             | ApiError::NotFound(message)
             | ApiError::Conflict { message, .. }
+            | ApiError::Forbidden { message, .. }
             | ApiError::PreconditionFailed(message)
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaType(message) => message.clone(),
@@ -214,6 +221,11 @@ impl From<AdminError> for ApiError {
             },
             AdminError::Invalid { field, message } => ApiError::invalid(field, message),
             AdminError::KeyNotFound(id) => ApiError::NotFound(format!("no admin API key `{id}`")),
+            AdminError::OutOfScope => ApiError::Forbidden {
+                code: "insufficient_scope",
+                message: "this admin API key has the scope `events:read`: it may only read the events feed"
+                    .into(),
+            },
             AdminError::LastKey => ApiError::Conflict {
                 code: "last_admin_key",
                 field: None,

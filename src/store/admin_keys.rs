@@ -23,11 +23,26 @@ pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
 pub struct AdminKeyRecord {
     pub id: AdminKeyId,
     pub name: String,
+    /// What the key may do; keys made before scopes existed are full admin keys.
+    #[serde(default)]
+    pub scope: KeyScope,
     pub digest: [u8; 32],
     /// The first characters of the key, to recognise it in a list.
     pub prefix: String,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// What an admin API key may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyScope {
+    /// The whole admin API.
+    #[default]
+    #[serde(rename = "admin")]
+    Admin,
+    /// Only reading the events feed: the credential an app keeps to catch up on events.
+    #[serde(rename = "events:read")]
+    EventsRead,
 }
 
 impl Record for AdminKeyRecord {

@@ -434,6 +434,56 @@ fn the_feed_pages_with_a_cursor_and_filters_by_type_and_tenant() {
 }
 
 #[test]
+fn an_events_key_reads_the_feed_and_nothing_else() {
+    let server = server(&[]);
+    Scim::new(&server, "acme").create_user("ada@acme.test");
+    let created =
+        ok(server.post("/api/v1/admin-keys", json!({ "name": "the app", "scope": "events:read" })), 201);
+    assert_eq!(created["scope"], "events:read");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let with_key = |method: reqwest::Method, path: &str| {
+        server
+            .anonymous(method, path)
+            .bearer_auth(&key)
+            .json(&json!({ "url": "https://hooks.example.com/" }))
+            .send()
+            .unwrap()
+    };
+
+    let feed = ok(with_key(reqwest::Method::GET, "/api/v1/events?type=user.*"), 200);
+    assert_eq!(feed["items"][0]["type"], "user.created");
+    let first = feed["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(with_key(reqwest::Method::GET, &format!("/api/v1/events/{first}")).status(), 200);
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/v1/tenants"),
+        (reqwest::Method::GET, "/api/v1/webhooks"),
+        (reqwest::Method::POST, "/api/v1/webhooks"),
+        (reqwest::Method::GET, "/api/v1/admin-keys"),
+        (reqwest::Method::GET, "/api/v1/audit/search"),
+    ] {
+        expect_error(with_key(method, path), 403, "insufficient_scope");
+    }
+    assert!(
+        ok(server.get("/api/v1/webhooks"), 200)["items"].as_array().unwrap().is_empty(),
+        "nothing was made"
+    );
+
+    // It is no admin key: the last full key still cannot be revoked.
+    let keys = ok(server.get("/api/v1/admin-keys"), 200);
+    let full = keys["items"].as_array().unwrap().iter().find(|k| k["scope"] == "admin").unwrap().clone();
+    expect_error(
+        server.delete(&format!("/api/v1/admin-keys/{}", full["id"].as_str().unwrap())),
+        409,
+        "last_admin_key",
+    );
+    assert_eq!(
+        server.delete(&format!("/api/v1/admin-keys/{}", created["id"].as_str().unwrap())).status(),
+        204
+    );
+    expect_error(with_key(reqwest::Method::GET, "/api/v1/events"), 401, "invalid_token");
+}
+
+#[test]
 fn endpoints_reach_only_the_urls_the_operator_allowed() {
     let open = Server::start();
     for (url, why) in [
