@@ -109,7 +109,9 @@ async fn main() {
     let (base, token) = tenant(&client, &server, "acme").await;
 
     // Without an endpoint: the SCIM rate to compare with.
+    let cpu = server.cpu_seconds();
     provision(&client, &base, &token, "POST /Users, no webhook endpoint", "plain", LIVE).await;
+    println!("server CPU per POST /Users: {:.2} ms", (server.cpu_seconds() - cpu) * 1000.0 / LIVE as f64);
 
     // 1. A paused endpoint's backlog, drained.
     let endpoint = send(
@@ -126,15 +128,16 @@ async fn main() {
     send(set_status("paused"), 200).await;
     provision(&client, &base, &token, "POST /Users, endpoint paused (events queue)", "queued", BACKLOG).await;
     let backlog = wait_backlog(&client, &endpoint_url, BACKLOG as u64).await;
-    let resumed = Instant::now();
+    let (resumed, cpu) = (Instant::now(), server.cpu_seconds());
     send(set_status("active"), 200).await;
     let drained = wait_for_count(&arrivals, BACKLOG).await;
+    wait_backlog(&client, &endpoint_url, 0).await;
+    let cpu_per_delivery = (server.cpu_seconds() - cpu) * 1000.0 / BACKLOG as f64;
     let seconds = (drained - resumed).as_secs_f64();
     println!(
-        "backlog of {backlog} drained to a fast receiver: {seconds:.2} s = {:.0} events/s (16 in flight)",
+        "backlog of {backlog} drained to a fast receiver: {seconds:.2} s = {:.0} events/s (16 in flight); server CPU per delivery {cpu_per_delivery:.2} ms",
         BACKLOG as f64 / seconds
     );
-    wait_backlog(&client, &endpoint_url, 0).await;
 
     // 2. Provisioning while the events flow.
     let started = Instant::now();
@@ -179,8 +182,10 @@ async fn main() {
     // 4. A hanging endpoint beside a paused fast one: requests must not notice it.
     send(set_status("paused"), 200).await;
     let slow = receiver.replace("/hooks", "/slow");
-    send(client.post(format!("{api}/webhooks")).bearer_auth(ADMIN_KEY).json(&json!({ "url": slow })), 201).await;
-    provision(&client, &base, &token, "POST /Users while an endpoint hangs (10 s timeouts)", "hung", LIVE).await;
+    send(client.post(format!("{api}/webhooks")).bearer_auth(ADMIN_KEY).json(&json!({ "url": slow })), 201)
+        .await;
+    provision(&client, &base, &token, "POST /Users while an endpoint hangs (10 s timeouts)", "hung", LIVE)
+        .await;
     server.stop();
 }
 
