@@ -59,7 +59,7 @@ async fn step(state: &AppState) -> Result<Step, StoreError> {
             let cursor = webhooks::fanout_cursor(tx)?.max(floor);
             let events = journal::events_after(tx, cursor, BATCH)?;
             if events.is_empty() {
-                webhooks::set_fanout_cursor(tx, cursor.max(webhooks::fanout_cursor(tx)?))?;
+                webhooks::set_fanout_cursor(tx, cursor)?;
                 return Ok(Step { events: 0, queued: 0 });
             }
             let queued = webhooks::fan_out(tx, &events, &endpoints, now)?;

@@ -26,6 +26,7 @@ use super::{
     delivery::{self, endpoint_subject},
     payload,
     signing::SigningKey,
+    urls::UrlPolicy,
 };
 use crate::{
     admin::{AdminAuth, AdminChange},
@@ -144,13 +145,12 @@ impl EndpointSettings {
     /// Checks and applies everything but `tenants` (resolved in the transaction).
     fn apply(
         &self,
-        state: &AppState,
+        urls: &UrlPolicy,
         endpoint: &mut EndpointRecord,
         now: OffsetDateTime,
     ) -> Result<(), ApiError> {
         if let Some(url) = &self.url {
-            endpoint.url =
-                state.events.urls.check(url).map_err(|reason| ApiError::invalid("url", reason))?.into();
+            endpoint.url = urls.check(url).map_err(|reason| ApiError::invalid("url", reason))?.into();
         }
         if let Some(description) = &self.description {
             if description.chars().count() > 200 {
@@ -197,10 +197,7 @@ impl EndpointSettings {
 /// Checks a list of types, families (`user.*`) or `*`; `field` names it in a refusal.
 fn check_event_types(field: &'static str, types: &[String]) -> Result<Vec<String>, ApiError> {
     if types.is_empty() {
-        return Err(ApiError::invalid(
-            "event_types",
-            "name at least one event type, a family (`user.*`) or `*`",
-        ));
+        return Err(ApiError::invalid(field, "name at least one event type, a family (`user.*`) or `*`"));
     }
     let mut checked = Vec::new();
     for wanted in types {
@@ -300,7 +297,7 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    settings.apply(&state, &mut endpoint, now)?;
+    settings.apply(&state.events.urls, &mut endpoint, now)?;
     let change = AdminChange::new(auth, &request, now);
     let view = state
         .store
@@ -344,13 +341,13 @@ async fn update(
     let endpoint_id = endpoint_id(&id)?;
     let now = state.clock.now();
     let change = AdminChange::new(auth, &request, now);
-    let writer = state.clone();
+    let urls = std::sync::Arc::clone(&state.events.urls);
     let view = state
         .store
         .write(move |tx| {
             let Some(before) = webhooks::get_endpoint(tx, endpoint_id)? else { return Ok(None) };
             let mut after = before.clone();
-            settings.apply(&writer, &mut after, now)?;
+            settings.apply(&urls, &mut after, now)?;
             if let Some(tenants) = settings.tenants(tx)? {
                 after.tenants = tenants;
             }
