@@ -42,6 +42,11 @@ impl Scim {
         Scim { tenant_id, base, token, client: Client::new() }
     }
 
+    /// The same tenant and token on `server` (the same data directory, restarted on another port).
+    pub fn on(&self, server: &Server) -> Scim {
+        Scim { base: server.url(&format!("/scim/v2/{}", self.tenant_id)), ..self.with_token(&self.token) }
+    }
+
     pub fn with_token(&self, token: &str) -> Scim {
         Scim {
             tenant_id: self.tenant_id.clone(),

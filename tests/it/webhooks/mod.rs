@@ -5,7 +5,7 @@
 mod receiver;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -386,6 +386,93 @@ fn a_kill_in_the_middle_of_a_backlog_loses_nothing_and_repeats_only_with_the_sam
     assert_eq!((fed.len(), arrived), (USERS, fed));
     let sample: Vec<Value> = delivered.iter().take(5).map(|r| r.as_verifiable()).collect();
     assert!(verify(&secret, &sample).iter().all(|v| v == "ok"));
+}
+
+/// What an app keeps of the directory, built only from webhooks, each event applied once by id.
+fn replica(delivered: &[receiver::Received]) -> BTreeMap<String, (String, String, bool)> {
+    let (mut users, mut applied) = (BTreeMap::new(), HashSet::new());
+    for event in delivered.iter().filter(|r| applied.insert(r.id.clone())) {
+        let user = &event.payload["data"]["user"];
+        let id = user["id"].as_str().unwrap().to_owned();
+        if event.kind() == "user.deleted" {
+            users.remove(&id);
+        } else {
+            let fields =
+                (user["user_name"].to_string(), user["display_name"].to_string(), user["active"] == true);
+            users.insert(id, fields);
+        }
+    }
+    users
+}
+
+/// The directory as SCIM serves it, in the replica's shape.
+fn directory(scim: &Scim) -> BTreeMap<String, (String, String, bool)> {
+    let list = scim.fetch("/Users?count=1000");
+    let users = list["Resources"].as_array().unwrap().iter();
+    users
+        .map(|u| {
+            let fields = (u["userName"].to_string(), u["displayName"].to_string(), u["active"] == true);
+            (u["id"].as_str().unwrap().to_owned(), fields)
+        })
+        .collect()
+}
+
+#[test]
+fn an_app_applying_webhooks_by_id_stays_in_sync_through_failures_and_restarts_of_either_side() {
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = vec![("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)];
+    settings.extend_from_slice(FAST);
+    let server = Server::start_with(data.clone(), &settings);
+    let receiver = Receiver::start();
+    // About a third of the attempts fail (the same ones on every run), and the app can be down.
+    let down = Arc::new(AtomicBool::new(false));
+    let outage = Arc::clone(&down);
+    receiver.answer(move |event, attempt| {
+        let mut hash = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(event["id"].as_str(), attempt), &mut hash);
+        let flaky = std::hash::Hasher::finish(&hash) % 3 == 0;
+        if outage.load(Ordering::SeqCst) || flaky { Reply::Status(503) } else { Reply::Status(200) }
+    });
+    endpoint(&server, &receiver, json!({ "event_types": ["user.*"] }));
+    let scim = Scim::new(&server, "acme");
+    let ids: Vec<String> = (0..30).map(|n| id_of(&scim.create_user(&format!("u{n}@acme.test")))).collect();
+    for id in &ids[..15] {
+        rename(&scim, id, &format!("renamed {id}"));
+    }
+    for id in &ids[10..20] {
+        deactivate(&scim, id);
+    }
+
+    // The app goes down, then Portcullis is killed with deliveries in every state.
+    down.store(true, Ordering::SeqCst);
+    let server = Server::start_with(server.kill9(), &settings);
+    let scim = scim.on(&server);
+    for id in &ids[10..15] {
+        let body = json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "replace", "value": { "active": true } }] });
+        ok(scim.patch(&format!("/Users/{id}"), body), 200);
+    }
+    for id in &ids[25..] {
+        assert_eq!(scim.delete(&format!("/Users/{id}")).status(), 204);
+    }
+    for id in &ids[..5] {
+        rename(&scim, id, &format!("renamed again {id}"));
+    }
+    down.store(false, Ordering::SeqCst);
+
+    let expected = directory(&scim);
+    assert_eq!(expected.len(), 25);
+    receiver.wait_until("the app to be in sync", |received| {
+        let delivered: Vec<_> = received.iter().filter(|r| r.delivered()).cloned().collect();
+        replica(&delivered) == expected
+    });
+    let received = receiver.received();
+    let refused = received.iter().filter(|r| !r.delivered()).count();
+    assert!(
+        refused * 5 > received.len(),
+        "a good part of the attempts failed: {refused} of {}",
+        received.len()
+    );
+    drop(server);
 }
 
 #[test]
