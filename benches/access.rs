@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN_KEY, Server, drive, expect_status, send, tenant, user};
+use support::{ADMIN_KEY, Server, drive, send, tenant};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -58,17 +58,7 @@ struct Org {
 
 impl Org {
     async fn create_users(&self, label: &str, total: usize, prefix: &'static str) {
-        let (c, b, t) = (self.client.clone(), self.base.clone(), self.token.clone());
-        drive(label, 8, total, move |n| {
-            let request = c
-                .post(format!("{b}/Users"))
-                .bearer_auth(&t)
-                .json(&user(&format!("{prefix}{n}@load.example")));
-            async move {
-                expect_status(request, 201).await;
-            }
-        })
-        .await;
+        support::create_users(&self.client, &self.base, &self.token, label, total, prefix).await;
     }
 
     async fn user_ids(&self, total: usize) -> Vec<String> {

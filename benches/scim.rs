@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{Server, drive, expect_status, send, tenant, user};
+use support::{Server, create_users, drive, expect_status, send, tenant, user};
 
 async fn provision_organisation(client: &reqwest::Client, server: &Server) {
     let (base, token) = tenant(client, server, "org500").await;
@@ -63,26 +63,6 @@ async fn large_group(client: &reqwest::Client, base: &str, token: &str, ids: &Ar
         let request = c.patch(&group_url).bearer_auth(&t).json(&body);
         async move {
             send(request, 204).await;
-        }
-    })
-    .await;
-}
-
-/// Creates `total` users named `{prefix}{n}@load.example` from 8 concurrent clients.
-async fn create_users(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    label: &str,
-    total: usize,
-    prefix: &'static str,
-) {
-    let (c, b, t) = (client.clone(), base.to_owned(), token.to_owned());
-    drive(label, 8, total, move |n| {
-        let request =
-            c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("{prefix}{n}@load.example")));
-        async move {
-            expect_status(request, 201).await;
         }
     })
     .await;

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN_KEY, Server, drive, expect_status, send, tenant, user};
+use support::{ADMIN_KEY, Server, create_users, expect_status, send, tenant};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const BACKLOG: usize = 10_000;
@@ -81,25 +81,6 @@ async fn wait_for_count(arrivals: &Arrivals, count: usize) -> Instant {
     Instant::now()
 }
 
-async fn provision(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    label: &str,
-    prefix: &'static str,
-    total: usize,
-) {
-    let (c, b, t) = (client.clone(), base.to_owned(), token.to_owned());
-    drive(label, 8, total, move |n| {
-        let request =
-            c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("{prefix}{n}@load.example")));
-        async move {
-            expect_status(request, 201).await;
-        }
-    })
-    .await;
-}
-
 #[tokio::main]
 async fn main() {
     let server = Server::start_with(&[("PORTCULLIS_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")]);
@@ -110,7 +91,7 @@ async fn main() {
 
     // Without an endpoint: the SCIM rate to compare with.
     let cpu = server.cpu_seconds();
-    provision(&client, &base, &token, "POST /Users, no webhook endpoint", "plain", LIVE).await;
+    create_users(&client, &base, &token, "POST /Users, no webhook endpoint", LIVE, "plain").await;
     println!("server CPU per POST /Users: {:.2} ms", (server.cpu_seconds() - cpu) * 1000.0 / LIVE as f64);
 
     // 1. A paused endpoint's backlog, drained.
@@ -126,7 +107,8 @@ async fn main() {
     let set_status =
         |status: &str| client.patch(&endpoint_url).bearer_auth(ADMIN_KEY).json(&json!({ "status": status }));
     send(set_status("paused"), 200).await;
-    provision(&client, &base, &token, "POST /Users, endpoint paused (events queue)", "queued", BACKLOG).await;
+    create_users(&client, &base, &token, "POST /Users, endpoint paused (events queue)", BACKLOG, "queued")
+        .await;
     let backlog = wait_backlog(&client, &endpoint_url, BACKLOG as u64).await;
     let (resumed, cpu) = (Instant::now(), server.cpu_seconds());
     send(set_status("active"), 200).await;
@@ -141,7 +123,7 @@ async fn main() {
 
     // 2. Provisioning while the events flow.
     let started = Instant::now();
-    provision(&client, &base, &token, "POST /Users with delivery live", "live", LIVE).await;
+    create_users(&client, &base, &token, "POST /Users with delivery live", LIVE, "live").await;
     let provisioned = started.elapsed();
     let last = wait_for_count(&arrivals, BACKLOG + LIVE).await;
     println!(
@@ -184,7 +166,7 @@ async fn main() {
     let slow = receiver.replace("/hooks", "/slow");
     send(client.post(format!("{api}/webhooks")).bearer_auth(ADMIN_KEY).json(&json!({ "url": slow })), 201)
         .await;
-    provision(&client, &base, &token, "POST /Users while an endpoint hangs (10 s timeouts)", "hung", LIVE)
+    create_users(&client, &base, &token, "POST /Users while an endpoint hangs (10 s timeouts)", LIVE, "hung")
         .await;
     server.stop();
 }

@@ -180,3 +180,23 @@ pub async fn send(request: reqwest::RequestBuilder, expected: u16) -> Value {
     assert_eq!(status, expected, "{body}");
     if body.is_empty() { Value::Null } else { serde_json::from_str(&body).unwrap() }
 }
+
+/// Creates `total` users named `{prefix}{n}@load.example` from 8 concurrent clients.
+pub async fn create_users(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    label: &str,
+    total: usize,
+    prefix: &'static str,
+) {
+    let (c, b, t) = (client.clone(), base.to_owned(), token.to_owned());
+    drive(label, 8, total, move |n| {
+        let request =
+            c.post(format!("{b}/Users")).bearer_auth(&t).json(&user(&format!("{prefix}{n}@load.example")));
+        async move {
+            expect_status(request, 201).await;
+        }
+    })
+    .await;
+}

@@ -525,6 +525,23 @@ mod tests {
         Attempt { at, duration_ms: 1, status: Some(status), response: None, error: None, replay: false }
     }
 
+    /// A store with `hook` saved and `events` fanned out to it at `now`.
+    async fn queued(
+        hook: EndpointRecord,
+        events: Vec<EventRecord>,
+        now: OffsetDateTime,
+    ) -> (tempfile::TempDir, crate::store::Store) {
+        let (dir, store) = testing::store();
+        store
+            .write(move |tx| {
+                put_endpoint(tx, &hook)?;
+                fan_out(tx, &events, std::slice::from_ref(&hook), now)
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
     fn due_seqs(store: &crate::store::Store, endpoint: EndpointId, now: OffsetDateTime) -> Vec<u64> {
         store.read_now(|tx| due(tx, endpoint, now, 100)).unwrap().iter().map(|d| d.seq).collect()
     }
@@ -540,19 +557,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_resource_waits_for_its_earlier_event_while_others_go_on() {
-        let (_dir, store) = testing::store();
         let hook = endpoint(&["*"]);
         let id = hook.id;
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
         let events =
             vec![event(1, "user.created", "a"), event(2, "user.created", "b"), event(3, "user.updated", "a")];
-        store
-            .write(move |tx| {
-                put_endpoint(tx, &hook)?;
-                fan_out(tx, &events, std::slice::from_ref(&hook), now)
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = queued(hook, events, now).await;
         assert_eq!(due_seqs(&store, id, now), [1, 2], "a's second event waits behind its first");
 
         // a's first event fails and is retried later: a's second still waits.
@@ -577,18 +587,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_replayed_delivery_queues_behind_its_line_and_keeps_its_event() {
-        let (_dir, store) = testing::store();
         let hook = endpoint(&["user.*"]);
         let id = hook.id;
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
         let events = vec![event(1, "user.created", "a"), event(2, "user.updated", "a")];
-        store
-            .write(move |tx| {
-                put_endpoint(tx, &hook)?;
-                fan_out(tx, &events, std::slice::from_ref(&hook), now)
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = queued(hook, events, now).await;
         store.write(move |tx| record_attempt(tx, id, 1, attempt(now, 500), Next::GiveUp)).await.unwrap();
         assert_eq!(due_seqs(&store, id, now), [2]);
         let replayed = store.write(move |tx| replay(tx, id, 1, now)).await.unwrap().unwrap();
@@ -620,19 +623,12 @@ mod tests {
 
     #[tokio::test]
     async fn pruning_forgets_only_deliveries_finished_before_the_cutoff() {
-        let (_dir, store) = testing::store();
         let hook = endpoint(&["*"]);
         let id = hook.id;
         let day = |n: i64| OffsetDateTime::UNIX_EPOCH + Duration::days(n);
         let events =
             vec![event(1, "user.created", "a"), event(2, "user.created", "b"), event(3, "user.created", "c")];
-        store
-            .write(move |tx| {
-                put_endpoint(tx, &hook)?;
-                fan_out(tx, &events, std::slice::from_ref(&hook), day(1))
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = queued(hook, events, day(1)).await;
         store
             .write(move |tx| record_attempt(tx, id, 1, attempt(day(1), 200), Next::Delivered))
             .await
@@ -649,18 +645,11 @@ mod tests {
 
     #[tokio::test]
     async fn deleting_an_endpoint_forgets_its_deliveries() {
-        let (_dir, store) = testing::store();
         let hook = endpoint(&["*"]);
         let id = hook.id;
         let now = OffsetDateTime::UNIX_EPOCH;
         let events = vec![event(1, "user.created", "a"), event(2, "user.updated", "a")];
-        store
-            .write(move |tx| {
-                put_endpoint(tx, &hook)?;
-                fan_out(tx, &events, std::slice::from_ref(&hook), now)
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = queued(hook, events, now).await;
         assert!(store.write(move |tx| delete_endpoint(tx, id)).await.unwrap());
         assert!(due_seqs(&store, id, now).is_empty());
         assert_eq!(store.read_now(|tx| backlog(tx, id)).unwrap(), 0);
