@@ -154,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .merge(saml::admin_router(state.clone()))
         .merge(oidc_rp::admin_router(state.clone()))
         .merge(directory::access::routes::router(state.clone()))
+        .merge(directory::browse::router(state.clone()))
         .merge(events::router(state.clone()));
     let mut app = Router::new()
         .merge(health::router())
@@ -161,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .merge(signin::router())
         .merge(saml::router())
         .merge(oidc_rp::router())
+        .merge(admin::dashboard_router())
         .nest("/api/v1", api)
         .nest("/scim/v2/{tenant}", scim::router(state.clone()))
         .fallback(not_found)

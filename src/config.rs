@@ -680,6 +680,18 @@ fn read_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         .collect()
 }
 
+/// Every setting's effective value as text, secrets masked (`None`: not set): what the
+/// dashboard's instance page shows.
+pub fn effective(config: &Config) -> Vec<(&'static str, Option<String>)> {
+    SETTINGS
+        .iter()
+        .map(|setting| {
+            let value = (setting.show)(config).map(|v| if setting.secret { "***".to_owned() } else { v });
+            (setting.key, value)
+        })
+        .collect()
+}
+
 impl Loaded {
     fn apply(&mut self, key: &str, value: &str, origin: Origin) -> Result<(), ConfigError> {
         let Some(setting) = SETTINGS.iter().find(|s| s.key == key) else {

@@ -102,3 +102,7 @@ typed_id!(
     /// A tenant's SAML or OpenID Connect connection to its identity provider.
     ConnectionId
 );
+typed_id!(
+    /// A time-limited link that lets a customer's IT admin set up their own tenant.
+    SetupLinkId
+);

@@ -35,7 +35,7 @@ impl AdminChange {
     }
 
     fn actor(&self) -> Actor {
-        Actor { kind: "admin_key".into(), id: self.auth.key_id.to_string(), label: None }
+        self.auth.actor()
     }
 
     /// The same change as the directory records it, for directory changes an operator makes.

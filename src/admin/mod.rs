@@ -1,9 +1,13 @@
-//! The operators' side: admin API keys and the extractor that guards the admin API. (The
-//! dashboard and setup links will live here too.)
+//! The operators' side: admin API keys, the extractor that guards the admin API, the
+//! dashboard's pages and sessions, and setup links for customers' IT admins.
 
 mod audit;
 mod auth;
+mod instance;
 mod keys;
+mod session;
+mod setup_links;
+mod ui;
 
 use axum::{
     Extension, Router,
@@ -17,7 +21,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 pub use audit::AdminChange;
-pub use auth::AdminAuth;
+pub use auth::{AdminAuth, Caller};
 pub use keys::{IssuedKey, digest, issue_key, validate_supplied_key};
 
 /// The record of an operator-supplied first key.
@@ -51,6 +55,12 @@ pub enum AdminError {
     LastKey,
     #[error("this key may only read the events feed")]
     OutOfScope,
+    #[error("a setup link reaches only its own tenant's setup")]
+    OutsideSetup,
+    #[error("the dashboard session has ended")]
+    SessionEnded,
+    #[error("the request lacks the session's CSRF token")]
+    CsrfMismatch,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -61,7 +71,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin-keys", get(list_keys).post(create_key))
         .route("/admin-keys/{id}", delete(revoke_key))
         .route("/audit", get(audit::list))
-        .route_layer(from_extractor_with_state::<AdminAuth, _>(state))
+        .route("/instance", get(instance::show))
+        .route_layer(from_extractor_with_state::<AdminAuth, _>(state.clone()))
+        .merge(setup_links::router(state))
+}
+
+/// The dashboard: its pages and its sign-in, outside the JSON API.
+pub fn dashboard_router() -> Router<AppState> {
+    ui::router().merge(session::router())
 }
 
 #[derive(Debug, Serialize)]

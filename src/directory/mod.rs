@@ -5,6 +5,7 @@
 //! lifecycle event in the outbox and the audit record.
 
 pub mod access;
+pub mod browse;
 pub mod federated;
 
 use serde_json::json;

@@ -203,6 +203,11 @@ impl From<TenantError> for ApiError {
             TenantError::DnsUnavailable(message) => {
                 ApiError::Conflict { code: "dns_unavailable", field: None, message }
             }
+            TenantError::ManualVerificationRefused => ApiError::Forbidden {
+                code: "insufficient_scope",
+                message: "only an operator may mark a domain verified without DNS; publish the TXT record and check it"
+                    .into(),
+            },
             TenantError::Store(err) => err.into(),
         }
     }
@@ -224,6 +229,19 @@ impl From<AdminError> for ApiError {
             AdminError::OutOfScope => ApiError::Forbidden {
                 code: "insufficient_scope",
                 message: "this admin API key has the scope `events:read`: it may only read the events feed"
+                    .into(),
+            },
+            AdminError::OutsideSetup => ApiError::Forbidden {
+                code: "insufficient_scope",
+                message: "a setup link reaches only the setup of its own tenant".into(),
+            },
+            AdminError::SessionEnded => ApiError::Unauthenticated {
+                code: "session_expired",
+                message: "the dashboard session has ended (signed out, expired, idle too long, or its key or link revoked): sign in again",
+            },
+            AdminError::CsrfMismatch => ApiError::Forbidden {
+                code: "csrf_mismatch",
+                message: "a dashboard request that changes something must carry the session's X-CSRF-Token"
                     .into(),
             },
             AdminError::LastKey => ApiError::Conflict {

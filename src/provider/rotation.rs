@@ -172,7 +172,7 @@ async fn rotate_now(
             .map_err(|err| ApiError::Malformed(format!("not a rotation request: {err}")))?
     };
     let now = state.clock.now();
-    let actor = Actor { kind: "admin_key".into(), id: auth.key_id.to_string(), label: None };
+    let actor = auth.actor();
     let all =
         rotate(&state.store, now, handover, actor, Some(request.0.clone())).await.map_err(
             |err| match err {

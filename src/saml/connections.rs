@@ -34,7 +34,6 @@ use crate::{
     ids::ConnectionId,
     store::{
         StoreError,
-        audit::Actor,
         journal::Subject,
         saml::{
             self, AttributeMapping, Binding, IdpSettings, MetadataSource, PendingRequest,
@@ -649,7 +648,7 @@ async fn refresh_metadata(
     if connection.metadata_source.is_none() {
         return Err(ApiError::invalid("metadata_url", "the connection has no metadata URL"));
     }
-    let actor = Actor { kind: "admin_key".into(), id: auth.key_id.to_string(), label: None };
+    let actor = auth.actor();
     let refreshed = metadata_source::refresh(&state, &connection, actor, Some(request.0.clone()))
         .await
         .map_err(|err| ApiError::invalid("metadata_url", err.to_string()))?;

@@ -17,6 +17,11 @@ pub fn browser_name(secure: bool) -> &'static str {
     if secure { "__Host-portcullis_browser" } else { "portcullis_browser" }
 }
 
+/// The admin dashboard's session cookie (operators and setup links).
+pub fn admin_name(secure: bool) -> &'static str {
+    if secure { "__Host-portcullis_admin" } else { "portcullis_admin" }
+}
+
 /// The value of the cookie `name`, if the request carries exactly one.
 pub fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     let mut found = headers
@@ -34,7 +39,23 @@ pub fn read<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// A `Set-Cookie` value for one of our cookies; `max_age` None makes it last the browser session.
 pub fn set(name: &str, value: &str, max_age: Option<Duration>, secure: bool) -> Option<HeaderValue> {
-    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    set_with(name, value, max_age, secure, "Lax")
+}
+
+/// A `Set-Cookie` value for a cookie that no other site may ever make the browser send: the
+/// dashboard's, which nothing reaches by a link from elsewhere.
+pub fn set_strict(name: &str, value: &str, max_age: Option<Duration>, secure: bool) -> Option<HeaderValue> {
+    set_with(name, value, max_age, secure, "Strict")
+}
+
+fn set_with(
+    name: &str,
+    value: &str,
+    max_age: Option<Duration>,
+    secure: bool,
+    same_site: &str,
+) -> Option<HeaderValue> {
+    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
     if let Some(age) = max_age {
         cookie.push_str(&format!("; Max-Age={}", age.whole_seconds().max(0)));
     }

@@ -243,6 +243,24 @@ pub fn visit_users(
     Ok(())
 }
 
+/// Visits the tenant's users in creation order, from the one after `after` (from the first if
+/// none): the cursor of a listing.
+pub fn visit_users_after(
+    src: &impl Source,
+    tenant: TenantId,
+    after: Option<UserId>,
+    mut visit: impl FnMut(UserRecord) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let table = src.table(USERS)?;
+    let (t, start) = (tenant.key(), after.map_or(0, |a| a.key().saturating_add(1)));
+    for entry in table.range((t, start)..=(t, u128::MAX))? {
+        if visit(codec::decode(entry?.1.value())?).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Creates or replaces a user, keeping every index and the tenant's counts. If the userName or
 /// sign-in email belongs to another user of the tenant, writes nothing and says which.
 pub fn save_user(tx: &WriteTx<'_>, record: &UserRecord) -> Result<Result<(), Conflict>, StoreError> {
@@ -412,6 +430,24 @@ pub fn visit_groups(
     Ok(())
 }
 
+/// Visits the tenant's groups in creation order, from the one after `after` (from the first if
+/// none): the cursor of a listing.
+pub fn visit_groups_after(
+    src: &impl Source,
+    tenant: TenantId,
+    after: Option<GroupId>,
+    mut visit: impl FnMut(GroupRecord) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let table = src.table(GROUPS)?;
+    let (t, start) = (tenant.key(), after.map_or(0, |a| a.key().saturating_add(1)));
+    for entry in table.range((t, start)..=(t, u128::MAX))? {
+        if visit(codec::decode(entry?.1.value())?).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Creates or replaces a group (not its members), keeping its indexes and the tenant's counts.
 /// If another group of the tenant has the name, writes nothing and says which.
 pub fn save_group(tx: &WriteTx<'_>, record: &GroupRecord) -> Result<Result<(), Conflict>, StoreError> {
@@ -505,6 +541,12 @@ pub fn members_of(src: &impl Source, tenant: TenantId, group: GroupId) -> Result
     let (t, g) = (tenant.key(), group.key());
     let range = table.range((t, g, 0)..=(t, g, u128::MAX))?;
     range.map(|entry| Ok(UserId::from_key(entry?.0.value().2))).collect()
+}
+
+pub fn member_count(src: &impl Source, tenant: TenantId, group: GroupId) -> Result<usize, StoreError> {
+    let table = src.table(GROUP_MEMBERS)?;
+    let (t, g) = (tenant.key(), group.key());
+    Ok(table.range((t, g, 0)..=(t, g, u128::MAX))?.count())
 }
 
 pub fn groups_of(src: &impl Source, tenant: TenantId, user: UserId) -> Result<Vec<GroupId>, StoreError> {

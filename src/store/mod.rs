@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod admin_keys;
+pub mod admin_sessions;
 pub mod audit;
 mod codec;
 pub mod credentials;
@@ -23,6 +24,7 @@ pub mod saml;
 mod schema;
 pub mod scim_tokens;
 pub mod sessions;
+pub mod setup_links;
 pub mod tenants;
 mod tx;
 pub mod webhooks;

@@ -5,8 +5,9 @@
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    StoreError, WriteTx, access, admin_keys, audit, credentials, directory, grants, instance_keys, journal,
-    logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, tenants, webhooks,
+    StoreError, WriteTx, access, admin_keys, admin_sessions, audit, credentials, directory, grants,
+    instance_keys, journal, logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, setup_links,
+    tenants, webhooks,
 };
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -87,6 +88,8 @@ fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
     oidc::create_tables(tx)?;
     access::create_tables(tx)?;
     webhooks::create_tables(tx)?;
+    admin_sessions::create_tables(tx)?;
+    setup_links::create_tables(tx)?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::{
     Record, Source, StoreError, WriteTx, access, codec, credentials, directory, oidc, saml, scim_tokens,
-    sessions,
+    sessions, setup_links,
 };
 use crate::ids::TenantId;
 
@@ -233,6 +233,7 @@ pub fn delete(tx: &WriteTx<'_>, id: TenantId) -> Result<Option<TenantRecord>, St
     saml::delete_tenant(tx, id)?;
     oidc::delete_tenant(tx, id)?;
     access::delete_tenant(tx, id)?;
+    setup_links::delete_tenant(tx, id)?;
     tx.table_mut(TENANTS)?.remove(id.key())?;
     Ok(Some(tenant))
 }

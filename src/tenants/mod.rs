@@ -47,6 +47,9 @@ pub enum TenantError {
     /// DNS could not be asked (no resolver, a timeout, a failing server).
     #[error("{0}")]
     DnsUnavailable(String),
+    /// Vouching for a domain without DNS is an operator's call, never a setup link's.
+    #[error("only an operator may verify a domain manually")]
+    ManualVerificationRefused,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

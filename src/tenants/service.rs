@@ -142,6 +142,9 @@ pub async fn verify_domain(
     method: VerificationMethod,
     change: AdminChange,
 ) -> Result<DomainRecord, TenantError> {
+    if matches!(method, VerificationMethod::Manual) && !change.auth.is_operator() {
+        return Err(TenantError::ManualVerificationRefused);
+    }
     let name = validate::domain(&domain).map_err(|_| TenantError::DomainNotFound(domain.clone()))?;
     let (lookup, lookup_name) = (reference.clone(), name.clone());
     let (tenant_id, record) = state
@@ -163,7 +166,7 @@ pub async fn verify_domain(
             "dns"
         }
     };
-    let (now, by) = (change.now, change.auth.key_id.to_string());
+    let (now, by) = (change.now, change.auth.actor().id);
     state
         .store
         .write(move |tx| {

@@ -8,6 +8,7 @@ mod admin_keys;
 mod audit;
 mod bad_input;
 mod cli;
+mod dashboard;
 mod domains;
 mod http_basics;
 mod lifecycle;
