@@ -117,6 +117,34 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     })
 }
 
+/// What a setup link may change: it maps the customer's groups to the app's roles. The
+/// vocabulary, the default, and every rule that gives a tier or programs or ends the evaluation
+/// are the vendor's (a tier is often what the customer pays for), so they must stay as they are.
+fn setup_may_save(current: &Policy, proposed: &Policy) -> Result<(), ApiError> {
+    let refuse = |message: &str| ApiError::Forbidden {
+        code: "insufficient_scope",
+        message: format!(
+            "{message}: a setup link may only add, change or remove rules that map groups to roles"
+        ),
+    };
+    if (&proposed.roles, &proposed.tiers, &proposed.programs)
+        != (&current.roles, &current.tiers, &current.programs)
+    {
+        return Err(refuse("the roles, tiers and programs are defined by the app's operator"));
+    }
+    if proposed.default != current.default {
+        return Err(refuse("the default access is set by the app's operator"));
+    }
+    let reserved =
+        |rule: &&access::Rule| rule.grant.tier.is_some() || !rule.grant.programs.is_empty() || rule.is_final;
+    let kept: Vec<_> = current.rules.iter().filter(reserved).collect();
+    let proposed_reserved: Vec<_> = proposed.rules.iter().filter(reserved).collect();
+    if kept != proposed_reserved {
+        return Err(refuse("rules that give a tier or programs, or end the evaluation, are the operator's"));
+    }
+    Ok(())
+}
+
 async fn replace(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -135,6 +163,10 @@ async fn replace(
             let tenant = resolve(tx, &reference)?;
             let current = access::policy(tx, tenant.id)?;
             let current_version = current.as_ref().map_or(0, |c| c.version);
+            if !admin.auth.is_operator() {
+                let empty = Policy::default();
+                setup_may_save(current.as_ref().map_or(&empty, |c| &c.policy), &policy)?;
+            }
             if expected.is_some_and(|v| v != current_version) {
                 return Err(ApiError::PreconditionFailed(format!(
                     "the policy is at version {current_version}: someone saved it since it was read"

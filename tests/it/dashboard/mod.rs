@@ -213,6 +213,35 @@ fn a_setup_link_reaches_its_own_tenants_setup_and_nothing_else() {
     assert_eq!(made[0]["actor"]["kind"], "setup_link", "changes name the link");
     assert_eq!(made[0]["actor"]["id"], link["id"]);
 
+    // The IT admin maps groups to the app's roles; tiers, programs and the vocabulary stay the vendor's.
+    let vendor = json!({
+        "roles": [{ "name": "admin" }, { "name": "viewer" }],
+        "tiers": [{ "name": "standard" }, { "name": "enterprise" }],
+        "rules": [{ "id": "vip", "when": { "group": "Board" }, "grant": { "tier": "enterprise" } }],
+        "default": { "roles": ["viewer"], "tier": "standard" }
+    });
+    let put = |dashboard: &Dashboard, policy: &Value| {
+        dashboard.request(Method::PUT, &own("/access-policy")).json(policy).send().unwrap()
+    };
+    let operator = Dashboard::sign_in(&server, json!({ "key": ADMIN_KEY }));
+    ok(put(&operator, &vendor), 200);
+    let mut mapped = vendor.clone();
+    mapped["rules"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "id": "admins", "when": { "group": "IT" }, "grant": { "roles": ["admin"] } }));
+    assert_eq!(ok(put(&it_admin, &mapped), 200)["version"], 2);
+    let mut richer = mapped.clone();
+    richer["rules"][1]["grant"]["tier"] = json!("enterprise");
+    expect_error(put(&it_admin, &richer), 403, "insufficient_scope");
+    let mut renamed = mapped.clone();
+    renamed["roles"].as_array_mut().unwrap().push(json!({ "name": "owner" }));
+    expect_error(put(&it_admin, &renamed), 403, "insufficient_scope");
+    let mut dropped = mapped.clone();
+    dropped["rules"].as_array_mut().unwrap().remove(0);
+    expect_error(put(&it_admin, &dropped), 403, "insufficient_scope");
+    assert_eq!(ok(server.get(&own("/access-policy")), 200)["version"], 2, "refusals saved nothing");
+
     // Vouching for a domain without DNS is the operator's call.
     let manual = it_admin.post(&own("/domains/acme.test/verify"), json!({ "method": "manual" }));
     expect_error(manual, 403, "insufficient_scope");
