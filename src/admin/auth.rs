@@ -227,6 +227,74 @@ fn segments_match(pattern: &[&str], path: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        admin::issue_key,
+        store::{setup_links::SetupLinkRecord, testing},
+    };
+
+    fn session(holder: SessionHolder, now: OffsetDateTime) -> AdminSessionRecord {
+        AdminSessionRecord {
+            holder,
+            csrf_token: "t".into(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + Duration::hours(12),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_with_its_lifetime_its_idleness_or_its_credential() {
+        let (_dir, store) = testing::store();
+        let now = OffsetDateTime::now_utc();
+        let key = issue_key("k".into(), KeyScope::Admin, now).record;
+        let tenant = TenantId::generate();
+        let link = SetupLinkRecord {
+            id: SetupLinkId::generate(),
+            tenant,
+            note: None,
+            digest: [1; 32],
+            created_by: "k".into(),
+            created_at: now,
+            expires_at: now + Duration::hours(2),
+            revoked_at: None,
+            opened_count: 0,
+            last_opened_at: None,
+        };
+        let operator = session(SessionHolder::Operator { key: key.id }, now);
+        let setup = session(SessionHolder::Setup { link: link.id, tenant }, now);
+        let (k, l, o, s) = (key.clone(), link.clone(), operator.clone(), setup.clone());
+        store
+            .write(move |tx| {
+                admin_keys::insert(tx, &k)?;
+                setup_links::put(tx, &l)?;
+                admin_sessions::put(tx, &[10; 32], &o)?;
+                admin_sessions::put(tx, &[20; 32], &s)
+            })
+            .await
+            .unwrap();
+        let live = |digest: [u8; 32], at: OffsetDateTime| {
+            let store = store.clone();
+            async move { store.read(move |tx| live_session(tx, &digest, at)).await.unwrap().is_some() }
+        };
+        assert!(live([10; 32], now + Duration::minutes(59)).await);
+        assert!(!live([10; 32], now + IDLE_TIMEOUT).await, "an hour without use ends it");
+        assert!(!live([99; 32], now).await, "an unknown cookie");
+        assert!(live([20; 32], now + Duration::minutes(30)).await);
+        assert!(!live([20; 32], now + Duration::hours(2)).await, "the link expired");
+
+        let (key_id, link_id) = (key.id, link.id);
+        store
+            .write(move |tx| {
+                admin_keys::revoke(tx, key_id, now)?;
+                let mut revoked = setup_links::get(tx, tenant, link_id)?.unwrap();
+                revoked.revoked_at = Some(now);
+                setup_links::put(tx, &revoked)
+            })
+            .await
+            .unwrap();
+        assert!(!live([10; 32], now).await, "its key was revoked");
+        assert!(!live([20; 32], now).await, "its link was revoked");
+    }
 
     #[test]
     fn a_setup_link_reaches_only_its_own_tenants_setup_routes() {
