@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// The header in which the dashboard sends its session's CSRF token.
-pub const CSRF_HEADER: &str = "x-csrf-token";
+const CSRF_HEADER: &str = "x-csrf-token";
 /// A session unused this long ends.
 pub const IDLE_TIMEOUT: Duration = Duration::minutes(60);
 /// How stale `last_seen_at` may get before a request refreshes it (one write a minute at most).
@@ -119,7 +119,7 @@ async fn session_caller(state: &AppState, parts: &Parts) -> Result<Caller, Admin
     let now = state.clock.now();
     let session = state.store.read(move |tx| live_session(tx, &digest, now)).await?;
     let session = session.ok_or(AdminError::SessionEnded)?;
-    if !is_safe(&parts.method) && !csrf_matches(parts, &session.csrf_token) {
+    if !is_safe(&parts.method) && !csrf_matches(&parts.headers, &session.csrf_token) {
         return Err(AdminError::CsrfMismatch);
     }
     if now - session.last_seen_at >= TOUCH_EVERY {
@@ -163,9 +163,10 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-fn csrf_matches(parts: &Parts, expected: &str) -> bool {
+/// Whether the request carries the session's CSRF token (compared in constant time).
+pub(super) fn csrf_matches(headers: &axum::http::HeaderMap, expected: &str) -> bool {
     use subtle::ConstantTimeEq;
-    let presented = parts.headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let presented = headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     bool::from(presented.ct_eq(expected.as_bytes()))
 }
 

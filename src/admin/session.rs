@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{
     AdminChange, AdminError,
-    auth::{AdminAuth, Caller, IDLE_TIMEOUT, live_session},
+    auth::{AdminAuth, Caller, IDLE_TIMEOUT, csrf_matches, live_session},
     digest,
     setup_links::link_subject,
 };
@@ -270,33 +270,40 @@ async fn refuse(
     refusals::record(state, record).await;
 }
 
-/// `DELETE /admin/api/session`: signs out (with the CSRF token, like every change).
+/// `DELETE /admin/api/session`: signs out, with the CSRF token like every change. Not behind
+/// `AdminAuth`: a setup link's session may sign out too, and an ended session still gets its
+/// cookie cleared.
 async fn sign_out(
     State(state): State<AppState>,
-    auth: AdminAuth,
     Extension(request): Extension<RequestId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let secure = state.secure_cookies();
-    // `AdminAuth` accepted a bearer key too; only a cookie session can sign out.
     let token = cookie::read(&headers, cookie::admin_name(secure)).ok_or(AdminError::MissingCredentials)?;
     let digest = digest(token);
-    let change = AdminChange::new(auth, &request, state.clock.now());
-    state
-        .store
-        .write(move |tx| {
-            if admin_sessions::remove(tx, &digest)? {
-                let actor = change.auth.actor();
-                let subject = Subject { kind: actor.kind, id: actor.id, label: None };
-                let tenant = match change.auth.caller {
-                    Caller::SetupLink { tenant, .. } => Some(tenant),
-                    Caller::Operator(_) => None,
-                };
-                change.audit(tx, tenant, "dashboard.sign_out", subject, json!({}))?;
-            }
-            Ok::<_, StoreError>(())
-        })
-        .await?;
+    let session = state.store.read(move |tx| admin_sessions::get(tx, &digest)).await?;
+    if let Some(session) = session {
+        if !csrf_matches(&headers, &session.csrf_token) {
+            return Err(AdminError::CsrfMismatch.into());
+        }
+        let caller: Caller = session.holder.into();
+        let change = AdminChange::new(AdminAuth { caller }, &request, state.clock.now());
+        state
+            .store
+            .write(move |tx| {
+                if admin_sessions::remove(tx, &digest)? {
+                    let actor = change.auth.actor();
+                    let subject = Subject { kind: actor.kind, id: actor.id, label: None };
+                    let tenant = match caller {
+                        Caller::SetupLink { tenant, .. } => Some(tenant),
+                        Caller::Operator(_) => None,
+                    };
+                    change.audit(tx, tenant, "dashboard.sign_out", subject, json!({}))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+    }
     let response = StatusCode::NO_CONTENT.into_response();
     Ok(with_cookie(response, cookie::clear(cookie::admin_name(secure), secure)))
 }

@@ -35,8 +35,8 @@ async function runWizard(page, ctx) {
   // 4. The domain's TXT record, published in DNS, verifies it.
   await page.getByRole('heading', { name: /Verify your domains/ }).waitFor();
   const card = page.locator('[data-domain="acme.test"]');
-  const name = await card.getByLabel('Name (host)').inputValue();
-  const value = await card.getByLabel('Value').inputValue();
+  const name = await card.getByLabel('Name (host)', { exact: true }).inputValue();
+  const value = await card.getByLabel('Value', { exact: true }).inputValue();
   await ctx.dns.setTxt(name, value);
   await ctx.shot('wizard-4-domains');
   await card.getByRole('button', { name: 'Check DNS now' }).click();
@@ -54,9 +54,9 @@ async function runWizard(page, ctx) {
 
   // 6. A SCIM token, shown once; the IdP provisions with it.
   await page.getByRole('heading', { name: /Set up provisioning/ }).waitFor();
-  const scimBaseUrl = await page.getByLabel('SCIM base URL (Tenant URL)').inputValue();
+  const scimBaseUrl = await page.getByLabel('SCIM base URL (Tenant URL)', { exact: true }).inputValue();
   await page.getByRole('button', { name: 'Create a token' }).click();
-  const scimToken = await page.getByLabel('API token (Bearer)').inputValue();
+  const scimToken = await page.getByLabel('API token (Bearer)', { exact: true }).inputValue();
   if (!scimToken.startsWith('pcst_')) throw new Error(`the copy box holds no SCIM token: ${scimToken}`);
   await ctx.shot('wizard-6-scim');
   ctx.scim.token = scimToken;

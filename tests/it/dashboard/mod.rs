@@ -2,6 +2,8 @@
 //! CSRF tokens, setup links that reach one tenant's setup and nothing else, and the directory
 //! browsing its pages read. (The pages themselves are driven in Chromium: `browser.rs`.)
 
+mod browser;
+
 use reqwest::{
     Method,
     blocking::{Client, RequestBuilder, Response},
@@ -274,6 +276,15 @@ fn a_setup_link_reaches_its_own_tenants_setup_and_nothing_else() {
         expect_error(response, 403, "insufficient_scope");
     }
     assert_eq!(ok(server.get(&format!("/api/v1/tenants/{other_id}/scim-tokens")), 200)["items"], json!([]));
+
+    // The IT admin can sign out, which ends the session.
+    assert_eq!(it_admin.request(Method::DELETE, "/admin/api/session").send().unwrap().status(), 204);
+    expect_error(it_admin.get(&own("")), 401, "session_expired");
+    let out = server.audit("admin.dashboard.sign_out");
+    assert_eq!(
+        (out[0]["actor"]["kind"].as_str(), out[0]["tenant"].as_str()),
+        (Some("setup_link"), Some(acme_id))
+    );
 }
 
 #[test]
