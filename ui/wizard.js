@@ -437,8 +437,7 @@ class Wizard {
         const test = await api('POST', `${this.connectionPath}/tests`, {});
         window.open(test.start_url, '_blank', 'noopener');
         replace(status,
-          notice('info', 'A new tab is signing you in at your IdP. Come back here when it is done: the result shows below. ',
-            'If that tab shows an error page instead, it names the check that failed.',
+          notice('info', 'A new tab is signing you in at your IdP. Come back here when it is done: the result shows below.',
             h('p', null, 'No new tab? ', h('a', { href: test.start_url, target: '_blank', rel: 'noopener' }, 'Open the test sign-in'), '.')),
           loading('Waiting for the sign-in…'));
         this.pollTest(test.id, status);
@@ -636,9 +635,8 @@ function humaniseMissing(name) {
 }
 
 /**
- * A finished test. A result exists only once the IdP's message passed every check (a refused
- * message shows its check in the test's tab instead), so a result that is not ok means trust
- * works but this person could not sign in: say both.
+ * A finished test: the IdP's answer refused (`stage: message`, with the failed check); or trust
+ * works and the person signs in (ok); or trust works but this person could not sign in: say both.
  */
 function testOutcome(result) {
   if (!result) return notice('error', 'The test ended without a result.');
@@ -647,6 +645,11 @@ function testOutcome(result) {
   const list = h('dl', { class: 'details' }, Object.entries(claims).map(([name, values]) =>
     row(name, Array.isArray(values) ? values.join(', ') : typeof values === 'object' ? JSON.stringify(values) : String(values))));
   const who = user.user_name || result.user_name || result.name_id || 'the person';
+  if (result.stage === 'message') {
+    return h('div', { class: 'wizard-outcome', dataset: { outcome: 'refused' } },
+      notice('error', `The IdP’s answer was refused: ${result.reason} (check “${result.check}”). `,
+        'Compare the IdP’s settings with step 2: the URLs, the entity IDs and the signing certificate.'));
+  }
   const heading = result.ok
     ? notice('ok', `The connection works: ${who} ${user.outcome === 'would_be_created' ? 'would be created at sign-in' : 'was recognised'}.`)
     : notice('warn', 'Your IdP and Portcullis trust each other: the sign-in passed every check. ',

@@ -89,9 +89,13 @@ pub async fn consume(
             .map(|v| v.chars().take(200).collect()),
         trace,
     };
+    let relay_state = form.as_ref().ok().and_then(|Form(f)| f.relay_state.clone());
     match accept(&state, &connection, form, &poster).await {
         Ok(response) => response,
         Err(mut refused) => {
+            if let (Some(connection), Some(relay)) = (&refused.connection, relay_state) {
+                report_refused_test(&state, connection, relay, &refused.refusal).await;
+            }
             if let Some(fields) = refused.detail.as_object_mut() {
                 fields.insert("ip".into(), json!(poster.ip));
                 fields.insert("user_agent".into(), json!(poster.user_agent));
@@ -440,6 +444,39 @@ async fn unsolicited(
         response.headers_mut().append(header::SET_COOKIE, set);
     }
     Ok(response)
+}
+
+/// A Response refused for a connection test (RelayState names the test): the test ends with
+/// the check that failed, so the admin who started it sees why where they wait, not only in the
+/// IdP's tab. RelayState is not signed, so this records a failure and never a success, and only
+/// for an unanswered test of this very connection.
+async fn report_refused_test(
+    state: &AppState,
+    connection: &SamlConnectionRecord,
+    relay_state: String,
+    refusal: &Refusal,
+) {
+    let now = state.clock.now();
+    let connection_id = connection.id;
+    let result = json!({
+        "ok": false, "stage": "message", "check": refusal.code(), "reason": refusal.to_string(),
+        "at": super::xml::instant(now),
+    });
+    let recorded = state
+        .store
+        .write(move |tx| {
+            let is_open_test = saml::request(tx, &relay_state)?
+                .is_some_and(|p| p.test && p.connection == connection_id && p.answered_at.is_none());
+            if is_open_test {
+                saml::answer_request(tx, &relay_state, now)?;
+                saml::record_test_result(tx, &relay_state, result.clone())?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await;
+    if let Err(err) = recorded {
+        tracing::error!(%err, "cannot record a refused connection test");
+    }
 }
 
 /// An admin's connection test: everything checked, nothing signed in. The outcome is shown and

@@ -120,9 +120,13 @@ function auditQuery(protocol) {
 
 function testResult(ctx, result, protocol) {
   const user = result.user || {};
+  // `stage: message`: the IdP's answer itself failed a check; otherwise trust worked and only
+  // the person could not be signed in.
+  const refusal = result.stage === 'message' ? result : user;
   const summary = result.ok
     ? notice('ok', h('p', null, h('strong', null, 'The connection works. '), userOutcome(ctx, user)))
-    : notice('error', h('p', null, h('strong', null, 'The sign-in was refused'), user.check ? ` (check: ${user.check})` : '', '. ', user.reason || ''));
+    : notice('error', h('p', null, h('strong', null, result.stage === 'message' ? 'The IdP’s answer was refused' : 'The sign-in was refused'),
+      refusal.check ? ` (check: ${refusal.check})` : '', '. ', refusal.reason || ''));
   const rows = protocol === 'SAML'
     ? [['NameID', result.name_id ? h('code', null, result.name_id) : null], ['NameID format', result.name_id_format], ['Session index', result.session_index]]
     : [['Subject', result.subject ? h('code', null, result.subject) : null], ['User name', result.user_name], ['Email verified', result.email_verified === undefined ? null : String(result.email_verified)]];

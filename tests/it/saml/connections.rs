@@ -185,6 +185,38 @@ fn a_connection_test_runs_a_real_login_shows_the_result_and_signs_nobody_in() {
 }
 
 #[test]
+fn a_test_whose_response_fails_a_check_ends_with_that_check() {
+    let (server, idp) = (Server::start(), Idp::new());
+    let sso = Sso::set_up(&server, &idp, json!({ "enabled": false }));
+    let test: Value = server.post(&sso.api_path("/tests"), json!({})).json().unwrap();
+    let id = test["id"].as_str().unwrap();
+    let mut browser = Browser::new();
+    let at_idp = browser.get(test["start_url"].as_str().unwrap());
+    assert!(
+        at_idp.location.as_deref().unwrap().contains(&format!("RelayState={id}")),
+        "RelayState names the test"
+    );
+    // The IdP's clock is ten minutes behind: the assertion has expired when it arrives.
+    let xml = sso.response(&idp, Some(id), "ada@acme.test", &["--not-on-or-after-offset", "-600"]);
+    let shown = post_response(&mut browser, &sso.acs(), &xml, id);
+    assert!(shown.body.contains("<code>expired</code>") || shown.status >= 400, "{}", shown.body);
+    let done: Value = server.get(&sso.api_path(&format!("/tests/{id}"))).json().unwrap();
+    assert_eq!(
+        (done["status"].as_str(), done["result"]["ok"].as_bool()),
+        (Some("done"), Some(false)),
+        "{done}"
+    );
+    assert_eq!(done["result"]["stage"], "message");
+    assert!(done["result"]["check"].is_string() && done["result"]["reason"].is_string(), "{done}");
+
+    // A RelayState naming an answered test, or none at all, changes nothing.
+    let again = post_response(&mut browser, &sso.acs(), &xml, id);
+    assert!(again.status >= 400 || again.body.contains("<code>"), "{}", again.body);
+    let still: Value = server.get(&sso.api_path(&format!("/tests/{id}"))).json().unwrap();
+    assert_eq!(still["result"], done["result"]);
+}
+
+#[test]
 fn a_disabled_or_deleted_connection_signs_nobody_in() {
     let (server, idp) = (Server::start(), Idp::new());
     let sso = Sso::set_up(&server, &idp, json!({}));
