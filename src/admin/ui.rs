@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
         .route("/admin/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
         .route("/admin/{*path}", get(page))
+        // Browsers ask for it on every page without an icon link (the sign-in pages).
+        .route("/favicon.ico", get(|headers: HeaderMap| async move { serve("favicon.svg", &headers) }))
 }
 
 async fn page(Path(path): Path<String>, headers: HeaderMap) -> Response {
