@@ -83,6 +83,12 @@ async function runWizard(page, ctx) {
   await page.getByRole('heading', { name: /Setup saved/ }).waitFor();
   await ctx.shot('wizard-8-done');
 
+  // The link's session shows nothing but this wizard, whatever page is asked for.
+  await page.goto(`${ctx.base}/admin/#/tenants`);
+  await page.getByRole('heading', { name: /Set up single sign-on for/ }).waitFor();
+  if (await page.getByRole('link', { name: 'Tenants' }).count()) throw new Error('a setup link shows operator navigation');
+  await ctx.shot('wizard-9-operator-page-asked');
+
   return { scimToken, scimBaseUrl, connectionId: await connectionId(ctx), role: ROLE, group: GROUP };
 }
 
