@@ -143,6 +143,9 @@ async fn respond(state: &AppState, upstream: &str, params: CallbackParams, calle
             }
             let action = format!("sso.{}.refused", family(upstream));
             refusal::record(state, &action, &refused.refusal, &refused.context, &caller.trace.0).await;
+            if let Some(ticket) = refused.context.test_ticket.clone() {
+                report_refused_test(state, ticket, &refused.refusal).await;
+            }
             refused.refusal.page(&caller.trace.0)
         }
     }
@@ -162,6 +165,7 @@ async fn accept(
         tenant: pending.tenant,
         upstream: Some(upstream_key.to_owned()),
         detail: json!({ "test": pending.test }),
+        test_ticket: pending.test_of.clone(),
     };
     let in_context = |refusal: Refusal| Refused { refusal, context: context.clone() };
     let upstream = load_upstream(state, upstream_key, pending.test).await.map_err(in_context)?;
@@ -230,10 +234,11 @@ async fn pending_login(
     match refusal {
         Some(refusal) => Err(Refused {
             refusal,
+            // Not the test's ending: this callback is not (or no longer) the login it ran.
             context: Context {
                 tenant: pending.tenant,
                 upstream: Some(pending.upstream.clone()),
-                detail: json!({}),
+                ..Context::default()
             },
         }),
         None => Ok(pending),
@@ -550,6 +555,29 @@ async fn choose_tenant(
         "<p>Your Google account has accounts in several organisations. Which one do you want to use?</p><ul class=\"choices\">{items}</ul>"
     );
     Ok(pages::page(StatusCode::OK, "Choose your organisation", &body))
+}
+
+/// A test's login refused after its state was found (the IdP's error, a bad token, an unreachable
+/// IdP…): the test ends with the check that failed, so the admin sees why where they wait. Only
+/// an unanswered ticket: a test's answer is never replaced.
+async fn report_refused_test(state: &AppState, ticket: String, refusal: &Refusal) {
+    let now = state.clock.now();
+    let result = json!({
+        "ok": false, "stage": "message", "check": refusal.code(), "reason": refusal.to_string(),
+        "at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    });
+    let recorded = state
+        .store
+        .write(move |tx| {
+            if matches!(oidc::answer_login(tx, &ticket, now)?, Answering::Answered(_)) {
+                oidc::record_test_result(tx, &ticket, result.clone())?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await;
+    if let Err(err) = recorded {
+        tracing::error!(%err, "cannot record a refused connection test");
+    }
 }
 
 /// An admin's connection test: everything checked, nobody signed in. The outcome is shown and

@@ -207,6 +207,8 @@ pub struct Context {
     /// `oidc:<connection>` or `google`, when known.
     pub upstream: Option<String>,
     pub detail: serde_json::Value,
+    /// The connection test this login runs for, if it is one: it ends with the refusal.
+    pub test_ticket: Option<String>,
 }
 
 /// Appends the audit record of a refusal (`action`): the exact check and reason, and the

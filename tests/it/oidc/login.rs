@@ -188,6 +188,30 @@ fn a_connection_test_shows_the_claims_and_the_mapped_user_and_signs_nobody_in() 
 }
 
 #[test]
+fn a_connection_test_whose_token_fails_a_check_ends_with_that_check() {
+    let (server, op) = (Server::start(), Op::start(json!({ "accounts": { "ada@acme.test": ada_claims() } })));
+    let sso = Sso::set_up(&server, &op, json!({ "scopes": SCOPES, "enabled": false }), json!({}));
+    let test = ok(server.post(&sso.api_path("/tests"), json!({})), 201);
+    let result_path = sso.api_path(&format!("/tests/{}", test["id"].as_str().unwrap()));
+    // The IdP signs the ID token with a key it does not publish.
+    op.control("next-id-token", json!({ "sign": "other-key" }));
+    let mut browser = Browser::new();
+    let sent = super::with_login_hint(browser.get(test["start_url"].as_str().unwrap()), "ada@acme.test");
+    let callback = through_idp(&mut browser, &op, &sent, &sso.callback());
+    let refused = browser.get(&callback);
+    assert!(refused.body.contains("<code>"), "the tab names the check: {}", refused.body);
+    let result = ok(server.get(&result_path), 200);
+    assert_eq!(
+        (result["status"].as_str(), result["result"]["ok"].as_bool()),
+        (Some("done"), Some(false)),
+        "{result}"
+    );
+    assert_eq!(result["result"]["stage"], "message");
+    assert!(result["result"]["check"].is_string(), "{result}");
+    assert!(!browser.has_session());
+}
+
+#[test]
 fn the_admin_api_checks_settings_and_audits_changes_without_the_secret() {
     let (server, op) = (Server::start(), Op::start(json!({})));
     let tenant = server.create_tenant("acme", &["acme.test"]);
