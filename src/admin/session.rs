@@ -170,7 +170,7 @@ async fn sign_in(
             })?;
             admin_sessions::put(tx, &new_digest, &session)?;
             record_sign_in(tx, &change, &credential, now)?;
-            session_view(tx, &session, &public_url)
+            Ok::<_, ApiError>(session_view(tx, &session, &public_url)?)
         })
         .await?;
     let max_age = expires_at - now;
@@ -184,19 +184,26 @@ fn record_sign_in(
     change: &AdminChange,
     credential: &Credential,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
+) -> Result<(), ApiError> {
     match credential {
         Credential::Key(key) => {
             let subject = Subject { kind: "admin_key".into(), id: key.to_string(), label: None };
-            change.audit(tx, None, "dashboard.sign_in", subject, json!({}))
+            Ok(change.audit(tx, None, "dashboard.sign_in", subject, json!({}))?)
         }
         Credential::Link { link } => {
-            let mut opened = link.clone();
+            // Counted on the link as it is now: it may have been revoked since it was checked.
+            let current = setup_links::get(tx, link.tenant, link.id)?;
+            let Some(mut opened) = current.filter(|l| l.status(now) == LinkStatus::Active) else {
+                return Err(ApiError::Unauthenticated {
+                    code: "link_revoked",
+                    message: "this setup link has been revoked: ask for a new one",
+                });
+            };
             opened.opened_count += 1;
             opened.last_opened_at = Some(now);
             setup_links::put(tx, &opened)?;
             let detail = json!({ "opened_count": opened.opened_count });
-            change.audit(tx, Some(link.tenant), "setup_link.open", link_subject(link), detail)
+            Ok(change.audit(tx, Some(link.tenant), "setup_link.open", link_subject(link), detail)?)
         }
     }
 }
