@@ -248,19 +248,8 @@ mod tests {
         let (_dir, store) = testing::store();
         let now = OffsetDateTime::now_utc();
         let key = issue_key("k".into(), KeyScope::Admin, now).record;
-        let tenant = TenantId::generate();
-        let link = SetupLinkRecord {
-            id: SetupLinkId::generate(),
-            tenant,
-            note: None,
-            digest: [1; 32],
-            created_by: "k".into(),
-            created_at: now,
-            expires_at: now + Duration::hours(2),
-            revoked_at: None,
-            opened_count: 0,
-            last_opened_at: None,
-        };
+        let link = SetupLinkRecord { expires_at: now + Duration::hours(2), ..setup_links::tests::link(now) };
+        let tenant = link.tenant;
         let operator = session(SessionHolder::Operator { key: key.id }, now);
         let setup = session(SessionHolder::Setup { link: link.id, tenant }, now);
         let (k, l, o, s) = (key.clone(), link.clone(), operator.clone(), setup.clone());

@@ -107,12 +107,13 @@ pub(super) fn delete_tenant(tx: &WriteTx<'_>, tenant: TenantId) -> Result<(), St
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use time::Duration;
 
     use super::*;
 
-    fn link(now: OffsetDateTime) -> SetupLinkRecord {
+    /// An active link of a new tenant, made at `now`, ending an hour later.
+    pub(crate) fn link(now: OffsetDateTime) -> SetupLinkRecord {
         SetupLinkRecord {
             id: SetupLinkId::generate(),
             tenant: TenantId::generate(),
