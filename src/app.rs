@@ -21,7 +21,8 @@ use crate::{
     config::Config,
     directory,
     events::{self, EventsRuntime},
-    http::{ApiError, health, middleware as mw},
+    http::{ApiError, client_ip, health, middleware as mw},
+    metrics::{self, Metrics},
     oidc_rp::{self, OidcRuntime},
     provider::{self, ProviderRuntime, keys::KeyRing},
     saml,
@@ -74,6 +75,8 @@ pub struct Shared {
     pub events: Arc<EventsRuntime>,
     /// How many refusals of unauthenticated callers each source address may still record.
     pub refusal_budget: audit::refusals::RefusalBudget,
+    /// The Prometheus registry (`/metrics`).
+    pub metrics: Arc<Metrics>,
     draining: AtomicBool,
 }
 
@@ -97,6 +100,7 @@ impl AppState {
         let Loaded { keys, signin, oidc, audit, events } = loaded;
         let scim = Arc::new(ScimRuntime::new(config.scim_rate_limit, config.scim_rate_burst));
         let dns = Arc::new(dns_verifier(&config));
+        let metrics = Arc::new(Metrics::new(store.clone(), Arc::clone(&audit), Arc::clone(&clock)));
         let shared = Shared {
             store,
             config,
@@ -112,6 +116,7 @@ impl AppState {
             audit,
             events,
             refusal_budget: audit::refusals::RefusalBudget::default(),
+            metrics,
             draining: AtomicBool::new(false),
         };
         Self { shared: Arc::new(shared) }
@@ -163,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .merge(saml::router())
         .merge(oidc_rp::router())
         .merge(admin::dashboard_router())
+        .merge(metrics::router(state.clone()))
         .nest("/api/v1", api)
         .nest("/scim/v2/{tenant}", scim::router(state.clone()))
         .fallback(not_found)
@@ -176,11 +182,25 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.config.request_timeout, mw::time_limit))
         .layer(CatchPanicLayer::custom(|_| -> Response {
             ApiError::Internal("a handler panicked".into()).into_response()
-        }));
+        }))
+        // Outside the panic guard and the time limit, so that their 500s and 503s are counted.
+        .layer(middleware::from_fn_with_state(Arc::clone(&state.metrics), mw::measure));
     for (name, value) in mw::security_headers() {
         app = app.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
-    app.layer(middleware::from_fn(mw::request_id)).with_state(state)
+    if state.config.tls_files().is_some() {
+        // Serving HTTPS itself, nothing else adds HSTS: browsers must never try plain HTTP here.
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    // The client's address is resolved first of all (from a trusted proxy's X-Forwarded-For),
+    // so the request id's audit origin and every handler see the same one.
+    let trusted = Arc::new(client_ip::TrustedProxies::new(state.config.trusted_proxies.clone()));
+    app.layer(middleware::from_fn(mw::request_id))
+        .layer(middleware::from_fn_with_state(trusted, client_ip::resolve))
+        .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use ipnet::IpNet;
 use url::Url;
 
 use crate::events::urls::HostPattern;
@@ -26,6 +27,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The URL browsers and IdPs reach this server at; derived from the listen address if unset.
     pub public_url: Option<Url>,
+    /// Built-in HTTPS: the certificate (PEM, the chain after it) and its private key (PEM). Both
+    /// or neither; with both, the listener speaks only HTTPS and re-reads them on SIGHUP.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges); empty:
+    /// the client is the TCP peer and forwarded headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
     pub log_level: String,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
@@ -88,6 +96,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./portcullis-data"),
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             public_url: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            trusted_proxies: Vec::new(),
             log_level: "info".into(),
             log_format: LogFormat::Text,
             max_body_bytes: 1 << 20,
@@ -142,8 +153,14 @@ impl Config {
         Some((self.google_client_id.as_deref()?, self.google_client_secret.as_ref()?))
     }
 
+    /// The certificate and key files, when HTTPS is built in (`load` refuses one without the other).
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert_file.as_deref()?, self.tls_key_file.as_deref()?))
+    }
+
     /// The public base URL (no trailing slash): the configured one, or one derived from the
-    /// address the server actually bound (which matters when the configured port is 0).
+    /// address the server actually bound (which matters when the configured port is 0), over
+    /// https when the certificate is built in.
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
         match &self.public_url {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
@@ -153,7 +170,8 @@ impl Config {
                     IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
                     ip => ip,
                 };
-                format!("http://{}", SocketAddr::new(ip, bound.port()))
+                let scheme = if self.tls_files().is_some() { "https" } else { "http" };
+                format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))
             }
         }
     }
@@ -252,6 +270,38 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()),
+    },
+    Setting {
+        key: "tls_cert_file",
+        secret: false,
+        parse: |c, v| {
+            c.tls_cert_file = parse_optional_path(v);
+            Ok(())
+        },
+        show: |c| c.tls_cert_file.as_ref().map(|p| p.display().to_string()),
+    },
+    Setting {
+        key: "tls_key_file",
+        secret: false,
+        parse: |c, v| {
+            c.tls_key_file = parse_optional_path(v);
+            Ok(())
+        },
+        show: |c| c.tls_key_file.as_ref().map(|p| p.display().to_string()),
+    },
+    Setting {
+        key: "trusted_proxies",
+        secret: false,
+        parse: |c, v| {
+            c.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(parse_proxy_range)
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        },
+        show: |c| Some(c.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
     },
     Setting {
         key: "log_level",
@@ -582,6 +632,30 @@ fn parse_in_range(value: &str, min: usize, max: usize) -> Result<usize, String> 
     }
 }
 
+/// An empty value unsets the path (so an environment variable can clear a file's setting).
+fn parse_optional_path(value: &str) -> Option<PathBuf> {
+    Some(value.trim()).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// A proxy's address (`10.0.0.7`, `::1`) or range (`10.0.0.0/8`). A range with host bits set
+/// (`10.0.0.7/8`) is refused: it trusts far more than the address it names, usually by mistake.
+fn parse_proxy_range(value: &str) -> Result<IpNet, String> {
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    let net = value
+        .parse::<IpNet>()
+        .map_err(|_| format!("`{value}` is not an IP address or a CIDR range such as 10.0.0.0/8"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "`{value}` has host bits set: write {} for the range or {} for the one address",
+            net.trunc(),
+            IpNet::from(net.addr())
+        ));
+    }
+    Ok(net)
+}
+
 fn parse_public_url(value: &str) -> Result<Url, String> {
     let url = Url::parse(value).map_err(|e| format!("`{value}` is not an absolute URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -644,6 +718,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     for (key, value) in &sources.flags {
         loaded.apply(key, value, Origin::Flag(flag_name(key)))?;
     }
+    loaded.check_pairs()?;
     Ok(loaded)
 }
 
@@ -693,6 +768,22 @@ pub fn effective(config: &Config) -> Vec<(&'static str, Option<String>)> {
 }
 
 impl Loaded {
+    /// Settings that only make sense together: a certificate without its key (or the reverse)
+    /// would otherwise serve plain HTTP where HTTPS was meant.
+    fn check_pairs(&self) -> Result<(), ConfigError> {
+        let (cert, key) = (&self.config.tls_cert_file, &self.config.tls_key_file);
+        let (set, missing) = match (cert.is_some(), key.is_some()) {
+            (true, false) => ("tls_cert_file", "tls_key_file"),
+            (false, true) => ("tls_key_file", "tls_cert_file"),
+            _ => return Ok(()),
+        };
+        Err(ConfigError::Invalid {
+            key: set,
+            origin: self.origins.get(set).cloned().unwrap_or(Origin::Default),
+            message: format!("needs `{missing}` too: set both for HTTPS, or neither for plain HTTP"),
+        })
+    }
+
     fn apply(&mut self, key: &str, value: &str, origin: Origin) -> Result<(), ConfigError> {
         let Some(setting) = SETTINGS.iter().find(|s| s.key == key) else {
             let known = SETTINGS.iter().map(|s| s.key).collect::<Vec<_>>().join(", ");
@@ -821,6 +912,55 @@ mod tests {
         assert!(!format!("{:?}", loaded.config).contains(&key));
         // What is rendered is itself a valid config file (comments aside).
         shown.parse::<toml::Table>().unwrap();
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key_and_makes_the_derived_url_https() {
+        let sources =
+            Sources { env: env(&[("PORTCULLIS_TLS_CERT_FILE", "/etc/tls/cert.pem")]), ..Default::default() };
+        let message = load(&sources).unwrap_err().to_string();
+        assert!(message.contains("`tls_cert_file`") && message.contains("`tls_key_file`"), "{message}");
+        assert!(message.contains("PORTCULLIS_TLS_CERT_FILE"), "{message}");
+        let sources =
+            Sources { env: env(&[("PORTCULLIS_TLS_KEY_FILE", "/etc/tls/key.pem")]), ..Default::default() };
+        let message = load(&sources).unwrap_err().to_string();
+        assert!(message.starts_with("invalid setting `tls_key_file`"), "{message}");
+
+        let both = [
+            ("PORTCULLIS_TLS_CERT_FILE", "/etc/tls/cert.pem"),
+            ("PORTCULLIS_TLS_KEY_FILE", "/etc/tls/key.pem"),
+        ];
+        let loaded = load(&Sources { env: env(&both), ..Default::default() }).unwrap();
+        assert_eq!(loaded.config.public_url_for(loaded.config.listen), "https://127.0.0.1:8080");
+        assert!(loaded.render().contains("https://127.0.0.1:8080"));
+        // A configured public URL is taken as it is.
+        let mut with_url = both.to_vec();
+        with_url.push(("PORTCULLIS_PUBLIC_URL", "https://id.acme.test"));
+        let config = load(&Sources { env: env(&with_url), ..Default::default() }).unwrap().config;
+        assert_eq!(config.public_url_for(config.listen), "https://id.acme.test");
+        // An empty value unsets a file's setting, so both are unset again.
+        let mut cleared = both.to_vec();
+        cleared.extend([("PORTCULLIS_TLS_CERT_FILE", ""), ("PORTCULLIS_TLS_KEY_FILE", " ")]);
+        let config = load(&Sources { env: env(&cleared), ..Default::default() }).unwrap().config;
+        assert!(config.tls_files().is_none());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges() {
+        let list = "10.0.0.0/8, 192.0.2.7 ,::1,fd00::/8,";
+        let sources = Sources { env: env(&[("PORTCULLIS_TRUSTED_PROXIES", list)]), ..Default::default() };
+        let loaded = load(&sources).unwrap();
+        let shown: Vec<String> = loaded.config.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "::1/128", "fd00::/8"]);
+        assert!(loaded.render().contains("trusted_proxies = \"10.0.0.0/8,192.0.2.7/32,::1/128,fd00::/8\""));
+        assert!(Config::default().trusted_proxies.is_empty());
+        for bad in ["10.0.0.0/33", "proxy.internal", "10.0.0.*", "10.0.0.7/8"] {
+            let sources = Sources { env: env(&[("PORTCULLIS_TRUSTED_PROXIES", bad)]), ..Default::default() };
+            let message = load(&sources).unwrap_err().to_string();
+            assert!(message.contains("`trusted_proxies`") && message.contains(bad), "{message}");
+        }
+        let message = parse_proxy_range("10.0.0.7/8").unwrap_err();
+        assert!(message.contains("10.0.0.0/8") && message.contains("10.0.0.7/32"), "{message}");
     }
 
     #[test]

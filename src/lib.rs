@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod directory;
@@ -14,6 +15,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod instance;
+pub mod metrics;
 pub mod oidc_rp;
 pub mod passwords;
 pub mod provider;
@@ -26,7 +28,12 @@ pub mod store;
 pub mod tenants;
 pub mod text;
 
-use std::{future::Future, io, path::Path, sync::Arc};
+use std::{
+    future::{Future, IntoFuture},
+    io,
+    path::Path,
+    sync::Arc,
+};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::Notify};
@@ -51,7 +58,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn create_private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -69,6 +76,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let public_url = config.public_url_for(bound);
+    // Before anything is created: a certificate that cannot be served stops the start.
+    let certificates = match config.tls_files() {
+        Some((cert, key)) => Some(http::tls::Certificates::load(cert, key)?),
+        None => None,
+    };
     let store = open_store(&config).await?;
     if let Some(key) = instance::initialise(&store, &config, clock.now()).await? {
         announce_first_admin_key(&key.0);
@@ -103,6 +115,12 @@ pub async fn run(
         tokio::spawn(events::retention::sweep_on_schedule(state.clone())),
     ];
 
+    let control = backup::control::listen(backup::control::Backups {
+        store: store.clone(),
+        clock: state.clock.clone(),
+        data_dir: state.config.data_dir.clone(),
+        secret_key: backup::SecretKeySource::of(&state.config),
+    });
     let stopping = Arc::new(Notify::new());
     let signal = {
         let (stopping, state) = (Arc::clone(&stopping), state.clone());
@@ -116,8 +134,15 @@ pub async fn run(
     println!("Portcullis listening on {public_url} (bound to {bound})");
     tracing::info!(%bound, %public_url, "listening");
 
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(signal);
+    let service = router.into_make_service_with_connect_info::<http::client_ip::Peer>();
+    let server = match certificates {
+        None => axum::serve(listener, service).with_graceful_shutdown(signal).into_future(),
+        Some(certificates) => {
+            let listener = http::tls::TlsListener::new(listener, certificates)
+                .context("cannot watch for SIGHUP to reload the TLS certificate")?;
+            axum::serve(listener, service).with_graceful_shutdown(signal).into_future()
+        }
+    };
     let deadline = async {
         stopping.notified().await;
         tokio::time::sleep(grace).await;
@@ -128,6 +153,9 @@ pub async fn run(
     }
     for task in background {
         task.abort();
+    }
+    if let Some(control) = control {
+        control.close();
     }
     drop(state);
     tokio::task::spawn_blocking(move || {

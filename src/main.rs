@@ -1,7 +1,14 @@
 //! The `portcullis` command: parses the command line, loads the settings, starts logging and
 //! calls into the library.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
+
+use anyhow::Context;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::{
@@ -32,6 +39,41 @@ enum Command {
     /// The audit log (on a stopped server; a running one answers /api/v1/audit/verify).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a backup of the data directory to a file, checked before it is kept: from a
+    /// running server (through control.sock in its data directory) or from a stopped one.
+    Backup {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// The backup file to write (replaced only once the new backup has been checked).
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+        /// Leave out the key that seals stored secrets (keep it safe some other way: without it
+        /// a restored server cannot open upstream OIDC client secrets).
+        #[arg(long)]
+        without_secret_key: bool,
+    },
+    /// Restore a backup into the data directory of a stopped server, after checking it.
+    Restore {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// The backup file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace the database already in the data directory (it is kept, renamed).
+        #[arg(long)]
+        force: bool,
+        /// Only check the backup; change nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Exit 0 if the server answers GET /readyz with 200 (for container and service health checks).
+    Healthcheck {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// The server's base URL [default: derived from the listen setting].
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -112,6 +154,9 @@ enum Action {
     RotateKeys { immediate: bool },
     VerifyAudit { tenant: Option<String> },
     Reindex,
+    Backup { output: PathBuf, without_secret_key: bool },
+    Restore { file: PathBuf, force: bool, check: bool },
+    Healthcheck { url: Option<String> },
 }
 
 fn main() -> ExitCode {
@@ -126,6 +171,13 @@ fn main() -> ExitCode {
             (settings, Action::VerifyAudit { tenant })
         }
         Command::Audit(AuditCommand::Reindex { settings }) => (settings, Action::Reindex),
+        Command::Backup { settings, output, without_secret_key } => {
+            (settings, Action::Backup { output, without_secret_key })
+        }
+        Command::Restore { settings, file, force, check } => {
+            (settings, Action::Restore { file, force, check })
+        }
+        Command::Healthcheck { settings, url } => (settings, Action::Healthcheck { url }),
     };
     let loaded = match config::load(&args.sources()) {
         Ok(loaded) => loaded,
@@ -134,9 +186,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(action, Action::Config) {
-        print!("{}", loaded.render());
-        return ExitCode::SUCCESS;
+    match action {
+        Action::Config => {
+            print!("{}", loaded.render());
+            return ExitCode::SUCCESS;
+        }
+        // Plain file work: no runtime, no log lines mixed into what they print.
+        Action::Backup { output, without_secret_key } => {
+            return report(backup(&loaded.config, &output, without_secret_key));
+        }
+        Action::Restore { file, force, check } => {
+            return report(restore(&loaded.config, &file, force, check));
+        }
+        _ => {}
     }
     init_logging(&loaded.config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -152,7 +214,10 @@ fn main() -> ExitCode {
             Action::RotateKeys { immediate } => rotate_keys(loaded.config, immediate).await,
             Action::VerifyAudit { tenant } => verify_audit(loaded.config, tenant).await,
             Action::Reindex => reindex_audit(loaded.config).await,
-            Action::Serve | Action::Config => serve(loaded.config).await,
+            Action::Healthcheck { url } => healthcheck(&loaded.config, url).await,
+            Action::Serve | Action::Config | Action::Backup { .. } | Action::Restore { .. } => {
+                serve(loaded.config).await
+            }
         }
     });
     match outcome {
@@ -253,6 +318,127 @@ async fn reindex_audit(config: Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     println!("Indexed {indexed} audit records in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+fn report(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("portcullis: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the backup next to `output`, checks it, and only then puts it in `output`'s place.
+fn backup(config: &Config, output: &Path, without_secret_key: bool) -> anyhow::Result<()> {
+    use portcullis::backup::{self, SecretKeySource};
+    let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let partial = tempfile::Builder::new()
+        .prefix(".portcullis-backup-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut secret_key = SecretKeySource::of(config);
+    secret_key.include &= !without_secret_key;
+    let from_server = {
+        let mut out = std::io::BufWriter::new(partial.as_file());
+        let from_server = backup::control::request_backup(&config.data_dir, !without_secret_key, &mut out)?;
+        if !from_server {
+            backup::backup_stopped(&config.data_dir, &secret_key, &mut out)?;
+        }
+        out.flush()?;
+        from_server
+    };
+    partial.as_file().sync_all()?;
+    let scratch = tempfile::Builder::new().prefix(".portcullis-check-").tempdir_in(dir)?;
+    let verified =
+        backup::verify(partial.path(), scratch.path()).context("the new backup does not check out")?;
+    partial.persist(output).with_context(|| format!("cannot write {}", output.display()))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all())?;
+    let manifest = &verified.manifest;
+    let key = match manifest.file(backup::SECRET_KEY_FILE) {
+        Some(_) => "the secret key included",
+        None if manifest.secret_key_sha256.is_some() => "WITHOUT the secret key (keep it safe separately)",
+        None => "no secret key yet",
+    };
+    println!(
+        "Backed up {} ({}, schema {}): {} records, {} audit records verified, {key}.",
+        output.display(),
+        if from_server { "from the running server" } else { "from the stopped data directory" },
+        manifest.schema_version,
+        manifest.records(),
+        verified.audit_records,
+    );
+    Ok(())
+}
+
+fn restore(config: &Config, file: &Path, force: bool, check: bool) -> anyhow::Result<()> {
+    use portcullis::backup;
+    if check {
+        let scratch = tempfile::tempdir()?;
+        let verified = backup::verify(file, scratch.path())?;
+        let m = &verified.manifest;
+        println!(
+            "{} is a good backup: Portcullis {}, schema {}, made {} from a {} server; {} records, {} audit records verified.",
+            file.display(),
+            m.portcullis_version,
+            m.schema_version,
+            rfc3339(m.created_at),
+            m.taken_from,
+            m.records(),
+            verified.audit_records,
+        );
+        return Ok(());
+    }
+    let restored = backup::restore(file, config, force)?;
+    let m = &restored.manifest;
+    println!(
+        "Restored {} into {} (made {}, schema {}): {} records, {} audit records verified.",
+        file.display(),
+        config.data_dir.display(),
+        rfc3339(m.created_at),
+        m.schema_version,
+        m.records(),
+        restored.audit_records,
+    );
+    if let Some(replaced) = &restored.replaced {
+        println!("The database it replaced is kept as {}.", replaced.display());
+    }
+    if let Some(warning) = &restored.secret_key_warning {
+        println!("WARNING: {warning}");
+    }
+    println!("Start the server: it rebuilds the audit search index and migrates an older schema on start.");
+    Ok(())
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+/// GET /readyz on this server's own listen address.
+async fn healthcheck(config: &Config, url: Option<String>) -> anyhow::Result<()> {
+    let base = url.unwrap_or_else(|| local_url(config));
+    // The probe runs on the server's own host and sends nothing secret; a certificate for the
+    // public name does not match the loopback address it talks to.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .danger_accept_invalid_certs(true)
+        .build()?;
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
+    let response = client.get(&url).send().await.with_context(|| format!("{url} does not answer"))?;
+    anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+    Ok(())
+}
+
+/// The listen address as a URL a process on the same host can reach.
+fn local_url(config: &Config) -> String {
+    let scheme = if config.tls_files().is_some() { "https" } else { "http" };
+    let ip = match config.listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("{scheme}://{}", std::net::SocketAddr::new(ip, config.listen.port()))
 }
 
 /// The operating-system user running the command, for the audit trail.

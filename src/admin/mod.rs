@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod instance;
 mod keys;
+mod openapi;
 mod session;
 mod setup_links;
 mod ui;
@@ -53,8 +54,8 @@ pub enum AdminError {
     KeyNotFound(String),
     #[error("the last active admin key cannot be revoked")]
     LastKey,
-    #[error("this key may only read the events feed")]
-    OutOfScope,
+    #[error("this key's scope does not reach this route")]
+    OutOfScope(admin_keys::KeyScope),
     #[error("a setup link reaches only its own tenant's setup")]
     OutsideSetup,
     #[error("the dashboard session has ended")]
@@ -65,7 +66,7 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
-/// The admin API's own routes; every one needs an admin API key.
+/// The admin API's own routes; every one but its description needs an admin API key.
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/admin-keys", get(list_keys).post(create_key))
@@ -74,6 +75,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/instance", get(instance::show))
         .route_layer(from_extractor_with_state::<AdminAuth, _>(state.clone()))
         .merge(setup_links::router(state))
+        // After the route layer: the description of the API needs no credential.
+        .merge(openapi::router())
 }
 
 /// The dashboard: its pages and its sign-in, outside the JSON API.
@@ -120,7 +123,7 @@ async fn list_keys(State(state): State<AppState>) -> Result<ApiJson<KeyList>, Ap
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     name: String,
-    /// `admin` (the default) or `events:read`.
+    /// `admin` (the default), `events:read` or `metrics:read`.
     scope: Option<admin_keys::KeyScope>,
 }
 

@@ -222,7 +222,7 @@ async fn check_key(
             refuse(state, request, None, "dashboard.sign_in", None, "invalid_credentials", now).await;
             Err(ApiError::Unauthenticated {
                 code: "invalid_credentials",
-                message: "this is not an active admin API key (an events:read key cannot sign in)",
+                message: "this is not an active admin API key (an events:read or metrics:read key cannot sign in)",
             })
         }
     }

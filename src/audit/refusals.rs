@@ -4,7 +4,8 @@
 //!
 //! A caller that never authenticated could otherwise fill the disk with records of its own
 //! refusals, 500 bytes a request. So those records (actor `anonymous`) are budgeted per source
-//! address: a burst of `BURST`, then `PER_SECOND`. What the budget drops is counted, and the next
+//! address (the request origin's: behind a trusted proxy, the client the proxy saw, not the
+//! proxy, whose budget all its clients would otherwise share): a burst of `BURST`, then `PER_SECOND`. What the budget drops is counted, and the next
 //! record from that address says how many were dropped (`detail.suppressed_before`): the trail
 //! shows the flood without storing it.
 

@@ -18,7 +18,12 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{admin::AdminError, audit::AuditError, store::StoreError, tenants::TenantError};
+use crate::{
+    admin::AdminError,
+    audit::AuditError,
+    store::{StoreError, admin_keys::KeyScope},
+    tenants::TenantError,
+};
 
 #[derive(Debug, PartialEq)]
 pub enum ApiError {
@@ -226,10 +231,18 @@ impl From<AdminError> for ApiError {
             },
             AdminError::Invalid { field, message } => ApiError::invalid(field, message),
             AdminError::KeyNotFound(id) => ApiError::NotFound(format!("no admin API key `{id}`")),
-            AdminError::OutOfScope => ApiError::Forbidden {
+            AdminError::OutOfScope(scope) => ApiError::Forbidden {
                 code: "insufficient_scope",
-                message: "this admin API key has the scope `events:read`: it may only read the events feed"
-                    .into(),
+                message: match scope {
+                    KeyScope::EventsRead => {
+                        "this admin API key has the scope `events:read`: it may only read the events feed"
+                    }
+                    KeyScope::MetricsRead => {
+                        "this admin API key has the scope `metrics:read`: it may only read /metrics"
+                    }
+                    KeyScope::Admin => "this admin API key may not make this request",
+                }
+                .into(),
             },
             AdminError::OutsideSetup => ApiError::Forbidden {
                 code: "insufficient_scope",

@@ -1,19 +1,16 @@
 //! Middleware every response passes through.
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use tracing::Instrument;
 
-use super::ApiError;
+use super::{ApiError, client_ip::ClientIp};
 use crate::store::audit::RequestOrigin;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -26,7 +23,7 @@ pub struct RequestId(pub String);
 
 /// Gives each request an id (a caller's own `x-request-id` is kept if it is short and plain,
 /// so ids can follow a request across a proxy), serves it inside a span carrying that id and
-/// with its origin (id, peer address, user agent) set for the audit records it writes, logs its
+/// with its origin (id, client address, user agent) set for the audit records it writes, logs its
 /// outcome, and returns the id in the response. Only the path is logged: query strings can hold
 /// codes and tokens.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
@@ -47,7 +44,8 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
     let origin = RequestOrigin {
         request_id: id.clone(),
-        source_ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|peer| peer.0.ip().to_string()),
+        // Resolved by `client_ip::resolve`: behind a trusted proxy, the address the proxy saw.
+        source_ip: request.extensions().get::<ClientIp>().map(|client| client.0.to_string()),
         user_agent: request
             .headers()
             .get(header::USER_AGENT)
@@ -68,6 +66,21 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    response
+}
+
+/// Counts and times each request for `/metrics` (`Metrics::observe_request`): by method, route
+/// template (read from axum's `MatchedPath`, so it runs inside the router) and status.
+pub async fn measure(
+    State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = crate::metrics::labels::method(request.method());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    metrics.observe_request(method, route, response.status(), started.elapsed());
     response
 }
 

@@ -9,11 +9,11 @@
 //! so that of two callbacks with one `state` exactly one signs anybody in. A refusal at any step
 //! answers with a page naming the check and leaves an audit record; it changes nothing else.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
 
 use axum::{
     Extension,
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
@@ -40,8 +40,9 @@ use crate::{
         Change,
         federated::{self, Resolved},
     },
-    http::middleware::RequestId,
+    http::{client_ip::ClientIp, middleware::RequestId},
     ids::ConnectionId,
+    metrics::SignInMethod,
     provider::{self, Finish, FinishError, FinishFailure, Prelude},
     sessions::{self, SignIn, cookie},
     signin::pages,
@@ -90,10 +91,15 @@ fn family(upstream: &str) -> &'static str {
     if upstream == google::UPSTREAM { "google" } else { "oidc" }
 }
 
+/// The metrics' name for how the person signed in.
+fn method(upstream: &str) -> SignInMethod {
+    if upstream == google::UPSTREAM { SignInMethod::Google } else { SignInMethod::Oidc }
+}
+
 pub async fn connection_callback(
     State(state): State<AppState>,
     Path(connection): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     Extension(trace): Extension<RequestId>,
     Query(params): Query<CallbackParams>,
@@ -102,22 +108,22 @@ pub async fn connection_callback(
         Ok(id) => format!("oidc:{id}"),
         Err(_) => return Refusal::UnknownConnection.page(&trace.0),
     };
-    respond(&state, &upstream, params, caller(&state, peer, &headers, trace)).await
+    respond(&state, &upstream, params, caller(&state, client, &headers, trace)).await
 }
 
 pub async fn google_callback(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     Extension(trace): Extension<RequestId>,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    respond(&state, google::UPSTREAM, params, caller(&state, peer, &headers, trace)).await
+    respond(&state, google::UPSTREAM, params, caller(&state, client, &headers, trace)).await
 }
 
-fn caller(state: &AppState, peer: SocketAddr, headers: &HeaderMap, trace: RequestId) -> Caller {
+fn caller(state: &AppState, client: IpAddr, headers: &HeaderMap, trace: RequestId) -> Caller {
     Caller {
-        ip: peer.ip().to_string(),
+        ip: client.to_string(),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -140,6 +146,10 @@ async fn respond(state: &AppState, upstream: &str, params: CallbackParams, calle
                 fields.insert("user_agent".into(), json!(caller.user_agent));
             } else {
                 refused.context.detail = json!({ "ip": caller.ip, "user_agent": caller.user_agent });
+            }
+            match refused.refusal {
+                Refusal::Unavailable => state.metrics.sign_in_failed(method(upstream)),
+                _ => state.metrics.sign_in_refused(method(upstream), refused.refusal.code()),
             }
             let action = format!("sso.{}.refused", family(upstream));
             refusal::record(state, &action, &refused.refusal, &refused.context, &caller.trace.0).await;
@@ -451,15 +461,16 @@ async fn sign_in(
     };
     let session = sessions::new_session(sign_in, &tenant, now);
     let prelude = one_time_work(&login, &tenant, &resolved, &session.record, caller, now);
-    match provider::finish_stored_after(
+    let finished = provider::finish_stored_after(
         state,
         authorization,
         Finish::New(session),
         Some(prelude),
         caller.trace.clone(),
     )
-    .await
-    {
+    .await;
+    state.metrics.sign_in_finished(method(&login.upstream.key), &finished);
+    match finished {
         Ok(response) => Ok(response),
         Err(FinishFailure { error: FinishError::Refused(refusal), .. }) => Err(refusal),
         Err(FinishFailure { response, .. }) => Ok(response),

@@ -6,11 +6,11 @@
 //! so that of two posts of the same assertion exactly one signs anybody in. A refusal at any step
 //! answers with a page naming the check and leaves an audit record; it changes nothing else.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     Extension, Form,
-    extract::{ConnectInfo, Path, State, rejection::FormRejection},
+    extract::{Path, State, rejection::FormRejection},
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
@@ -29,8 +29,9 @@ use super::{
 use crate::{
     app::AppState,
     directory::{Change, federated},
-    http::middleware::RequestId,
+    http::{client_ip::ClientIp, middleware::RequestId},
     ids::{AuthRequestId, ConnectionId},
+    metrics::SignInMethod,
     provider::{self, Finish, FinishError, FinishFailure, Prelude},
     sessions::{self, SignIn, cookie},
     signin::pages,
@@ -76,13 +77,13 @@ impl From<Refusal> for Refused {
 pub async fn consume(
     State(state): State<AppState>,
     Path(connection): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     Extension(trace): Extension<RequestId>,
     form: Result<Form<AcsForm>, FormRejection>,
 ) -> Response {
     let poster = Poster {
-        ip: peer.ip().to_string(),
+        ip: client.to_string(),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -101,6 +102,10 @@ pub async fn consume(
                 fields.insert("user_agent".into(), json!(poster.user_agent));
             }
             let (refusal, connection) = (&refused.refusal, refused.connection.as_ref());
+            match refusal {
+                Refusal::Unavailable => state.metrics.sign_in_failed(SignInMethod::Saml),
+                _ => state.metrics.sign_in_refused(SignInMethod::Saml, refusal.code()),
+            }
             refusal::record(
                 &state,
                 "sso.saml.refused",
@@ -383,8 +388,10 @@ async fn finish(
     prelude: Prelude<Refusal>,
     poster: &Poster,
 ) -> Result<Response, Refusal> {
-    match provider::finish_stored_after(state, authorization, how, Some(prelude), poster.trace.clone()).await
-    {
+    let finished =
+        provider::finish_stored_after(state, authorization, how, Some(prelude), poster.trace.clone()).await;
+    state.metrics.sign_in_finished(SignInMethod::Saml, &finished);
+    match finished {
         Ok(response) => Ok(response),
         Err(FinishFailure { error: FinishError::Refused(refusal), .. }) => Err(refusal),
         Err(FinishFailure { response, .. }) => Ok(response),
@@ -420,6 +427,7 @@ async fn unsolicited(
             FinishError::Store(err) => unavailable(err),
             _ => Refusal::Unavailable,
         })?;
+    state.metrics.signed_in(SignInMethod::Saml);
     let mut response = match client {
         Some(uri) => {
             let issuer = state.public_url.to_string();

@@ -167,16 +167,34 @@ pub fn touch(
     Ok(true)
 }
 
+/// The store tally (`WriteTx::tally`) of sessions ended, by reason: the metrics' revocations.
+pub const REVOKED_TALLY: &str = "sessions_revoked";
+
+/// Every reason a session is ended for, as `end_*` are called with: the metrics start each at 0.
+/// A reason is a literal (`&'static str`), so the metric's label values stay a fixed set.
+pub const REVOCATION_REASONS: &[&str] = &[
+    "logout",
+    "idp_logout",
+    "admin",
+    "user_deactivated",
+    "user_deleted",
+    "password_changed",
+    "password_removed",
+    "tenant_suspended",
+    "tenant_deleted",
+];
+
 /// Ends one session; returns it if it was live.
 pub fn end_session(
     tx: &WriteTx<'_>,
     id: SessionId,
-    reason: &str,
+    reason: &'static str,
     now: OffsetDateTime,
 ) -> Result<Option<SessionRecord>, StoreError> {
     let revoked = sessions::revoke(tx, id, reason, now)?;
     if let Some(session) = &revoked {
         after_revocation(tx, session, now)?;
+        tx.tally(REVOKED_TALLY, reason, 1);
     }
     Ok(revoked)
 }
@@ -186,13 +204,14 @@ pub fn end_user_sessions(
     tx: &WriteTx<'_>,
     tenant: TenantId,
     user: UserId,
-    reason: &str,
+    reason: &'static str,
     now: OffsetDateTime,
 ) -> Result<usize, StoreError> {
     let revoked = sessions::revoke_user(tx, tenant, user, reason, now)?;
     for session in &revoked {
         after_revocation(tx, session, now)?;
     }
+    tally_revoked(tx, reason, revoked.len());
     Ok(revoked.len())
 }
 
@@ -200,14 +219,21 @@ pub fn end_user_sessions(
 pub fn end_tenant_sessions(
     tx: &WriteTx<'_>,
     tenant: TenantId,
-    reason: &str,
+    reason: &'static str,
     now: OffsetDateTime,
 ) -> Result<usize, StoreError> {
     let revoked = sessions::revoke_tenant(tx, tenant, reason, now)?;
     for session in &revoked {
         after_revocation(tx, session, now)?;
     }
+    tally_revoked(tx, reason, revoked.len());
     Ok(revoked.len())
+}
+
+fn tally_revoked(tx: &WriteTx<'_>, reason: &'static str, count: usize) {
+    if count > 0 {
+        tx.tally(REVOKED_TALLY, reason, count as u64);
+    }
 }
 
 /// Queues the back-channel logout of each client of the session and announces its end.
@@ -363,5 +389,7 @@ mod tests {
         assert_eq!(events.iter().filter(|e| e.kind == "session.revoked").count(), 2);
         // Ending them again finds nothing live: no second logout, no second event.
         assert_eq!(store.write(move |tx| end_user_sessions(tx, t, ada, "admin", now)).await.unwrap(), 0);
+        let tallied = store.write_stats().tallies.get(&(REVOKED_TALLY, "admin")).copied();
+        assert_eq!(tallied, Some(2), "the metrics count sessions, not calls");
     }
 }

@@ -10,7 +10,7 @@ pub mod pages;
 mod password;
 pub mod routing;
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use axum::{
     Form, Router,
@@ -466,11 +466,11 @@ async fn vanity(State(state): State<AppState>, Path(slug): Path<String>) -> Resp
 
 /// Refuses a burst of attempts from one client address or at one account (`account` names the
 /// attempt and the address: `password:ada@acme.test`); returns the seconds to wait.
-pub(crate) fn throttled(runtime: &Arc<SignInRuntime>, peer: SocketAddr, account: &str) -> Option<u64> {
+pub(crate) fn throttled(runtime: &Arc<SignInRuntime>, client: IpAddr, account: &str) -> Option<u64> {
     let now = Instant::now();
     let refused = runtime
         .address_throttle
-        .check(&peer.ip().to_string(), now)
+        .check(&client.to_string(), now)
         .and_then(|()| runtime.account_throttle.check(account, now));
     refused.err().map(|retry| retry.whole_seconds().max(1))
 }

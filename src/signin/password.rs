@@ -5,11 +5,11 @@
 //! A wrong password, an unknown address and an inactive account all get the same answer after the
 //! same work (an argon2id verification against a dummy hash when there is nothing to verify).
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::{
     Extension, Form, Router,
-    extract::{ConnectInfo, Path, Query, State, rejection::FormRejection},
+    extract::{Path, Query, State, rejection::FormRejection},
     http::{HeaderMap, StatusCode},
     middleware::from_extractor_with_state,
     response::Response,
@@ -24,10 +24,11 @@ use crate::{
     admin::{AdminAuth, AdminChange},
     app::AppState,
     directory::{self, Change, DirectoryError},
-    http::{ApiError, ApiJson, middleware::RequestId},
+    http::{ApiError, ApiJson, client_ip::ClientIp, middleware::RequestId},
     ids::{TenantId, UserId},
+    metrics::SignInMethod,
     passwords::{FailureRecord, ResetClaims, ResetPurpose, context_words, credential_fingerprint, peek},
-    provider::{Finish, finish_stored},
+    provider::{Finish, finish_stored_after},
     sessions::{self, SignIn},
     store::{
         Source, StoreError,
@@ -134,7 +135,7 @@ fn failures_of(credential: &PasswordCredentialRecord) -> FailureRecord {
 pub(super) async fn submit_password(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Extension(trace): Extension<RequestId>,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
@@ -149,27 +150,36 @@ pub(super) async fn submit_password(
     let email = form.email.trim().to_lowercase();
     let pinned = form.tenant.as_deref().and_then(|t| t.parse::<TenantId>().ok()).or(request.tenant);
     let retry = |message: &str| password_page(&state, &browser, &request, &email, pinned, Some(message));
-    if let Some(seconds) = throttled(&state.signin, peer, &format!("password:{email}")) {
+    if let Some(seconds) = throttled(&state.signin, client, &format!("password:{email}")) {
+        state.metrics.sign_in_refused(SignInMethod::Password, "throttled");
         return with_browser_cookie(
             retry(&format!("Too many attempts. Wait {seconds} seconds, then try again.")),
             set,
         );
     }
     if form.password.is_empty() || form.password.len() > 1024 || !plausible_email(&email) {
+        state.metrics.sign_in_refused(SignInMethod::Password, "malformed");
         return with_browser_cookie(retry(FAILED), set);
     }
-    let attempt = Attempt { email: &email, peer, trace: &trace };
+    let attempt = Attempt { email: &email, client, trace: &trace };
     let response = match check_password(&state, &attempt, pinned, form.password).await {
         Ok(Checked::Accepted(candidate)) => sign_in(&state, &headers, &attempt, &request, *candidate).await,
         Ok(Checked::Several(tenants)) => choose_tenant_page(&request, &email, &tenants),
         Ok(Checked::Locked(until)) => {
+            state.metrics.sign_in_refused(SignInMethod::Password, "locked");
             let minutes = ((until - state.clock.now()).whole_seconds().max(60) + 59) / 60;
             retry(&format!(
                 "Too many failed attempts. Try again in {minutes} minutes, or reset your password."
             ))
         }
-        Ok(Checked::Refused) => retry(FAILED),
+        Ok(Checked::Refused) => {
+            // A wrong password, an unknown address or an inactive account: the audit record
+            // tells them apart, the answer (and this count) does not.
+            state.metrics.sign_in_refused(SignInMethod::Password, "invalid_credentials");
+            retry(FAILED)
+        }
         Err(err) => {
+            state.metrics.sign_in_failed(SignInMethod::Password);
             tracing::error!(%err, "password sign-in failed");
             pages::unavailable()
         }
@@ -180,7 +190,7 @@ pub(super) async fn submit_password(
 /// Who is trying to sign in, from where, through which request: for the audit trail.
 struct Attempt<'a> {
     email: &'a str,
-    peer: SocketAddr,
+    client: IpAddr,
     trace: &'a RequestId,
 }
 
@@ -281,10 +291,10 @@ async fn record_attempts(
             let id = failure.user.map_or_else(|| attempt.email.to_owned(), |u| u.to_string());
             AuditRecord::new(
                 failure.tenant,
-                Actor { kind: "anonymous".into(), id: attempt.peer.ip().to_string(), label: None },
+                Actor { kind: "anonymous".into(), id: attempt.client.to_string(), label: None },
                 "signin.password.failed",
                 Some(Subject { kind: "user".into(), id, label: Some(attempt.email.to_owned()) }),
-                json!({ "reason": failure.reason, "ip": attempt.peer.ip().to_string() }),
+                json!({ "reason": failure.reason, "ip": attempt.client.to_string() }),
                 now,
                 Some(attempt.trace.0.clone()),
             )
@@ -329,10 +339,19 @@ async fn sign_in(
         idp_session_ends_at: None,
         idp_session: None,
         user_agent,
-        ip: Some(attempt.peer.ip().to_string()),
+        ip: Some(attempt.client.to_string()),
     };
     let session = sessions::new_session(sign_in, &candidate.tenant, state.clock.now());
-    finish_stored(state, request.id, Finish::New(session), attempt.trace.clone()).await
+    let finished = finish_stored_after::<std::convert::Infallible>(
+        state,
+        request.id,
+        Finish::New(session),
+        None,
+        attempt.trace.clone(),
+    )
+    .await;
+    state.metrics.sign_in_finished(SignInMethod::Password, &finished);
+    finished.unwrap_or_else(|failure| failure.response)
 }
 
 /// The password was right in several tenants: each link asks for it again, for that tenant only.
@@ -424,7 +443,7 @@ pub(super) struct ForgotForm {
 pub(super) async fn submit_forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     form: Result<Form<ForgotForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -434,7 +453,7 @@ pub(super) async fn submit_forgot(
         return pages::forged_form();
     }
     let email = form.email.trim().to_lowercase();
-    if throttled(&state.signin, peer, &format!("reset:{email}")).is_none()
+    if throttled(&state.signin, client, &format!("reset:{email}")).is_none()
         && plausible_email(&email)
         && state.signin.mailer.is_some()
     {

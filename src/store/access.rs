@@ -17,15 +17,16 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{TenantId, UserId};
 
 const ACCESS_POLICIES: TableDefinition<u128, &[u8]> = TableDefinition::new("access_policies");
 const USER_ACCESS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("user_access");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(ACCESS_POLICIES)?;
-    tx.table_mut(USER_ACCESS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(ACCESS_POLICIES)?;
+    tables.visit(USER_ACCESS)?;
     Ok(())
 }
 

@@ -7,15 +7,16 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::AdminKeyId;
 
 const ADMIN_KEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("admin_keys");
 const ADMIN_KEY_DIGESTS: TableDefinition<&[u8; 32], u128> = TableDefinition::new("admin_key_digests");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(ADMIN_KEYS)?;
-    tx.table_mut(ADMIN_KEY_DIGESTS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(ADMIN_KEYS)?;
+    tables.visit(ADMIN_KEY_DIGESTS)?;
     Ok(())
 }
 
@@ -43,6 +44,9 @@ pub enum KeyScope {
     /// Only reading the events feed: the credential an app keeps to catch up on events.
     #[serde(rename = "events:read")]
     EventsRead,
+    /// Only scraping `/metrics`: the credential Prometheus keeps.
+    #[serde(rename = "metrics:read")]
+    MetricsRead,
 }
 
 impl Record for AdminKeyRecord {

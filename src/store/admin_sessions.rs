@@ -7,13 +7,14 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{AdminKeyId, SetupLinkId, TenantId};
 
 const ADMIN_SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("admin_sessions");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(ADMIN_SESSIONS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(ADMIN_SESSIONS)?;
     Ok(())
 }
 

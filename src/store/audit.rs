@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec, journal::Subject};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec, journal::Subject};
 use crate::ids::{EntryId, TenantId};
 
 const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
@@ -33,11 +33,12 @@ pub const INSTANCE_CHAIN: &str = "instance";
 /// What the first record of a chain follows.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(AUDIT_LOG)?;
-    tx.table_mut(CHAIN_ENTRIES)?;
-    tx.table_mut(CHAIN_HEADS)?;
-    tx.table_mut(RETENTION)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(AUDIT_LOG)?;
+    tables.visit(CHAIN_ENTRIES)?;
+    tables.visit(CHAIN_HEADS)?;
+    tables.visit(RETENTION)?;
     Ok(())
 }
 

@@ -6,14 +6,15 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{TenantId, UserId};
 
 const PASSWORD_CREDENTIALS: TableDefinition<(u128, u128), &[u8]> =
     TableDefinition::new("password_credentials");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(PASSWORD_CREDENTIALS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(PASSWORD_CREDENTIALS)?;
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{GroupId, TenantId, UserId};
 
 const USERS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("users");
@@ -43,21 +43,22 @@ const DELETED_USERS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new
 /// (purge time in Unix seconds, tenant, user): the retained users in the order they expire.
 const PURGE_QUEUE: TableDefinition<(i64, u128, u128), ()> = TableDefinition::new("deleted_user_purge_queue");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(USERS)?;
-    tx.table_mut(USER_NAMES)?;
-    tx.table_mut(USER_EMAILS)?;
-    tx.table_mut(SIGN_IN_EMAILS)?;
-    tx.table_mut(USER_EXTERNAL_IDS)?;
-    tx.table_mut(USER_EMAIL_VALUES)?;
-    tx.table_mut(GROUPS)?;
-    tx.table_mut(GROUP_NAMES)?;
-    tx.table_mut(GROUP_EXTERNAL_IDS)?;
-    tx.table_mut(GROUP_MEMBERS)?;
-    tx.table_mut(USER_GROUPS)?;
-    tx.table_mut(COUNTS)?;
-    tx.table_mut(DELETED_USERS)?;
-    tx.table_mut(PURGE_QUEUE)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(USERS)?;
+    tables.visit(USER_NAMES)?;
+    tables.visit(USER_EMAILS)?;
+    tables.visit(SIGN_IN_EMAILS)?;
+    tables.visit(USER_EXTERNAL_IDS)?;
+    tables.visit(USER_EMAIL_VALUES)?;
+    tables.visit(GROUPS)?;
+    tables.visit(GROUP_NAMES)?;
+    tables.visit(GROUP_EXTERNAL_IDS)?;
+    tables.visit(GROUP_MEMBERS)?;
+    tables.visit(USER_GROUPS)?;
+    tables.visit(COUNTS)?;
+    tables.visit(DELETED_USERS)?;
+    tables.visit(PURGE_QUEUE)?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{AuthRequestId, ClientId, RefreshFamilyId, SessionId, TenantId, UserId};
 
 const AUTHORIZATION_REQUESTS: TableDefinition<u128, &[u8]> = TableDefinition::new("authorization_requests");
@@ -26,13 +26,14 @@ const REFRESH_FAMILIES: TableDefinition<u128, &[u8]> = TableDefinition::new("ref
 const REVOKED_ACCESS_TOKENS: TableDefinition<u128, i64> = TableDefinition::new("revoked_access_tokens");
 const GRANT_EXPIRY: TableDefinition<(i64, u8, &[u8]), ()> = TableDefinition::new("grant_expiry");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(AUTHORIZATION_REQUESTS)?;
-    tx.table_mut(AUTHORIZATION_CODES)?;
-    tx.table_mut(REFRESH_TOKENS)?;
-    tx.table_mut(REFRESH_FAMILIES)?;
-    tx.table_mut(REVOKED_ACCESS_TOKENS)?;
-    tx.table_mut(GRANT_EXPIRY)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(AUTHORIZATION_REQUESTS)?;
+    tables.visit(AUTHORIZATION_CODES)?;
+    tables.visit(REFRESH_TOKENS)?;
+    tables.visit(REFRESH_FAMILIES)?;
+    tables.visit(REVOKED_ACCESS_TOKENS)?;
+    tables.visit(GRANT_EXPIRY)?;
     Ok(())
 }
 

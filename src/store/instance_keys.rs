@@ -8,12 +8,13 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 
 const INSTANCE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("instance_keys");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(INSTANCE_KEYS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(INSTANCE_KEYS)?;
     Ok(())
 }
 

@@ -9,16 +9,17 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{EntryId, TenantId};
 
 const EVENT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("event_outbox");
 /// Event id → sequence: finds the event a receiver names by its `webhook-id`.
 const EVENT_IDS: TableDefinition<u128, u64> = TableDefinition::new("event_ids");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(EVENT_OUTBOX)?;
-    tx.table_mut(EVENT_IDS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(EVENT_OUTBOX)?;
+    tables.visit(EVENT_IDS)?;
     Ok(())
 }
 

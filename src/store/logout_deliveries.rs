@@ -8,13 +8,14 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{ClientId, DeliveryId, SessionId, TenantId, UserId};
 
 const LOGOUT_DELIVERIES: TableDefinition<(i64, u128), &[u8]> = TableDefinition::new("logout_deliveries");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(LOGOUT_DELIVERIES)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(LOGOUT_DELIVERIES)?;
     Ok(())
 }
 

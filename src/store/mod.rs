@@ -25,6 +25,7 @@ mod schema;
 pub mod scim_tokens;
 pub mod sessions;
 pub mod setup_links;
+pub mod snapshot;
 pub mod tenants;
 mod tx;
 pub mod webhooks;
@@ -41,8 +42,10 @@ use redb::{Database, ReadableDatabase};
 pub use codec::Record;
 pub use error::StoreError;
 pub use schema::{Opened, SCHEMA_VERSION};
+use snapshot::TableVisitor;
 pub use tx::{ReadTx, Source, WriteTx};
 use writer::Job;
+pub use writer::WriteStats;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "portcullis.redb";
@@ -59,6 +62,7 @@ struct Inner {
     jobs: RwLock<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     commits: writer::CommitSignal,
+    stats: Arc<writer::Stats>,
 }
 
 impl Store {
@@ -79,7 +83,8 @@ impl Store {
         let db = Arc::new(db);
         let (sender, receiver) = mpsc::channel();
         let (commits, _) = tokio::sync::watch::channel(0);
-        let writer = writer::spawn(Arc::clone(&db), receiver, commits.clone())
+        let stats = Arc::new(writer::Stats::default());
+        let writer = writer::spawn(Arc::clone(&db), receiver, commits.clone(), Arc::clone(&stats))
             .map_err(|err| StoreError::Database(format!("cannot start the writer thread: {err}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -88,6 +93,7 @@ impl Store {
                 jobs: RwLock::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
                 commits,
+                stats,
             }),
         })
     }
@@ -97,6 +103,11 @@ impl Store {
     /// polling it.
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.commits.subscribe()
+    }
+
+    /// What the writer has done since the start: batches, operations, committed tallies.
+    pub fn write_stats(&self) -> WriteStats {
+        self.inner.stats.snapshot()
     }
 
     /// Whether this start created the database.
@@ -160,6 +171,14 @@ impl Store {
             sender.send(job).map_err(|_| StoreError::Closed)?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Copies one consistent snapshot of the whole database into a new database file at `path`
+    /// (which must not exist) while writes go on; returns each table's record count. Blocks for
+    /// as long as the copy takes: call it from a blocking thread.
+    pub fn snapshot_to(&self, path: &Path) -> Result<snapshot::TableCounts, StoreError> {
+        let tx = self.inner.db.begin_read()?;
+        snapshot::copy_into(&tx, path)
     }
 
     /// Whether the database answers a read.

@@ -25,7 +25,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{AuthRequestId, ConnectionId, SessionId, TenantId, UserId};
 
 const OIDC_CONNECTIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("oidc_connections");
@@ -39,16 +39,17 @@ const OIDC_ID_TOKENS: TableDefinition<u128, &str> = TableDefinition::new("oidc_i
 const OIDC_LOGOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oidc_logouts");
 const OIDC_EXPIRY: TableDefinition<(i64, u8, &str, &str), ()> = TableDefinition::new("oidc_expiry");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(OIDC_CONNECTIONS)?;
-    tx.table_mut(TENANT_OIDC_CONNECTIONS)?;
-    tx.table_mut(OIDC_LOGINS)?;
-    tx.table_mut(OIDC_SUBJECTS)?;
-    tx.table_mut(OIDC_IDP_SESSIONS)?;
-    tx.table_mut(OIDC_LOGOUT_TOKENS)?;
-    tx.table_mut(OIDC_ID_TOKENS)?;
-    tx.table_mut(OIDC_LOGOUTS)?;
-    tx.table_mut(OIDC_EXPIRY)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(OIDC_CONNECTIONS)?;
+    tables.visit(TENANT_OIDC_CONNECTIONS)?;
+    tables.visit(OIDC_LOGINS)?;
+    tables.visit(OIDC_SUBJECTS)?;
+    tables.visit(OIDC_IDP_SESSIONS)?;
+    tables.visit(OIDC_LOGOUT_TOKENS)?;
+    tables.visit(OIDC_ID_TOKENS)?;
+    tables.visit(OIDC_LOGOUTS)?;
+    tables.visit(OIDC_EXPIRY)?;
     Ok(())
 }
 

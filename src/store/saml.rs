@@ -17,7 +17,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{AuthRequestId, ConnectionId, TenantId};
 
 const SAML_CONNECTIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("saml_connections");
@@ -28,13 +28,14 @@ const SAML_ASSERTIONS_SEEN: TableDefinition<(u128, &str), i64> = TableDefinition
 const SAML_LOGOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("saml_logouts");
 const SAML_EXPIRY: TableDefinition<(i64, u8, u128, &str), ()> = TableDefinition::new("saml_expiry");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(SAML_CONNECTIONS)?;
-    tx.table_mut(TENANT_SAML_CONNECTIONS)?;
-    tx.table_mut(SAML_REQUESTS)?;
-    tx.table_mut(SAML_ASSERTIONS_SEEN)?;
-    tx.table_mut(SAML_LOGOUTS)?;
-    tx.table_mut(SAML_EXPIRY)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(SAML_CONNECTIONS)?;
+    tables.visit(TENANT_SAML_CONNECTIONS)?;
+    tables.visit(SAML_REQUESTS)?;
+    tables.visit(SAML_ASSERTIONS_SEEN)?;
+    tables.visit(SAML_LOGOUTS)?;
+    tables.visit(SAML_EXPIRY)?;
     Ok(())
 }
 

@@ -4,11 +4,7 @@
 
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{
-    StoreError, WriteTx, access, admin_keys, admin_sessions, audit, credentials, directory, grants,
-    instance_keys, journal, logout_deliveries, oauth_clients, oidc, saml, scim_tokens, sessions, setup_links,
-    tenants, webhooks,
-};
+use super::{StoreError, TableVisitor, WriteTx, audit, directory, journal, snapshot};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -72,25 +68,22 @@ fn prepare_with(db: &Database, target: u64, migrations: &[Migration]) -> Result<
 /// Opening a table in a write transaction creates it: after this, read transactions can open
 /// every table, even in a database that has never stored a record in it.
 fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tenants::create_tables(tx)?;
-    directory::create_tables(tx)?;
-    sessions::create_tables(tx)?;
-    instance_keys::create_tables(tx)?;
-    admin_keys::create_tables(tx)?;
-    scim_tokens::create_tables(tx)?;
-    journal::create_tables(tx)?;
-    audit::create_tables(tx)?;
-    oauth_clients::create_tables(tx)?;
-    grants::create_tables(tx)?;
-    logout_deliveries::create_tables(tx)?;
-    credentials::create_tables(tx)?;
-    saml::create_tables(tx)?;
-    oidc::create_tables(tx)?;
-    access::create_tables(tx)?;
-    webhooks::create_tables(tx)?;
-    admin_sessions::create_tables(tx)?;
-    setup_links::create_tables(tx)?;
-    Ok(())
+    snapshot::every_table(&mut snapshot::Create(tx))
+}
+
+/// This module's one table.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(META)
+}
+
+/// The schema version stored in a database, if it has one.
+pub(super) fn stored_version(tx: &redb::ReadTransaction) -> Result<Option<u64>, StoreError> {
+    let table = match tx.open_table(META) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    Ok(table.get(SCHEMA_VERSION_KEY)?.map(|v| v.value()))
 }
 
 #[cfg(test)]

@@ -7,16 +7,17 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{ScimTokenId, TenantId};
 
 const SCIM_TOKENS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("scim_tokens");
 const SCIM_TOKEN_DIGESTS: TableDefinition<&[u8; 32], (u128, u128)> =
     TableDefinition::new("scim_token_digests");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(SCIM_TOKENS)?;
-    tx.table_mut(SCIM_TOKEN_DIGESTS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(SCIM_TOKENS)?;
+    tables.visit(SCIM_TOKEN_DIGESTS)?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{ClientId, SessionId, TenantId, UserId};
 
 const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
@@ -16,10 +16,11 @@ const SESSION_EXPIRY: TableDefinition<(i64, u128), ()> = TableDefinition::new("s
 /// How long an ended session stays visible (to the admin API and the audit trail's readers).
 const KEPT_AFTER_EXPIRY: time::Duration = time::Duration::days(7);
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(SESSIONS)?;
-    tx.table_mut(USER_SESSIONS)?;
-    tx.table_mut(SESSION_EXPIRY)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(SESSIONS)?;
+    tables.visit(USER_SESSIONS)?;
+    tables.visit(SESSION_EXPIRY)?;
     Ok(())
 }
 

@@ -8,16 +8,17 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec};
 use crate::ids::{SetupLinkId, TenantId};
 
 const SETUP_LINKS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("setup_links");
 const SETUP_LINK_DIGESTS: TableDefinition<&[u8; 32], (u128, u128)> =
     TableDefinition::new("setup_link_digests");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(SETUP_LINKS)?;
-    tx.table_mut(SETUP_LINK_DIGESTS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(SETUP_LINKS)?;
+    tables.visit(SETUP_LINK_DIGESTS)?;
     Ok(())
 }
 

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Record, Source, StoreError, WriteTx, access, codec, credentials, directory, oidc, saml, scim_tokens,
-    sessions, setup_links,
+    Record, Source, StoreError, TableVisitor, WriteTx, access, codec, credentials, directory, oidc, saml,
+    scim_tokens, sessions, setup_links,
 };
 use crate::ids::TenantId;
 
@@ -19,11 +19,12 @@ const TENANT_SLUGS: TableDefinition<&str, u128> = TableDefinition::new("tenant_s
 const DOMAINS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("domains");
 const DOMAIN_OWNERS: TableDefinition<&str, u128> = TableDefinition::new("domain_owners");
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(TENANTS)?;
-    tx.table_mut(TENANT_SLUGS)?;
-    tx.table_mut(DOMAINS)?;
-    tx.table_mut(DOMAIN_OWNERS)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(TENANTS)?;
+    tables.visit(TENANT_SLUGS)?;
+    tables.visit(DOMAINS)?;
+    tables.visit(DOMAIN_OWNERS)?;
     Ok(())
 }
 

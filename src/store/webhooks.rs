@@ -12,11 +12,11 @@
 //! - `webhook_due` ((endpoint, due ms, seq)): the head of each resource's line and when it is due;
 //! - `webhook_fanout` (`cursor` → the last outbox sequence fanned out).
 
-use redb::{ReadableTable, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Record, Source, StoreError, WriteTx, codec, journal::EventRecord};
+use super::{Record, Source, StoreError, TableVisitor, WriteTx, codec, journal::EventRecord};
 use crate::ids::{EndpointId, EntryId, TenantId};
 
 const ENDPOINTS: TableDefinition<u128, &[u8]> = TableDefinition::new("webhook_endpoints");
@@ -29,12 +29,13 @@ const CURSOR: &str = "cursor";
 /// Attempts kept per delivery: the first and the latest ones.
 const KEPT_ATTEMPTS: usize = 20;
 
-pub(super) fn create_tables(tx: &WriteTx<'_>) -> Result<(), StoreError> {
-    tx.table_mut(ENDPOINTS)?;
-    tx.table_mut(DELIVERIES)?;
-    tx.table_mut(WAITING)?;
-    tx.table_mut(DUE)?;
-    tx.table_mut(FANOUT)?;
+/// Every table of this module: created at start, copied by a backup.
+pub(super) fn tables(tables: &mut impl TableVisitor) -> Result<(), StoreError> {
+    tables.visit(ENDPOINTS)?;
+    tables.visit(DELIVERIES)?;
+    tables.visit(WAITING)?;
+    tables.visit(DUE)?;
+    tables.visit(FANOUT)?;
     Ok(())
 }
 
@@ -455,6 +456,12 @@ pub fn backlog(src: &impl Source, endpoint: EndpointId) -> Result<u64, StoreErro
     Ok(count)
 }
 
+/// How many deliveries are not finished, every endpoint's (paused ones' included). redb keeps
+/// each table's length in its header, so this costs no scan, however long the backlog.
+pub fn waiting_total(src: &impl Source) -> Result<u64, StoreError> {
+    Ok(src.table(WAITING)?.len()?)
+}
+
 /// Forgets up to `limit` finished deliveries that finished before `cutoff`. Returns how many.
 /// Each endpoint's deliveries are in event order, so the scan stops at its first one made after
 /// the cutoff: it reads only the old ones, not the whole log.
@@ -583,6 +590,7 @@ mod tests {
             (DeliveryState::Delivered, 2, 2)
         );
         assert_eq!(store.read_now(|tx| backlog(tx, id)).unwrap(), 2);
+        assert_eq!(store.read_now(waiting_total).unwrap(), 2);
     }
 
     #[tokio::test]

@@ -8,8 +8,13 @@
 //! state it would have seen run alone in that order.
 
 use std::{
+    collections::BTreeMap,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, mpsc},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -17,7 +22,7 @@ use std::{
 use redb::Database;
 use tokio::sync::oneshot;
 
-use super::{StoreError, WriteTx, audit::RequestOrigin};
+use super::{StoreError, WriteTx, audit::RequestOrigin, tx::Tallies};
 
 /// The most operations one commit carries.
 const MAX_BATCH: usize = 512;
@@ -29,8 +34,9 @@ const GATHER_WINDOW: Duration = Duration::from_micros(700);
 pub(super) trait Job: Send {
     /// Runs the operation; true if it succeeded. Its result is kept until the batch ends.
     fn run(&mut self, tx: &redb::WriteTransaction) -> bool;
-    /// Delivers the kept result: the batch committed, or this operation failed.
-    fn answer(self: Box<Self>);
+    /// Delivers the kept result: the batch committed, or this operation failed. A committed
+    /// operation's tallies go into `stats`.
+    fn answer(self: Box<Self>, stats: &Stats);
     /// The commit failed: nothing of the batch is durable.
     fn answer_error(self: Box<Self>, err: StoreError);
 }
@@ -39,6 +45,8 @@ struct TypedJob<F, T, E> {
     op: F,
     /// The request that queued the operation (see `RequestOrigin::scope`).
     origin: Option<RequestOrigin>,
+    /// What the last run counted (`WriteTx::tally`); kept only if that run commits.
+    tallies: Tallies,
     outcome: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
@@ -51,7 +59,7 @@ where
 {
     let (reply, answer) = oneshot::channel();
     let origin = RequestOrigin::current();
-    (Box::new(TypedJob { op, origin, outcome: None, reply }), answer)
+    (Box::new(TypedJob { op, origin, tallies: Tallies::default(), outcome: None, reply }), answer)
 }
 
 impl<F, T, E> Job for TypedJob<F, T, E>
@@ -61,7 +69,8 @@ where
     E: From<StoreError> + Send + 'static,
 {
     fn run(&mut self, tx: &redb::WriteTransaction) -> bool {
-        let view = WriteTx::new(tx, self.origin.as_ref());
+        self.tallies.get_mut().clear();
+        let view = WriteTx::new(tx, self.origin.as_ref()).with_tallies(&self.tallies);
         let outcome = catch_unwind(AssertUnwindSafe(|| (self.op)(&view)))
             .unwrap_or_else(|_| Err(StoreError::Panicked.into()));
         let succeeded = outcome.is_ok();
@@ -69,8 +78,11 @@ where
         succeeded
     }
 
-    fn answer(self: Box<Self>) {
+    fn answer(self: Box<Self>, stats: &Stats) {
         let outcome = self.outcome.unwrap_or_else(|| Err(StoreError::Panicked.into()));
+        if outcome.is_ok() {
+            stats.add_tallies(self.tallies.into_inner());
+        }
         // The caller may have gone away (its request was cancelled); the change stands.
         let _ = self.reply.send(outcome);
     }
@@ -83,10 +95,52 @@ where
 /// Counts commits, for the background workers that follow what was written (`Store::commits`).
 pub(super) type CommitSignal = tokio::sync::watch::Sender<u64>;
 
+/// What the writer has done since the start, for the metrics (`Store::write_stats`).
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    batches: AtomicU64,
+    operations: AtomicU64,
+    /// Committed operations' tallies, by (name, label).
+    tallies: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+/// A copy of the writer's figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteStats {
+    /// Batches taken: each is one transaction, or more when an operation in it failed.
+    pub batches: u64,
+    /// Operations queued and run, whatever their outcome.
+    pub operations: u64,
+    /// What committed operations counted with `WriteTx::tally`, by (name, label).
+    pub tallies: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+impl Stats {
+    fn add_tallies(&self, tallies: Vec<(&'static str, &'static str, u64)>) {
+        if tallies.is_empty() {
+            return;
+        }
+        if let Ok(mut kept) = self.tallies.lock() {
+            for (name, label, amount) in tallies {
+                *kept.entry((name, label)).or_default() += amount;
+            }
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> WriteStats {
+        WriteStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            operations: self.operations.load(Ordering::Relaxed),
+            tallies: self.tallies.lock().map(|kept| kept.clone()).unwrap_or_default(),
+        }
+    }
+}
+
 pub(super) fn spawn(
     db: Arc<Database>,
     jobs: mpsc::Receiver<Box<dyn Job>>,
     commits: CommitSignal,
+    stats: Arc<Stats>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("store-writer".into()).spawn(move || {
         let mut answered = 0;
@@ -104,7 +158,9 @@ pub(super) fn spawn(
             }
             gather(&jobs, &mut batch, expected);
             answered = batch.len();
-            commit_batch(&db, batch);
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            stats.operations.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            commit_batch(&db, batch, &stats);
             commits.send_modify(|count| *count += 1);
         }
     })
@@ -142,7 +198,7 @@ fn gather(jobs: &mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, ex
 /// answered, and the operations after it make the next transaction. So each operation runs at
 /// most twice however many of its neighbours fail, and a refusal is answered only once the state
 /// it was judged against is durable.
-fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
+fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>, stats: &Stats) {
     while !batch.is_empty() {
         let mut tx = match db.begin_write() {
             Ok(tx) => tx,
@@ -154,7 +210,7 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
         let failed = batch.iter_mut().position(|job| !job.run(&tx));
         let Some(index) = failed else {
             match tx.commit() {
-                Ok(()) => batch.into_iter().for_each(|job| job.answer()),
+                Ok(()) => batch.into_iter().for_each(|job| job.answer(stats)),
                 Err(err) => {
                     tracing::error!(error = %err, "a commit failed");
                     fail_all(batch, err.into());
@@ -167,8 +223,8 @@ fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
         }
         let mut rest = batch.split_off(index);
         let refused = rest.remove(0);
-        commit_batch(db, batch);
-        refused.answer();
+        commit_batch(db, batch, stats);
+        refused.answer(stats);
         batch = rest;
     }
 }
@@ -259,6 +315,7 @@ mod tests {
             let runs = Arc::clone(&runs);
             let (job, answer) = super::job(move |tx| {
                 runs.fetch_add(1, Ordering::Relaxed);
+                tx.tally("test", "ran", 1);
                 let key = format!("k{i}");
                 tx.table_mut(COUNTERS)?.insert(key.as_str(), i).map_err(crate::store::StoreError::from)?;
                 if i % 2 == 1 { Err(TestError::Refused) } else { Ok(i) }
@@ -266,7 +323,8 @@ mod tests {
             jobs.push(job);
             answers.push(answer);
         }
-        super::commit_batch(&db, jobs);
+        let stats = super::Stats::default();
+        super::commit_batch(&db, jobs, &stats);
         assert!(runs.load(Ordering::Relaxed) <= 150, "{} runs", runs.load(Ordering::Relaxed));
         for (i, mut answer) in answers.into_iter().enumerate() {
             let expected = if i % 2 == 1 { Err(TestError::Refused) } else { Ok(i as u64) };
@@ -278,6 +336,11 @@ mod tests {
         let keys: Vec<u64> = table.iter().unwrap().map(|e| e.unwrap().1.value()).collect();
         assert_eq!(keys.len(), 50);
         assert!(keys.iter().all(|v| v % 2 == 0));
+        assert_eq!(
+            stats.snapshot().tallies.get(&("test", "ran")),
+            Some(&50),
+            "only committed operations count, once each however often they ran"
+        );
     }
 
     #[tokio::test]

@@ -118,6 +118,11 @@ impl Server {
         Server { child, base, admin_key, data, stdout, stderr, client }
     }
 
+    /// Talks to the server with `client` from now on (one that trusts its test certificate).
+    pub fn use_client(&mut self, client: Client) {
+        self.client = client;
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data.path()
     }

@@ -134,6 +134,7 @@ async function createKey(reload) {
         options: [
           { value: 'admin', label: 'admin', help: 'The whole admin API and this dashboard.' },
           { value: 'events:read', label: 'events:read', help: 'Only reads the events feed (GET /api/v1/events): the credential for your app.' },
+          { value: 'metrics:read', label: 'metrics:read', help: 'Only reads the Prometheus metrics (GET /metrics): the credential for your Prometheus server.' },
         ],
       }),
     ],
