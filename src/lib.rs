@@ -131,6 +131,11 @@ pub async fn run(
             stopping.notify_waiters();
         }
     };
+    let hangups = if certificates.is_none() {
+        Some(http::tls::ignore_hangups().context("cannot watch for SIGHUP")?)
+    } else {
+        None
+    };
     println!("Portcullis listening on {public_url} (bound to {bound})");
     tracing::info!(%bound, %public_url, "listening");
 
@@ -156,6 +161,9 @@ pub async fn run(
     }
     if let Some(control) = control {
         control.close();
+    }
+    if let Some(hangups) = hangups {
+        hangups.abort();
     }
     drop(state);
     tokio::task::spawn_blocking(move || {

@@ -243,6 +243,18 @@ async fn reload_on_hangup(mut hangup: tokio::signal::unix::Signal, certificates:
     }
 }
 
+/// Without built-in TLS there is nothing to reload, but `systemctl reload` must not stop the
+/// server (SIGHUP's default action): the hangup is logged and otherwise ignored.
+#[cfg(unix)]
+pub fn ignore_hangups() -> io::Result<JoinHandle<()>> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: nothing to reload (settings are read at start; restart to change them)");
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

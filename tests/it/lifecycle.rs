@@ -89,6 +89,19 @@ fn a_bootstrap_key_is_the_first_admin_key() {
 }
 
 #[test]
+fn a_hangup_without_built_in_tls_changes_nothing() {
+    // `systemctl reload` sends SIGHUP, whose default action would end the process.
+    let server = Server::start();
+    server.send_signal("HUP");
+    let logged = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        server.stderr().contains("SIGHUP: nothing to reload")
+    });
+    assert!(logged, "{}", server.stderr());
+    assert_eq!(server.get("/readyz").status(), 200);
+}
+
+#[test]
 fn a_data_directory_is_used_by_one_server_at_a_time() {
     let server = Server::start();
     let stderr = crate::server::serve_refused("127.0.0.1:0", server.data_dir());

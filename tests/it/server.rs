@@ -151,8 +151,13 @@ impl Server {
     }
 
     pub fn send_sigterm(&self) {
+        self.send_signal("TERM");
+    }
+
+    pub fn send_signal(&self, signal: &str) {
         // The shell's built-in kill: no dependency on procps.
-        let status = Command::new("sh").arg("-c").arg(format!("kill -TERM {}", self.pid())).status().unwrap();
+        let status =
+            Command::new("sh").arg("-c").arg(format!("kill -{signal} {}", self.pid())).status().unwrap();
         assert!(status.success());
     }
 
