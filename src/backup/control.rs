@@ -110,8 +110,9 @@ async fn answer(stream: UnixStream, backups: Backups) {
         Ok(Ok(_)) => line.trim().to_owned(),
         _ => return,
     };
-    let served = tokio::task::spawn_blocking(move || serve_request(&request, std, &backups, caller)).await;
-    if let Ok(Some((manifest, backups, caller))) = served {
+    let serving = backups.clone();
+    let served = tokio::task::spawn_blocking(move || serve_request(&request, std, &serving)).await;
+    if let Ok(Some(manifest)) = served {
         record_backup(&backups, &manifest, caller).await;
     }
 }
@@ -121,8 +122,7 @@ fn serve_request(
     request: &str,
     mut stream: std::os::unix::net::UnixStream,
     backups: &Backups,
-    caller: String,
-) -> Option<(Manifest, Backups, String)> {
+) -> Option<Manifest> {
     let mut secret_key = backups.secret_key.clone();
     match request.split_once(' ') {
         None if request == BACKUP => {}
@@ -150,7 +150,7 @@ fn serve_request(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "backup sent"
             );
-            Some((manifest, backups.clone(), caller))
+            Some(manifest)
         }
         Err(err) => {
             tracing::error!(%err, "backup failed");

@@ -80,7 +80,9 @@ fn place_secret_key(
         )));
     };
     set_aside(path, suffix)?;
-    let staged = path.with_extension("restoring");
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".restoring");
+    let staged = PathBuf::from(staged);
     let _ = std::fs::remove_file(&staged);
     std::fs::copy(restored, &staged)
         .map_err(BackupError::io(format!("cannot write {}", staged.display())))?;

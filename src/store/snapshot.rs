@@ -62,6 +62,9 @@ impl TableVisitor for Create<'_, '_> {
     }
 }
 
+/// The cache of the database a snapshot is copied into.
+const COPY_CACHE_BYTES: usize = 16 << 20;
+
 /// What a snapshot holds: the number of records in each table.
 pub type TableCounts = BTreeMap<String, u64>;
 
@@ -114,7 +117,9 @@ impl TableVisitor for Count<'_> {
 /// Writes the snapshot `from` sees into a new database at `path` and commits it durably. Fails,
 /// rather than writing a partial copy, if the snapshot holds a table the schema does not list.
 pub(super) fn copy_into(from: &redb::ReadTransaction, path: &Path) -> Result<TableCounts, StoreError> {
-    let target = Database::create(path)?;
+    // A small cache: the copy is written once and never read back by this process, and a
+    // default-sized cache would grow the server's memory by the size of the database.
+    let target = Database::builder().set_cache_size(COPY_CACHE_BYTES).create(path)?;
     let to = target.begin_write()?;
     let mut copy = CopyTables { from, to: &to, counts: TableCounts::new() };
     every_table(&mut copy)?;
