@@ -342,6 +342,8 @@ struct Stats {
     max: f64,
     /// The longest stretch of the window in which no request completed, ms.
     gap: f64,
+    /// Where in the window that stretch began, s.
+    gap_at: f64,
 }
 
 impl Stats {
@@ -354,7 +356,10 @@ impl Stats {
         let mut marks: Vec<Instant> = vec![from];
         marks.extend(within.iter().map(|(ended, _)| *ended));
         marks.push(to);
-        let gap = marks.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0).fold(0.0, f64::max);
+        let (gap, gap_at) = marks
+            .windows(2)
+            .map(|w| ((w[1] - w[0]).as_secs_f64() * 1000.0, (w[0] - from).as_secs_f64()))
+            .fold((0.0, 0.0), |longest, gap| if gap.0 > longest.0 { gap } else { longest });
         Stats {
             count: within.len(),
             seconds: (to - from).as_secs_f64(),
@@ -362,19 +367,21 @@ impl Stats {
             p99: pct(0.99),
             max: latencies.last().copied().unwrap_or_default(),
             gap,
+            gap_at,
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "{} in {:.2} s = {:.0}/s; p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms; longest stretch without a completion {:.1} ms",
+            "{} in {:.2} s = {:.0}/s; p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms; longest stretch without a completion {:.0} ms, from {:.2} s",
             self.count,
             self.seconds,
             self.count as f64 / self.seconds,
             self.p50,
             self.p99,
             self.max,
-            self.gap
+            self.gap,
+            self.gap_at
         )
     }
 }

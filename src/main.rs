@@ -45,8 +45,20 @@ enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
         /// The backup file to write (replaced only once the new backup has been checked).
-        #[arg(long, short, value_name = "FILE")]
-        output: PathBuf,
+        #[arg(
+            long,
+            short,
+            value_name = "FILE",
+            required_unless_present = "output_dir",
+            conflicts_with = "output_dir"
+        )]
+        output: Option<PathBuf>,
+        /// Write `portcullis-<UTC time>.tar.gz` into this directory instead (nightly backups).
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+        /// With --output-dir: then remove all but the newest N backups there.
+        #[arg(long, value_name = "N", conflicts_with = "output", value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
         /// Leave out the key that seals stored secrets (keep it safe some other way: without it
         /// a restored server cannot open upstream OIDC client secrets).
         #[arg(long)]
@@ -154,9 +166,19 @@ enum Action {
     RotateKeys { immediate: bool },
     VerifyAudit { tenant: Option<String> },
     Reindex,
-    Backup { output: PathBuf, without_secret_key: bool },
+    Backup { target: BackupTarget, without_secret_key: bool },
     Restore { file: PathBuf, force: bool, check: bool },
     Healthcheck { url: Option<String> },
+}
+
+/// Where `portcullis backup` writes.
+enum BackupTarget {
+    File(PathBuf),
+    /// A new dated file in `dir`, then only the newest `keep` of them kept.
+    Dir {
+        dir: PathBuf,
+        keep: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -171,8 +193,12 @@ fn main() -> ExitCode {
             (settings, Action::VerifyAudit { tenant })
         }
         Command::Audit(AuditCommand::Reindex { settings }) => (settings, Action::Reindex),
-        Command::Backup { settings, output, without_secret_key } => {
-            (settings, Action::Backup { output, without_secret_key })
+        Command::Backup { settings, output, output_dir, keep, without_secret_key } => {
+            let target = match (output, output_dir) {
+                (Some(file), _) => BackupTarget::File(file),
+                (None, dir) => BackupTarget::Dir { dir: dir.unwrap_or_else(|| PathBuf::from(".")), keep },
+            };
+            (settings, Action::Backup { target, without_secret_key })
         }
         Command::Restore { settings, file, force, check } => {
             (settings, Action::Restore { file, force, check })
@@ -192,8 +218,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         // Plain file work: no runtime, no log lines mixed into what they print.
-        Action::Backup { output, without_secret_key } => {
-            return report(backup(&loaded.config, &output, without_secret_key));
+        Action::Backup { target, without_secret_key } => {
+            return report(backup(&loaded.config, &target, without_secret_key));
         }
         Action::Restore { file, force, check } => {
             return report(restore(&loaded.config, &file, force, check));
@@ -331,8 +357,13 @@ fn report(outcome: anyhow::Result<()>) -> ExitCode {
 }
 
 /// Writes the backup next to `output`, checks it, and only then puts it in `output`'s place.
-fn backup(config: &Config, output: &Path, without_secret_key: bool) -> anyhow::Result<()> {
+fn backup(config: &Config, target: &BackupTarget, without_secret_key: bool) -> anyhow::Result<()> {
     use portcullis::backup::{self, SecretKeySource};
+    let output = match target {
+        BackupTarget::File(file) => file.clone(),
+        BackupTarget::Dir { dir, .. } => dir.join(backup::dated_file_name(time::OffsetDateTime::now_utc())),
+    };
+    let output = output.as_path();
     let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let partial = tempfile::Builder::new()
         .prefix(".portcullis-backup-")
@@ -369,6 +400,11 @@ fn backup(config: &Config, output: &Path, without_secret_key: bool) -> anyhow::R
         manifest.records(),
         verified.audit_records,
     );
+    if let BackupTarget::Dir { dir, keep: Some(keep) } = target {
+        for removed in backup::prune(dir, *keep as usize)? {
+            println!("Removed the older backup {}.", removed.display());
+        }
+    }
     Ok(())
 }
 

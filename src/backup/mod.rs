@@ -195,6 +195,51 @@ pub fn backup_stopped(
     write_backup(data_dir, secret_key, "stopped", |target| store::snapshot::copy_from(&db, target), out)
 }
 
+/// The name `portcullis backup --output-dir` gives a backup made at `at`: its UTC time, to the
+/// millisecond, so names sort in the order the backups were made.
+pub fn dated_file_name(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{DATED_PREFIX}{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z{DATED_SUFFIX}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+const DATED_PREFIX: &str = "portcullis-";
+const DATED_SUFFIX: &str = ".tar.gz";
+
+/// Removes all but the newest `keep` dated backups in `dir` (files named by `dated_file_name`;
+/// anything else there is left alone). Returns what it removed.
+pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
+    let listing =
+        std::fs::read_dir(dir).map_err(BackupError::io(format!("cannot list {}", dir.display())))?;
+    let mut dated: Vec<PathBuf> = listing
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.path())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(is_dated_name))
+        .collect();
+    dated.sort();
+    let surplus = dated.len().saturating_sub(keep);
+    let removed: Vec<PathBuf> = dated.into_iter().take(surplus).collect();
+    for path in &removed {
+        std::fs::remove_file(path).map_err(BackupError::io(format!("cannot remove {}", path.display())))?;
+    }
+    Ok(removed)
+}
+
+fn is_dated_name(name: &str) -> bool {
+    name.strip_prefix(DATED_PREFIX)
+        .and_then(|rest| rest.strip_suffix(DATED_SUFFIX))
+        .is_some_and(|stamp| stamp.len() == 20 && stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T')
+}
+
 /// A private scratch directory inside the data directory: on the same file system (a restore
 /// renames from it) and as private as the data itself.
 pub(crate) fn scratch_dir(data_dir: &Path) -> Result<tempfile::TempDir, BackupError> {
@@ -217,9 +262,18 @@ pub struct Verified {
 
 /// Unpacks the backup at `file` into `scratch` and checks everything a restore relies on: the
 /// manifest, every file's size and digest, the database's schema and table counts, and the audit
-/// log's hash chains.
+/// log's hash chains. The unpacked files are a throwaway copy (see `verify_to_keep`).
 pub fn verify(file: &Path, scratch: &Path) -> Result<Verified, BackupError> {
-    let manifest = archive::unpack(file, scratch)?;
+    verify_unpacked(file, scratch, false)
+}
+
+/// `verify`, with the unpacked files synced to disk: a restore moves them into place.
+pub(crate) fn verify_to_keep(file: &Path, scratch: &Path) -> Result<Verified, BackupError> {
+    verify_unpacked(file, scratch, true)
+}
+
+fn verify_unpacked(file: &Path, scratch: &Path, durable: bool) -> Result<Verified, BackupError> {
+    let manifest = archive::unpack(file, scratch, durable)?;
     if manifest.schema_version > SCHEMA_VERSION {
         return Err(BackupError::Invalid(format!(
             "it was made by a newer Portcullis (schema {}, this build knows up to {SCHEMA_VERSION}); \
@@ -235,4 +289,47 @@ pub fn verify(file: &Path, scratch: &Path) -> Result<Verified, BackupError> {
     drop(db);
     let secret_key = manifest.file(SECRET_KEY_FILE).map(|_| scratch.join(SECRET_KEY_FILE));
     Ok(Verified { manifest, database, secret_key, audit_records: check.audit_records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dated_names_sort_in_time_order_and_only_they_are_pruned() {
+        let first = time::Date::from_calendar_date(2026, time::Month::November, 23)
+            .unwrap()
+            .with_hms_milli(9, 5, 1, 7)
+            .unwrap()
+            .assume_utc();
+        let names: Vec<String> =
+            [first, first + time::Duration::milliseconds(5), first + time::Duration::days(40)]
+                .into_iter()
+                .map(dated_file_name)
+                .collect();
+        assert_eq!(names[0], "portcullis-20261123T090501.007Z.tar.gz");
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        assert!(names.iter().all(|n| is_dated_name(n)));
+
+        let dir = tempfile::tempdir().unwrap();
+        for name in names.iter().map(String::as_str).chain(["portcullis-manual.tar.gz", "notes.txt"]) {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let removed = prune(dir.path(), 2).unwrap();
+        assert_eq!(removed, vec![dir.path().join(&names[0])]);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                "notes.txt",
+                "portcullis-20261123T090501.012Z.tar.gz",
+                "portcullis-20270102T090501.007Z.tar.gz",
+                "portcullis-manual.tar.gz"
+            ]
+        );
+    }
 }

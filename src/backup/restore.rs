@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::{BackupError, Manifest, Verified, archive, control, scratch_dir, verify};
+use super::{BackupError, Manifest, Verified, archive, control, scratch_dir, verify_to_keep};
 use crate::{audit, config::Config, store};
 
 /// What a restore did.
@@ -34,7 +34,7 @@ pub fn restore(file: &Path, config: &Config, replace: bool) -> Result<Restored, 
         )));
     }
     let scratch = scratch_dir(data_dir)?;
-    let verified = verify(file, scratch.path())?;
+    let verified = verify_to_keep(file, scratch.path())?;
     // Checked again now that the (possibly long) verification is over.
     refuse_if_running(data_dir)?;
     let owner = Owner::of(data_dir)?;

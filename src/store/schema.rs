@@ -6,7 +6,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{StoreError, TableVisitor, WriteTx, audit, directory, journal, snapshot};
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// The schema this build writes.

@@ -364,3 +364,45 @@ fn a_backup_of_a_killed_server_waits_for_its_recovery_and_a_restart_replaces_the
     let said = backup(restarted.data_dir(), &dir.path().join("b.tar.gz"));
     assert!(said.contains("from the running server"), "{said}");
 }
+
+#[test]
+fn nightly_backups_go_into_a_directory_and_only_the_newest_are_kept() {
+    let server = Server::start();
+    Scim::new(&server, "acme");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep-me.txt"), "not a backup").unwrap();
+    let nightly = |keep: &str| {
+        succeeds(portcullis(
+            &["backup", "--output-dir", dir.path().to_str().unwrap(), "--keep", keep],
+            server.data_dir(),
+        ))
+    };
+    for _ in 0..3 {
+        nightly("2");
+    }
+    let said = nightly("2");
+    assert!(said.contains("Removed the older backup"), "{said}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "keep-me.txt", "files that are not dated backups are left alone");
+    for name in &names[1..] {
+        assert!(name.starts_with("portcullis-") && name.ends_with("Z.tar.gz"), "{name}");
+        succeeds(restore(dir.path(), &dir.path().join(name), &["--check"]));
+    }
+
+    let (file, dir) = (dir.path().join("x.tar.gz"), dir.path().to_str().unwrap());
+    let file = file.to_str().unwrap();
+    for bad in [
+        vec!["backup"],
+        vec!["backup", "--output", file, "--output-dir", dir],
+        vec!["backup", "--output", file, "--keep", "2"],
+        vec!["backup", "--output-dir", dir, "--keep", "0"],
+    ] {
+        let output = portcullis(&bad, server.data_dir());
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+    }
+}
