@@ -82,6 +82,7 @@ pub async fn run(
         None => None,
     };
     let store = open_store(&config).await?;
+    backup::remove_stale_scratch(&config.data_dir);
     if let Some(key) = instance::initialise(&store, &config, clock.now()).await? {
         announce_first_admin_key(&key.0);
     }

@@ -240,13 +240,36 @@ fn is_dated_name(name: &str) -> bool {
         .is_some_and(|stamp| stamp.len() == 20 && stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T')
 }
 
+const SCRATCH_PREFIX: &str = ".backup-";
+
 /// A private scratch directory inside the data directory: on the same file system (a restore
 /// renames from it) and as private as the data itself.
 pub(crate) fn scratch_dir(data_dir: &Path) -> Result<tempfile::TempDir, BackupError> {
     tempfile::Builder::new()
-        .prefix(".backup-")
+        .prefix(SCRATCH_PREFIX)
         .tempdir_in(data_dir)
         .map_err(BackupError::io(format!("cannot make a scratch directory in {}", data_dir.display())))
+}
+
+/// Removes scratch directories a killed backup or restore left in the data directory (each may
+/// hold a whole copy of the database). Called by a starting server, which holds the database's
+/// lock, so no backup of this directory is under way.
+pub fn remove_stale_scratch(data_dir: &Path) {
+    let Ok(listing) = std::fs::read_dir(data_dir) else { return };
+    for entry in listing.filter_map(Result::ok) {
+        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(SCRATCH_PREFIX))
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if stale {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed a killed backup's scratch copy")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %entry.path().display(), %err, "cannot remove a killed backup's scratch copy")
+                }
+            }
+        }
+    }
 }
 
 /// What checking a backup found.

@@ -42,8 +42,10 @@ pub enum RotationError {
 /// (`Cache-Control: max-age=300`), so no app meets a `kid` it has never seen.
 pub const PUBLISHED_BEFORE_USE: time::Duration = time::Duration::minutes(6);
 
-/// How a rotation hands over.
+/// How a rotation hands over. A misspelt field is refused: `{"immediatly": true}` must not
+/// quietly rotate on the slow schedule after a suspected compromise.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Handover {
     /// The new keys sign at once (apps that cache the JWKS and do not refetch it on an unknown
     /// `kid` may refuse tokens for a few minutes); otherwise after `PUBLISHED_BEFORE_USE`.

@@ -360,7 +360,12 @@ fn a_backup_of_a_killed_server_waits_for_its_recovery_and_a_restart_replaces_the
     assert!(refused.contains("not closed cleanly"), "{refused}");
     assert!(!dir.path().join("b.tar.gz").exists());
 
+    // A backup killed with the server leaves its scratch copy; the next start removes it.
+    let leftover = data.path().join(".backup-killed");
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("portcullis.redb"), b"a partial copy").unwrap();
     let restarted = Server::start_with(data, &[("PORTCULLIS_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY)]);
+    assert!(!leftover.exists());
     let said = backup(restarted.data_dir(), &dir.path().join("b.tar.gz"));
     assert!(said.contains("from the running server"), "{said}");
 }

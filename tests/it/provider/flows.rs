@@ -147,6 +147,11 @@ fn signing_keys_rotate_and_old_tokens_keep_verifying() {
     let tokens = app.exchange(&callback_params(back.location.as_deref().unwrap())["code"], pending.verifier);
     let before = tokens.access_token().secret().clone();
 
+    // A misspelt option rotates nothing.
+    let typo = server.post("/api/v1/signing-keys/rotate", json!({ "immediatly": true }));
+    crate::server::expect_error(typo, 400, "malformed_request");
+    assert_eq!(server.get("/oauth2/jwks").json::<Value>().unwrap()["keys"].as_array().unwrap().len(), 2);
+
     // A staged rotation publishes the new keys first: tokens are still signed by the old ones.
     let staged = ok(server.post("/api/v1/signing-keys/rotate", json!({})), 200);
     let statuses: Vec<&str> =
