@@ -224,6 +224,15 @@ fn main() -> ExitCode {
         Action::Restore { file, force, check } => {
             return report(restore(&loaded.config, &file, force, check));
         }
+        // Run every few seconds by container engines: one thread, one line when it fails.
+        Action::Healthcheck { url } => {
+            let checked = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(healthcheck(&loaded.config, url)));
+            return report(checked);
+        }
         _ => {}
     }
     init_logging(&loaded.config);
@@ -240,10 +249,11 @@ fn main() -> ExitCode {
             Action::RotateKeys { immediate } => rotate_keys(loaded.config, immediate).await,
             Action::VerifyAudit { tenant } => verify_audit(loaded.config, tenant).await,
             Action::Reindex => reindex_audit(loaded.config).await,
-            Action::Healthcheck { url } => healthcheck(&loaded.config, url).await,
-            Action::Serve | Action::Config | Action::Backup { .. } | Action::Restore { .. } => {
-                serve(loaded.config).await
-            }
+            Action::Serve
+            | Action::Config
+            | Action::Backup { .. }
+            | Action::Restore { .. }
+            | Action::Healthcheck { .. } => serve(loaded.config).await,
         }
     });
     match outcome {

@@ -126,3 +126,18 @@ fn keys_rotate_works_on_a_stopped_server_and_points_a_running_one_to_the_api() {
     let after: serde_json::Value = restarted.get("/oauth2/jwks").json().unwrap();
     assert_eq!(after["keys"].as_array().unwrap().len(), 4, "old and new keys are published");
 }
+
+#[test]
+fn healthcheck_answers_for_the_server_on_the_listen_address() {
+    let server = crate::server::Server::start();
+    let listen = server.base.trim_start_matches("http://").to_owned();
+    let output = command().args(["healthcheck", "--listen", &listen]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let output = command().args(["healthcheck", "--url", &format!("http://{closed}")]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line says why: {stderr}");
+    assert!(stderr.contains("/readyz does not answer"), "{stderr}");
+}
