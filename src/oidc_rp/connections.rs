@@ -77,10 +77,36 @@ struct ConnectionView {
     updated_at: OffsetDateTime,
 }
 
+/// What discovery found, as the API shows it: times in RFC 3339 like every other time here (the
+/// stored record keeps the time crate's own encoding).
 #[derive(Debug, Serialize)]
 struct DiscoveredView {
-    #[serde(flatten)]
-    discovered: Discovered,
+    authorization_endpoint: String,
+    token_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+    jwks_uri: String,
+    end_session_endpoint: Option<String>,
+    id_token_signing_algs: Vec<String>,
+    backchannel_logout_supported: bool,
+    authorization_response_iss_parameter_supported: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    fetched_at: Option<OffsetDateTime>,
+}
+
+impl From<Discovered> for DiscoveredView {
+    fn from(d: Discovered) -> Self {
+        Self {
+            authorization_endpoint: d.authorization_endpoint,
+            token_endpoint: d.token_endpoint,
+            userinfo_endpoint: d.userinfo_endpoint,
+            jwks_uri: d.jwks_uri,
+            end_session_endpoint: d.end_session_endpoint,
+            id_token_signing_algs: d.id_token_signing_algs,
+            backchannel_logout_supported: d.backchannel_logout_supported,
+            authorization_response_iss_parameter_supported: d.authorization_response_iss_parameter_supported,
+            fetched_at: d.fetched_at,
+        }
+    }
 }
 
 fn view(connection: &OidcConnectionRecord, public_url: &str) -> ConnectionView {
@@ -99,7 +125,7 @@ fn view(connection: &OidcConnectionRecord, public_url: &str) -> ConnectionView {
         jit_provisioning: connection.jit_provisioning,
         clock_skew_secs: connection.clock_skew_secs,
         sign_out_at_idp: connection.sign_out_at_idp,
-        discovered: connection.discovered.clone().map(|discovered| DiscoveredView { discovered }),
+        discovered: connection.discovered.clone().map(DiscoveredView::from),
         urls: connection_urls(public_url, connection),
         created_at: connection.created_at,
         updated_at: connection.updated_at,
